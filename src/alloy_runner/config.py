@@ -1,0 +1,234 @@
+"""config.toml: the model, its defaults, and loading with errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alloy_runner.exceptions import ConfigError
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
+LOG_FORMATS = ("text", "json")
+DEFAULT_METRICS_SERVER = "localhost:9252"
+EMBEDDED_RUNNER_NAME = "embedded"
+
+
+def default_home() -> Path:
+    """Return the directory of the default config file and spool for this user."""
+    if os.geteuid() == 0:
+        return Path("/etc/alloy-runner")
+    return Path.home() / ".alloy-runner"
+
+
+def default_config_path() -> Path:
+    """Return where `run` looks for config.toml when no `--config` is given."""
+    return default_home() / "config.toml"
+
+
+def default_spool_dir() -> Path:
+    """Return the spool of the embedded default: `~/.alloy-runner/spool`."""
+    return Path.home() / ".alloy-runner" / "spool"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """One `[[runners]]` entry."""
+
+    name: str
+    url: str = ""
+    token: str = ""
+    executor: str = "shell"
+    limit: int = 0
+    request_concurrency: int = 1
+    builds_dir: str = ""
+    cache_dir: str = ""
+    shell: str = "bash"
+    environment: tuple[str, ...] = ()
+    output_limit: int = 4096  # KiB, GitLab Runner's default
+
+    @property
+    def uses_spool(self) -> bool:
+        """Tell whether this runner takes jobs from the local spool (it has no `url`)."""
+        return self.url == ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration of one runner process."""
+
+    concurrent: int = 1
+    check_interval: float = 3.0
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_server: str = DEFAULT_METRICS_SERVER
+    shutdown_timeout: float = 30.0
+    spool_dir: Path = field(default_factory=default_spool_dir)
+    runners: tuple[RunnerConfig, ...] = ()
+    path: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """Return a copy with the given fields replaced (flags and env over the file)."""
+        return replace(self, **changes)
+
+
+def embedded_default() -> Config:
+    """Return the configuration used when there is no config file."""
+    return Config(runners=(RunnerConfig(name=EMBEDDED_RUNNER_NAME),))
+
+
+class _Table:
+    """Typed access to one TOML table that reports the full key on every error."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, prefix: str = "") -> None:
+        self._data = data
+        self._where = where
+        self._prefix = prefix
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    def error(self, name: str, expected: str, value: object) -> ConfigError:
+        return ConfigError(
+            f"{self._where}: key '{self.key(name)}': expected {expected}, got {value!r}"
+        )
+
+    def get(self, names: tuple[str, ...], default: T, check: Callable[[str, object], T]) -> T:
+        present = [n for n in names if n in self._data]
+        self._seen.update(names)
+        if len(present) > 1:
+            raise ConfigError(
+                f"{self._where}: keys {' and '.join(map(self.key, present))} are aliases; "
+                "give only one"
+            )
+        if not present:
+            return default
+        return check(present[0], self._data[present[0]])
+
+    def int(self, name: str, default: int, minimum: int = 0) -> int:
+        def check(key: str, value: object) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise self.error(key, f"an integer >= {minimum}", value)
+            return value
+
+        return self.get((name,), default, check)
+
+    def seconds(self, name: str, default: float) -> float:
+        def check(key: str, value: object) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise self.error(key, "a number of seconds >= 0", value)
+            return float(value)
+
+        return self.get((name,), default, check)
+
+    def str(self, *names: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        def check(key: str, value: object) -> str:
+            if not isinstance(value, str):
+                raise self.error(key, "a string", value)
+            if choices and value not in choices:
+                raise self.error(key, "one of " + ", ".join(choices), value)
+            return value
+
+        return self.get(names, default, check)
+
+    def str_list(self, name: str) -> tuple[str, ...]:
+        def check(key: str, value: object) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.error(key, "a list of strings", value)
+            return tuple(value)
+
+        return self.get((name,), (), check)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self._data.get(name, [])
+        self._seen.add(name)
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.error(name, "an array of tables ([[runners]])", value)
+        return [_Table(v, self._where, f"{self.key(name)}[{i}].") for i, v in enumerate(value)]
+
+    def unknown(self) -> list[str]:
+        return [
+            f"{self._where}: unknown key '{self.key(k)}' is ignored"
+            for k in self._data
+            if k not in self._seen
+        ]
+
+
+def _runner(table: _Table, index: int) -> RunnerConfig:
+    name = table.str("name", default=f"runner-{index}")
+    return RunnerConfig(
+        name=name,
+        url=table.str("url", default=""),
+        token=table.str("token", default=""),
+        executor=table.str("executor", default="shell", choices=("shell",)),
+        limit=table.int("limit", 0),
+        request_concurrency=table.int("request_concurrency", 1, minimum=1),
+        builds_dir=table.str("builds_dir", default=""),
+        cache_dir=table.str("cache_dir", default=""),
+        shell=table.str("shell", default="bash", choices=("bash", "sh")),
+        environment=table.str_list("environment"),
+        output_limit=table.int("output_limit", 4096, minimum=1),
+    )
+
+
+def parse_config(text: str, where: str) -> Config:
+    """Parse and validate the text of a config.toml; `where` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
+    top = _Table(data, where)
+    spool = top.str("spool_dir", default="")
+    runner_tables = top.tables("runners")
+    runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
+    names = [r.name for r in runners]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{where}: two [[runners]] are named {name!r}; names must be unique")
+    config = Config(
+        concurrent=top.int("concurrent", 1, minimum=1),
+        check_interval=top.seconds("check_interval", 3.0),
+        log_level=top.str("log_level", default="info", choices=LOG_LEVELS),
+        log_format=top.str("log_format", default="text", choices=LOG_FORMATS),
+        metrics_server=top.str(
+            "metrics_server", "listen_address", default=DEFAULT_METRICS_SERVER
+        ),
+        shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
+        spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
+        runners=runners,
+    )
+    warnings = top.unknown()
+    for table in runner_tables:
+        warnings += table.unknown()
+    return replace(config, warnings=tuple(warnings))
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate config.toml at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    return replace(parse_config(text, str(path)), path=path)
+
+
+def find_and_load(explicit: Path | None) -> Config:
+    """Load `explicit`, else `$CONFIG_FILE`, else the default path, else the embedded default."""
+    if explicit is not None:
+        return load_config(explicit)
+    env = os.environ.get("CONFIG_FILE")
+    if env:
+        return load_config(Path(env))
+    path = default_config_path()
+    if path.is_file():
+        return load_config(path)
+    return embedded_default()

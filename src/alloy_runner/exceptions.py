@@ -1,0 +1,15 @@
+"""The errors alloy-runner knows how to explain in one line."""
+
+from __future__ import annotations
+
+
+class AlloyRunnerError(Exception):
+    """Root of every error the CLI turns into one line on stderr and exit status 2."""
+
+
+class ConfigError(AlloyRunnerError):
+    """A configuration file, flag or environment variable is not usable."""
+
+
+class AddressError(ConfigError):
+    """A `[host]:<port>` listen address cannot be parsed, resolved or bound."""

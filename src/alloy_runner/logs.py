@@ -1,0 +1,66 @@
+"""Process logging: text or JSON lines on stderr, level set (and reset at reload) by config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "panic": logging.CRITICAL,
+}
+
+ROOT = "alloy_runner"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, the keys GitLab Runner's json format uses (level, msg, time)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure(level: str, fmt: str, handlers: tuple[logging.Handler, ...] = ()) -> None:
+    """Send this package's logs to stderr in `fmt`; extra `handlers` see every record."""
+    logger = logging.getLogger(ROOT)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    stream = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        stream.setFormatter(JsonFormatter())
+    else:
+        stream.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
+    logger.addHandler(stream)
+    for handler in handlers:
+        logger.addHandler(handler)
+    # Libraries we run on (the OTel SDK above all) log their failures too: count them.
+    for library in ("opentelemetry",):
+        lib = logging.getLogger(library)
+        for handler in (stream, *handlers):
+            if handler not in lib.handlers:
+                lib.addHandler(handler)
+        lib.propagate = False
+    logger.propagate = False
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """Apply a `log_level` value (at start and at SIGHUP)."""
+    logging.getLogger(ROOT).setLevel(LEVELS[level])

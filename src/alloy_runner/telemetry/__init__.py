@@ -1,0 +1,4 @@
+"""Everything that knows OpenTelemetry, Prometheus and Pyroscope.
+
+Domain packages never import from here; the daemon wires it in.
+"""

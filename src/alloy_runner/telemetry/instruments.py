@@ -1,0 +1,153 @@
+"""Every instrument alloy-runner exposes: name, type, unit, HELP text, labels, buckets.
+
+This module is the code side of `shared/spec/metrics.md`; `docs/metrics.md`
+and the tests are checked against `CATALOG`. Names are the OpenTelemetry
+instrument names; a counter is scraped with the `_total` suffix appended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """How a family is recorded, and so which Prometheus type it is scraped as."""
+
+    COUNTER = "counter"  # events, recorded when they happen
+    OBSERVED_COUNTER = "observed_counter"  # a monotonic total read at collection
+    GAUGE = "gauge"  # live state, read at collection
+    HISTOGRAM = "histogram"
+
+    @property
+    def prometheus_type(self) -> str:
+        """Return the `# TYPE` the family has in the text exposition."""
+        if self in (Kind.COUNTER, Kind.OBSERVED_COUNTER):
+            return "counter"
+        return self.value
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family as the catalog declares it."""
+
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    unit: str = ""
+    buckets: tuple[float, ...] = ()
+
+    @property
+    def exposed_name(self) -> str:
+        """Return the family name as scraped from `/metrics`."""
+        if self.kind.prometheus_type == "counter":
+            return f"{self.name}_total"
+        return self.name
+
+
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+
+VERSION_INFO = Family(
+    "ci_runner_version_info",
+    Kind.GAUGE,
+    "A metric with a constant '1' value labeled by different build stats fields.",
+    ("architecture", "branch", "built_at", "name", "os", "python_version", "revision", "version"),
+)
+CONCURRENT = Family(
+    "ci_runner_concurrent", Kind.GAUGE, "The current value of concurrent setting."
+)
+ERRORS = Family("ci_runner_errors", Kind.COUNTER, "The number of caught errors.", ("level",))
+
+PROCESS_CPU = Family(
+    "process_cpu_seconds",
+    Kind.OBSERVED_COUNTER,
+    "Total user and system CPU time spent in seconds.",
+    unit="s",
+)
+PROCESS_MAX_FDS = Family("process_max_fds", Kind.GAUGE, "Maximum number of open file descriptors.")
+PROCESS_OPEN_FDS = Family("process_open_fds", Kind.GAUGE, "Number of open file descriptors.")
+PROCESS_RSS = Family(
+    "process_resident_memory_bytes", Kind.GAUGE, "Resident memory size in bytes.", unit="By"
+)
+PROCESS_START = Family(
+    "process_start_time_seconds",
+    Kind.GAUGE,
+    "Start time of the process since unix epoch in seconds.",
+    unit="s",
+)
+PROCESS_VMS = Family(
+    "process_virtual_memory_bytes", Kind.GAUGE, "Virtual memory size in bytes.", unit="By"
+)
+
+GC_DURATION = Family(
+    "python_gc_duration_seconds",
+    Kind.HISTOGRAM,
+    "A histogram of the garbage collection durations.",
+    ("generation",),
+    unit="s",
+    buckets=GC_BUCKETS,
+)
+GC_COLLECTIONS = Family(
+    "python_gc_collections",
+    Kind.OBSERVED_COUNTER,
+    "Number of times this generation was collected.",
+    ("generation",),
+)
+GC_COLLECTED = Family(
+    "python_gc_objects_collected",
+    Kind.OBSERVED_COUNTER,
+    "Objects collected during garbage collection.",
+    ("generation",),
+)
+GC_UNCOLLECTABLE = Family(
+    "python_gc_objects_uncollectable",
+    Kind.OBSERVED_COUNTER,
+    "Uncollectable objects found during garbage collection.",
+    ("generation",),
+)
+THREADS = Family("python_threads", Kind.GAUGE, "Number of threads that currently exist.")
+ASYNCIO_TASKS = Family(
+    "python_asyncio_tasks",
+    Kind.GAUGE,
+    "Number of asyncio tasks that currently exist in the runner's event loop.",
+)
+ALLOCATED_BLOCKS = Family(
+    "python_allocated_blocks",
+    Kind.GAUGE,
+    "Number of memory blocks currently allocated by the interpreter.",
+)
+PYTHON_INFO = Family(
+    "python_info",
+    Kind.GAUGE,
+    "A metric with a constant '1' value labeled by the Python interpreter's identity.",
+    ("implementation", "major", "minor", "patchlevel", "version"),
+)
+
+CATALOG: tuple[Family, ...] = (
+    VERSION_INFO,
+    CONCURRENT,
+    ERRORS,
+    PROCESS_CPU,
+    PROCESS_MAX_FDS,
+    PROCESS_OPEN_FDS,
+    PROCESS_RSS,
+    PROCESS_START,
+    PROCESS_VMS,
+    GC_DURATION,
+    GC_COLLECTIONS,
+    GC_COLLECTED,
+    GC_UNCOLLECTABLE,
+    THREADS,
+    ASYNCIO_TASKS,
+    ALLOCATED_BLOCKS,
+    PYTHON_INFO,
+)
+
+
+class ErrorLevel(Enum):
+    """The closed values of `ci_runner_errors_total{level}`."""
+
+    WARNING = "warning"
+    ERROR = "error"
+    FATAL = "fatal"
