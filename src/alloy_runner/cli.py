@@ -37,19 +37,28 @@ def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
 cli.params = [p for p in cli.params if p.name != "version"]
 cli.params.append(
     click.Option(
-        ["--version", "-v"], is_flag=True, expose_value=False, is_eager=True,
-        callback=_version_callback, help="Show the version and build information.",
+        ["--version", "-v"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_version_callback,
+        help="Show the version and build information.",
     )
 )
 
 
 @cli.command()
 @click.option(
-    "--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="config.toml to use (default: ~/.alloy-runner/config.toml; as root /etc/alloy-runner).",
 )
 @click.option(
-    "--metrics-server", "--listen-address", "metrics_server",
+    "--metrics-server",
+    "--listen-address",
+    "metrics_server",
     help="[host]:<port> for /metrics; empty disables. Wins over $METRICS_SERVER and the file.",
 )
 def run(config_path: Path | None, metrics_server: str | None) -> None:

@@ -112,7 +112,7 @@ class _Table:
             return default
         return check(present[0], self._data[present[0]])
 
-    def int(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
         def check(key: str, value: object) -> int:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise self.error(key, f"an integer >= {minimum}", value)
@@ -128,7 +128,7 @@ class _Table:
 
         return self.get((name,), default, check)
 
-    def str(self, *names: str, default: str, choices: tuple[str, ...] = ()) -> str:
+    def string(self, *names: str, default: str, choices: tuple[str, ...] = ()) -> str:
         def check(key: str, value: object) -> str:
             if not isinstance(value, str):
                 raise self.error(key, "a string", value)
@@ -138,7 +138,7 @@ class _Table:
 
         return self.get(names, default, check)
 
-    def str_list(self, name: str) -> tuple[str, ...]:
+    def strings(self, name: str) -> tuple[str, ...]:
         def check(key: str, value: object) -> tuple[str, ...]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise self.error(key, "a list of strings", value)
@@ -162,19 +162,19 @@ class _Table:
 
 
 def _runner(table: _Table, index: int) -> RunnerConfig:
-    name = table.str("name", default=f"runner-{index}")
+    name = table.string("name", default=f"runner-{index}")
     return RunnerConfig(
         name=name,
-        url=table.str("url", default=""),
-        token=table.str("token", default=""),
-        executor=table.str("executor", default="shell", choices=("shell",)),
-        limit=table.int("limit", 0),
-        request_concurrency=table.int("request_concurrency", 1, minimum=1),
-        builds_dir=table.str("builds_dir", default=""),
-        cache_dir=table.str("cache_dir", default=""),
-        shell=table.str("shell", default="bash", choices=("bash", "sh")),
-        environment=table.str_list("environment"),
-        output_limit=table.int("output_limit", 4096, minimum=1),
+        url=table.string("url", default=""),
+        token=table.string("token", default=""),
+        executor=table.string("executor", default="shell", choices=("shell",)),
+        limit=table.integer("limit", 0),
+        request_concurrency=table.integer("request_concurrency", 1, minimum=1),
+        builds_dir=table.string("builds_dir", default=""),
+        cache_dir=table.string("cache_dir", default=""),
+        shell=table.string("shell", default="bash", choices=("bash", "sh")),
+        environment=table.strings("environment"),
+        output_limit=table.integer("output_limit", 4096, minimum=1),
     )
 
 
@@ -185,7 +185,7 @@ def parse_config(text: str, where: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
     top = _Table(data, where)
-    spool = top.str("spool_dir", default="")
+    spool = top.string("spool_dir", default="")
     runner_tables = top.tables("runners")
     runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
@@ -193,11 +193,11 @@ def parse_config(text: str, where: str) -> Config:
         if names.count(name) > 1:
             raise ConfigError(f"{where}: two [[runners]] are named {name!r}; names must be unique")
     config = Config(
-        concurrent=top.int("concurrent", 1, minimum=1),
+        concurrent=top.integer("concurrent", 1, minimum=1),
         check_interval=top.seconds("check_interval", 3.0),
-        log_level=top.str("log_level", default="info", choices=LOG_LEVELS),
-        log_format=top.str("log_format", default="text", choices=LOG_FORMATS),
-        metrics_server=top.str(
+        log_level=top.string("log_level", default="info", choices=LOG_LEVELS),
+        log_format=top.string("log_format", default="text", choices=LOG_FORMATS),
+        metrics_server=top.string(
             "metrics_server", "listen_address", default=DEFAULT_METRICS_SERVER
         ),
         shutdown_timeout=top.seconds("shutdown_timeout", 30.0),

@@ -64,7 +64,9 @@ class Daemon:
         runners = ", ".join(r.name for r in self.config.runners) or "none"
         log.info(
             "alloy-runner %s started: concurrent=%d runners=%s",
-            self.telemetry.build.version, self.config.concurrent, runners,
+            self.telemetry.build.version,
+            self.config.concurrent,
+            runners,
         )
         if not self.config.runners:
             log.warning("no [[runners]] configured: this process takes no jobs")

@@ -1,4 +1,4 @@
-"""`ci_runner_errors_total`: a logging handler that counts warnings and errors as they are logged."""
+"""`ci_runner_errors_total`: a logging handler counting warnings and errors as they are logged."""
 
 from __future__ import annotations
 

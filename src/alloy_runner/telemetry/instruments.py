@@ -24,7 +24,7 @@ class Kind(Enum):
         """Return the `# TYPE` the family has in the text exposition."""
         if self in (Kind.COUNTER, Kind.OBSERVED_COUNTER):
             return "counter"
-        return self.value
+        return str(self.value)
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,7 @@ VERSION_INFO = Family(
     "A metric with a constant '1' value labeled by different build stats fields.",
     ("architecture", "branch", "built_at", "name", "os", "python_version", "revision", "version"),
 )
-CONCURRENT = Family(
-    "ci_runner_concurrent", Kind.GAUGE, "The current value of concurrent setting."
-)
+CONCURRENT = Family("ci_runner_concurrent", Kind.GAUGE, "The current value of concurrent setting.")
 ERRORS = Family("ci_runner_errors", Kind.COUNTER, "The number of caught errors.", ("level",))
 
 PROCESS_CPU = Family(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from prometheus_client.exposition import choose_encoder
 
@@ -133,8 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(head=True)
 
     def _not_allowed(self) -> None:
-        self._send(Response(b"method not allowed\n", status=HTTPStatus.METHOD_NOT_ALLOWED,
-                            headers={"Allow": "GET, HEAD"}), head=False)
+        self._send(
+            Response(
+                b"method not allowed\n",
+                status=HTTPStatus.METHOD_NOT_ALLOWED,
+                headers={"Allow": "GET, HEAD"},
+            ),
+            head=False,
+        )
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
@@ -142,8 +149,6 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         params: dict[str, list[str]] = {}
         if query:
-            from urllib.parse import parse_qs
-
             params = parse_qs(query)
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
@@ -189,7 +194,9 @@ class MetricsServer:
         """Serve `route` at `path` (GET and HEAD)."""
         self._routes[path] = route
 
-    def dispatch(self, path: str, params: dict[str, list[str]], headers: dict[str, str]) -> Response:
+    def dispatch(
+        self, path: str, params: dict[str, list[str]], headers: dict[str, str]
+    ) -> Response:
         """Answer one request (public so that tests and benchmarks can call it directly)."""
         if path == "/metrics":
             body, content_type = self._exposition.render(headers.get("accept", ""))
@@ -222,8 +229,10 @@ class MetricsServer:
             raise AddressError(_bind_error(str(self.address), exc)) from None
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="metrics-server", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="metrics-server",
+            daemon=True,
         )
         self._thread.start()
         return self.bound
