@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from alloy_runner.exceptions import AlloyRunnerError
 from alloy_runner.version import build_info
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Variable
 
 EXIT_USAGE = 2
 
@@ -61,7 +65,12 @@ cli.params.append(
     "metrics_server",
     help="[host]:<port> for /metrics; empty disables. Wins over $METRICS_SERVER and the file.",
 )
-def run(config_path: Path | None, metrics_server: str | None) -> None:
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory of the runners without a url (wins over spool_dir in the file).",
+)
+def run(config_path: Path | None, metrics_server: str | None, spool: Path | None) -> None:
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner import daemon
     from alloy_runner.config import find_and_load
@@ -70,7 +79,153 @@ def run(config_path: Path | None, metrics_server: str | None) -> None:
     override = metrics_server if metrics_server is not None else os.environ.get("METRICS_SERVER")
     if override is not None:
         config = config.with_overrides(metrics_server=override)
+    if spool is not None:
+        config = config.with_overrides(spool_dir=spool)
     daemon.run(config)
+
+
+def _spool_dir(spool: Path | None, config_path: Path | None) -> Path:
+    """Return the spool: the flag, else the config file's `spool_dir`, else the default."""
+    if spool is not None:
+        return spool
+    from alloy_runner.config import find_and_load
+
+    return find_and_load(config_path).spool_dir
+
+
+def _variables(plain: tuple[str, ...], masked: tuple[str, ...]) -> list[Variable]:
+    from alloy_runner.build.job import Variable
+
+    out = []
+    for entries, is_masked in ((plain, False), (masked, True)):
+        for entry in entries:
+            key, sep, value = entry.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(f"{entry!r} is not KEY=VALUE")
+            out.append(Variable(key, value, public=not is_masked, masked=is_masked))
+    return out
+
+
+_config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="config.toml whose spool_dir to use.",
+)
+_file_option = click.option(
+    "--file",
+    "-f",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".alloy-ci.yml"),
+    show_default=True,
+    help="The pipeline definition.",
+)
+_spool_option = click.option(
+    "--spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory (default: the config's spool_dir, else ~/.alloy-runner/spool).",
+)
+_var_options = [
+    click.option("--var", "plain", multiple=True, metavar="KEY=VALUE", help="A job variable."),
+    click.option(
+        "--masked-var",
+        "masked",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A job variable whose value never appears in logs.",
+    ),
+]
+
+
+@cli.command()
+@_file_option
+@_spool_option
+@_config_option
+@_var_options[0]
+@_var_options[1]
+@click.option("--wait", is_flag=True, help="Wait for the pipeline to end; exit 1 if it failed.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds --wait waits at most.")  # fmt: skip
+@click.argument("jobs", nargs=-1)
+def submit(
+    file: Path, spool: Path | None, config_path: Path | None, plain: tuple[str, ...],
+    masked: tuple[str, ...], wait: bool, timeout: float, jobs: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Put the pipeline of a .alloy-ci.yml (or only the named JOBS) into the spool."""
+    from alloy_runner.coordinator.spool import Spool
+    from alloy_runner.pipeline import submit as submitting
+    from alloy_runner.pipeline.ci_yaml import load_pipeline
+
+    spec = load_pipeline(file)
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    the_spool = Spool(_spool_dir(spool, config_path))
+    pipeline_id, planned = submitting.submit(
+        the_spool, spec, file.resolve().parent, names=jobs, variables=_variables(plain, masked)
+    )
+    click.echo(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")
+    for p in planned:
+        click.echo(f"  job {p.job.id} {p.job.name} (stage {p.job.stage})")
+    if wait:
+        sys.exit(_wait(the_spool, [p.job.id for p in planned], timeout))
+
+
+def _wait(spool: Any, ids: list[int], timeout: float) -> int:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        results = [spool.result(i) for i in ids]
+        if all(r is not None for r in results):
+            failed = False
+            for job_id, result in zip(ids, results, strict=True):
+                click.echo(f"job {job_id} {result['name']}: {result['status']}")
+                failed |= result["status"] not in ("success", "skipped")
+            return 1 if failed else 0
+        time.sleep(0.05)
+    click.echo(f"alloy-runner: error: the pipeline did not end within {timeout:g}s", err=True)
+    return EXIT_USAGE
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@_spool_option
+@_config_option
+def cancel(job_id: int, spool: Path | None, config_path: Path | None) -> None:
+    """Cancel a job of the spool: a waiting one at once, a running one through its runner."""
+    from alloy_runner.coordinator.spool import Spool
+
+    the_spool = Spool(_spool_dir(spool, config_path))
+    the_spool.ensure()
+    what = the_spool.cancel(job_id)
+    if what == "unknown":
+        raise click.BadParameter(f"job {job_id} is not in {the_spool.root}")
+    click.echo(f"job {job_id}: {what}")
+
+
+@cli.group(name="exec")
+def exec_group() -> None:
+    """Run one job of the local .alloy-ci.yml in the foreground."""
+
+
+@exec_group.command(name="shell")
+@click.argument("job")
+@_file_option
+@_var_options[0]
+@_var_options[1]
+@click.option("--builds-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the build runs (default ~/.alloy-runner/builds).")  # fmt: skip
+@click.option("--timeout", type=int, help="Job timeout in seconds (default: the job's own).")
+def exec_shell(
+    job: str, file: Path, plain: tuple[str, ...], masked: tuple[str, ...],
+    builds_dir: Path | None, timeout: int | None,
+) -> None:  # fmt: skip
+    """Run JOB with the shell executor, with its live log and a stage-by-stage progress display."""
+    from alloy_runner.exec_local import exec_job
+
+    sys.exit(exec_job(job, file, _variables(plain, masked), builds_dir, timeout))
 
 
 def main(argv: list[str] | None = None) -> None:

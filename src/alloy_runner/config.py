@@ -36,6 +36,16 @@ def default_spool_dir() -> Path:
     return Path.home() / ".alloy-runner" / "spool"
 
 
+def default_builds_dir() -> Path:
+    """Return where builds run when a runner sets no `builds_dir`."""
+    return Path.home() / ".alloy-runner" / "builds"
+
+
+def default_cache_dir() -> Path:
+    """Return where caches are kept when a runner sets no `cache_dir`."""
+    return Path.home() / ".alloy-runner" / "cache"
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
@@ -51,6 +61,7 @@ class RunnerConfig:
     shell: str = "bash"
     environment: tuple[str, ...] = ()
     output_limit: int = 4096  # KiB, GitLab Runner's default
+    kill_timeout: float = 10.0  # seconds between TERM and KILL when a build is stopped
 
     @property
     def uses_spool(self) -> bool:
@@ -69,6 +80,7 @@ class Config:
     metrics_server: str = DEFAULT_METRICS_SERVER
     shutdown_timeout: float = 30.0
     spool_dir: Path = field(default_factory=default_spool_dir)
+    spool_recovery: str = "fail"
     runners: tuple[RunnerConfig, ...] = ()
     path: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -175,6 +187,7 @@ def _runner(table: _Table, index: int) -> RunnerConfig:
         shell=table.string("shell", default="bash", choices=("bash", "sh")),
         environment=table.strings("environment"),
         output_limit=table.integer("output_limit", 4096, minimum=1),
+        kill_timeout=table.seconds("kill_timeout", 10.0),
     )
 
 
@@ -202,6 +215,7 @@ def parse_config(text: str, where: str) -> Config:
         ),
         shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
         spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
+        spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
         runners=runners,
     )
     warnings = top.unknown()

@@ -1,4 +1,4 @@
-"""The long-running `run` process: telemetry, the metrics server, signals and shutdown."""
+"""The long-running `run` process: wiring, signals, and shutdown within its bounds."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ import asyncio
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from alloy_runner import logs
+from alloy_runner.build.registry import BuildRegistry, jobs_list
+from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config import Config, load_config
-from alloy_runner.exceptions import AlloyRunnerError
+from alloy_runner.coordinator.spool import Recovery, Spool
+from alloy_runner.coordinator.spool_source import SpoolSource
+from alloy_runner.exceptions import AlloyRunnerError, ConfigError
+from alloy_runner.scheduler import RunnerSlot, Scheduler
 from alloy_runner.telemetry import instruments as i
 from alloy_runner.telemetry.address import parse_address
+from alloy_runner.telemetry.builds import BuildTelemetry
 from alloy_runner.telemetry.errors import ErrorCounter
 from alloy_runner.telemetry.runtime import install_runtime
-from alloy_runner.telemetry.server import MetricsServer
+from alloy_runner.telemetry.server import MetricsServer, Response
 from alloy_runner.telemetry.setup import Telemetry
 from alloy_runner.version import build_info
 
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
     from alloy_runner.telemetry.runtime import GcTimer
 
 log = logging.getLogger(__name__)
+
+TERMINATE_GRACE = 5.0  # seconds beyond a runner's kill_timeout for terminated builds to record
 
 
 class Stop(Enum):
@@ -42,18 +50,21 @@ class Daemon:
     config: Config
     address: ListenAddress | None
     telemetry: Telemetry
+    registry: BuildRegistry
+    scheduler: Scheduler
+    spool: Spool | None = None
+    builds: BuildTelemetry | None = None
     server: MetricsServer | None = None
     loop: asyncio.AbstractEventLoop | None = None
     gc_timer: GcTimer | None = None
     ready: bool = False
-
-    def __post_init__(self) -> None:
-        self._stop: asyncio.Future[Stop] | None = None
+    _how: Stop | None = field(default=None, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _forceful: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def run(self) -> None:
-        """Serve until a signal asks to stop; then shut down within the configured bounds."""
+        """Take and run jobs until a signal asks to stop; then stop within the bounds."""
         self.loop = asyncio.get_running_loop()
-        self._stop = self.loop.create_future()
         for sig, handler in (
             (signal.SIGTERM, lambda: self.request_stop(Stop.FORCEFUL)),
             (signal.SIGINT, lambda: self.request_stop(Stop.FORCEFUL)),
@@ -61,24 +72,58 @@ class Daemon:
             (signal.SIGHUP, self.reload),
         ):
             self.loop.add_signal_handler(sig, handler)
-        runners = ", ".join(r.name for r in self.config.runners) or "none"
+        self._recover()
+        self.scheduler.start()
         log.info(
             "alloy-runner %s started: concurrent=%d runners=%s",
-            self.telemetry.build.version,
-            self.config.concurrent,
-            runners,
-        )
-        if not self.config.runners:
-            log.warning("no [[runners]] configured: this process takes no jobs")
+            self.telemetry.build.version, self.config.concurrent,
+            ", ".join(r.config.name for r in self.scheduler.runners) or "none",
+        )  # fmt: skip
         self.ready = True
-        how = await self._stop
+        await self._stop.wait()
         self.ready = False
-        log.info("%s shutdown requested", how.value)
+        await self.scheduler.stop_taking()
+        running = self.registry.count()
+        if self._how is Stop.GRACEFUL and running:
+            log.info(
+                "graceful shutdown: waiting up to %.0fs for %d running build(s)",
+                self.config.shutdown_timeout, running,
+            )  # fmt: skip
+            drained = asyncio.create_task(self.scheduler.drain(self.config.shutdown_timeout))
+            forceful = asyncio.create_task(self._forceful.wait())
+            await asyncio.wait({drained, forceful}, return_when=asyncio.FIRST_COMPLETED)
+            forceful.cancel()
+            if not (drained.done() and drained.result()):
+                log.warning("graceful shutdown: builds still running; terminating them")
+            drained.cancel()
+        if self.registry.count():
+            log.info("terminating %d running build(s)", self.registry.count())
+            grace = max((r.config.kill_timeout for r in self.scheduler.runners), default=0.0)
+            await self.scheduler.terminate(grace + TERMINATE_GRACE)
+
+    def _recover(self) -> None:
+        if self.spool is None:
+            return
+        spool_runners = [r for r in self.scheduler.runners if isinstance(r.source, SpoolSource)]
+        if not spool_runners:
+            return
+        runner = spool_runners[0].config.name
+        for job_id, what in self.spool.recover(Recovery(self.config.spool_recovery), runner):
+            log.warning("job %d was left running by a runner that died: %s", job_id, what)
+            if what == "failed" and self.builds is not None:
+                self.builds.job_finished(
+                    runner, BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, None
+                )
 
     def request_stop(self, how: Stop) -> None:
-        """Ask the loop to stop; a forceful request overrides a graceful one in progress."""
-        if self._stop is not None and not self._stop.done():
-            self._stop.set_result(how)
+        """Ask the process to stop; a forceful request overrides a graceful one in progress."""
+        if how is Stop.FORCEFUL:
+            self._forceful.set()
+        if self._how is None or how is Stop.FORCEFUL:
+            if self._how is not how:
+                log.info("%s shutdown requested", how.value)
+            self._how = how
+        self._stop.set()
 
     def reload(self) -> None:
         """Re-read config.toml and apply what can change while running (SIGHUP)."""
@@ -95,12 +140,40 @@ class Daemon:
             log.warning("%s", warning)
         if new.metrics_server != self.config.metrics_server:
             log.warning("SIGHUP: metrics_server changed; it takes effect at the next restart")
+        if new.runners != self.config.runners:
+            log.warning("SIGHUP: [[runners]] changed; the change takes effect at the next restart")
         logs.set_level(new.log_level)
         if new.concurrent != self.config.concurrent:
             log.info("SIGHUP: concurrent %d -> %d", self.config.concurrent, new.concurrent)
-        # The listening address stays what the process started with.
-        self.config = new.with_overrides(metrics_server=self.config.metrics_server)
+        # The address and the runners stay what the process started with.
+        self.config = new.with_overrides(
+            metrics_server=self.config.metrics_server, runners=self.config.runners
+        )
+        if self.loop is not None:
+            self.loop.create_task(self.scheduler.set_concurrent(new.concurrent))
         log.info("SIGHUP: configuration reloaded from %s", path)
+
+
+def _runner_slots(config: Config) -> tuple[Spool | None, list[RunnerSlot]]:
+    spool: Spool | None = None
+    slots = []
+    for runner in config.runners:
+        if not runner.uses_spool:
+            log.warning(
+                "runner %s: coordinator url %s is not supported by this version; skipped",
+                runner.name, runner.url,
+            )  # fmt: skip
+            continue
+        if spool is None:
+            spool = Spool(config.spool_dir)
+            try:
+                spool.ensure()
+            except OSError as exc:
+                raise ConfigError(
+                    f"spool_dir {config.spool_dir}: cannot create it: {exc}"
+                ) from None
+        slots.append(RunnerSlot(runner, SpoolSource(spool, runner.name)))
+    return spool, slots
 
 
 def prepare(config: Config) -> Daemon:
@@ -111,15 +184,32 @@ def prepare(config: Config) -> Daemon:
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
     for warning in config.warnings:
         log.warning("%s", warning)
-    daemon = Daemon(config=config, address=address, telemetry=telemetry)
+    spool, slots = _runner_slots(config)
+    registry = BuildRegistry()
+    # The requests observer reads the scheduler made just below (closures bind late).
+    builds = BuildTelemetry(
+        telemetry, registry,
+        runners=lambda: [s.config for s in slots],
+        requests=lambda: scheduler.requests(),  # noqa: PLW0108
+    )  # fmt: skip
+    scheduler = Scheduler(config.concurrent, slots, registry=registry, metrics=builds)
+    daemon = Daemon(
+        config=config, address=address, telemetry=telemetry, registry=registry,
+        scheduler=scheduler, spool=spool, builds=builds,
+    )  # fmt: skip
     labels = build.labels()
     telemetry.observe(i.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(i.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
+    if not slots:
+        log.warning("no [[runners]] that can take jobs: this process takes no jobs")
     if address is None:
         log.info("metrics server disabled (metrics_server is empty)")
         return daemon
     server = MetricsServer(address, telemetry.registry, ready=lambda: daemon.ready)
+    server.add_route(
+        "/debug/jobs/list", lambda _p, _h: Response(jobs_list(registry.snapshot()).encode())
+    )
     try:
         server.start()
     except AlloyRunnerError:

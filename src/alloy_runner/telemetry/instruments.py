@@ -47,6 +47,8 @@ class Family:
 
 
 GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+JOB_BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 10800, 18000, 36000)
+STAGE_BUCKETS = (0.1, 0.5, 1, 3, 10, 30, 60, 120, 300, 900, 1800, 3600)
 
 VERSION_INFO = Family(
     "ci_runner_version_info",
@@ -56,6 +58,51 @@ VERSION_INFO = Family(
 )
 CONCURRENT = Family("ci_runner_concurrent", Kind.GAUGE, "The current value of concurrent setting.")
 ERRORS = Family("ci_runner_errors", Kind.COUNTER, "The number of caught errors.", ("level",))
+
+BUILDS = Family(
+    "ci_runner_builds",
+    Kind.GAUGE,
+    "The current number of running builds.",
+    ("runner", "stage", "state", "executor_stage"),
+)
+JOBS = Family("ci_runner_jobs", Kind.COUNTER, "Total number of handled jobs.", ("runner", "state"))
+FAILED_JOBS = Family(
+    "ci_runner_failed_jobs",
+    Kind.COUNTER,
+    "Total number of failed jobs.",
+    ("runner", "failure_reason"),
+)
+JOB_DURATION = Family(
+    "ci_runner_job_duration_seconds",
+    Kind.HISTOGRAM,
+    "Histogram of job durations.",
+    ("runner",),
+    unit="s",
+    buckets=JOB_BUCKETS,
+)
+QUEUE_DURATION = Family(
+    "ci_runner_job_queue_duration_seconds",
+    Kind.HISTOGRAM,
+    "Histogram of the time jobs waited in the queue before this runner picked them.",
+    ("runner",),
+    unit="s",
+    buckets=STAGE_BUCKETS,
+)
+STAGE_DURATION = Family(
+    "ci_runner_job_stage_duration_seconds",
+    Kind.HISTOGRAM,
+    "Histogram of each job stage duration.",
+    ("runner", "stage"),
+    unit="s",
+    buckets=STAGE_BUCKETS,
+)
+LIMIT = Family("ci_runner_limit", Kind.GAUGE, "The current value of limit setting.", ("runner",))
+REQUEST_CONCURRENCY = Family(
+    "ci_runner_request_concurrency",
+    Kind.GAUGE,
+    "The current number of concurrent requests for a new job.",
+    ("runner",),
+)
 
 PROCESS_CPU = Family(
     "process_cpu_seconds",
@@ -123,8 +170,16 @@ PYTHON_INFO = Family(
 )
 
 CATALOG: tuple[Family, ...] = (
+    BUILDS,
     VERSION_INFO,
+    JOBS,
+    FAILED_JOBS,
+    JOB_DURATION,
+    QUEUE_DURATION,
+    STAGE_DURATION,
     CONCURRENT,
+    LIMIT,
+    REQUEST_CONCURRENCY,
     ERRORS,
     PROCESS_CPU,
     PROCESS_MAX_FDS,

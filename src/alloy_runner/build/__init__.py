@@ -1,0 +1,1 @@
+"""A build: one job run through its stages on an executor."""

@@ -1,0 +1,429 @@
+"""A Build runs one job's stages in order on an executor and reports what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alloy_runner.build import script
+from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
+from alloy_runner.build.trace import JobTrace
+from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
+from alloy_runner.version import build_info
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
+    from alloy_runner.build.metrics import BuildMetrics
+    from alloy_runner.config import RunnerConfig
+    from alloy_runner.coordinator.base import JobSource
+    from alloy_runner.executors.base import Executor
+
+log = logging.getLogger(__name__)
+
+AFTER_SCRIPT_TIMEOUT = 300  # seconds, GitLab Runner's default for after_script
+CANCEL_STATES = (BuildState.CANCELED, BuildState.TERMINATED)
+
+# Which failure reason a failed stage gives the build.
+_STAGE_FAILURE = {
+    BuildStage.PREPARE_SCRIPT: FailureReason.RUNNER_SYSTEM_FAILURE,
+    BuildStage.GET_SOURCES: FailureReason.SCRIPT_FAILURE,
+    BuildStage.DOWNLOAD_ARTIFACTS: FailureReason.RUNNER_EXTERNAL_DEPENDENCY_FAILURE,
+    BuildStage.BUILD_SCRIPT: FailureReason.SCRIPT_FAILURE,
+    BuildStage.UPLOAD_ARTIFACTS: FailureReason.RUNNER_SYSTEM_FAILURE,
+}
+_STOP_FAILURE = {
+    BuildState.CANCELED: FailureReason.JOB_CANCELED,
+    BuildState.TERMINATED: FailureReason.RUNNER_INTERRUPTED,
+    BuildState.TIMEDOUT: FailureReason.JOB_EXECUTION_TIMEOUT,
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How a build ended."""
+
+    state: BuildState
+    failure_reason: FailureReason | None
+    duration: float
+    stage_durations: dict[BuildStage, float] = field(default_factory=dict)
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildPaths:
+    """Where builds and caches of a runner live on this host."""
+
+    builds_root: Path
+    cache_root: Path
+
+
+class Build:
+    """One job, from the moment a runner takes it to the moment it is reported done."""
+
+    def __init__(
+        self,
+        job: Job,
+        runner: RunnerConfig,
+        *,
+        executor: Executor,
+        source: JobSource,
+        metrics: BuildMetrics,
+        paths: BuildPaths,
+        slot: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.job = job
+        self.runner_config = runner
+        self.runner = runner.name
+        self.executor = executor
+        self.source = source
+        self.metrics = metrics
+        self.paths = paths
+        self.slot = slot
+        self._clock = clock
+        self.started_at = clock()
+        self.state = BuildState.PENDING
+        self.stage = BuildStage.PREPARE_SCRIPT
+        self.executor_stage = ExecutorStage.CREATED
+        self._stop = asyncio.Event()  # any stop: the main stages end
+        self._terminate = asyncio.Event()  # forceful shutdown: after_script and uploads end too
+        self._stop_state: BuildState | None = None
+        self._stage_durations: dict[BuildStage, float] = {}
+        self.trace = JobTrace(
+            (*job.masked_values, *([job.token] if job.token else [])),
+            runner.output_limit * 1024,
+        )
+
+    # --- what others see -------------------------------------------------------------
+
+    @property
+    def duration(self) -> float:
+        return self._clock() - self.started_at
+
+    @property
+    def project(self) -> str:
+        return self.job.project_name or f"project-{self.job.project_id}"
+
+    @property
+    def project_dir(self) -> Path:
+        return self.paths.builds_root / self.runner / str(self.slot) / self.project
+
+    def cancel(self, state: BuildState = BuildState.CANCELED) -> None:
+        """Stop the build: CANCELED at the source's request, TERMINATED at forceful shutdown."""
+        if self._stop_state is None or state is BuildState.TERMINATED:
+            self._stop_state = state
+        self._stop.set()
+        if state is BuildState.TERMINATED:
+            self._terminate.set()
+
+    def _set_executor_stage(self, stage: ExecutorStage) -> None:
+        self.executor_stage = stage
+
+    # --- running -----------------------------------------------------------------------
+
+    async def run(self) -> BuildResult:
+        """Run every stage and report the result to the source; never raises."""
+        self.trace.add_sink(self.source.trace_sink(self.job))
+        self.state = BuildState.RUNNING
+        watcher = asyncio.create_task(self._watch_cancel())
+        result = BuildResult(BuildState.FAILED, FailureReason.UNKNOWN_FAILURE, 0.0)
+        try:
+            await self.source.started(self.job)
+            state, reason, exit_code = await self._run_stages()
+            result = BuildResult(
+                state, reason, self.duration, dict(self._stage_durations), exit_code
+            )
+        except Exception:
+            log.error("job %d: the runner failed while running it", self.job.id, exc_info=True)
+            self.trace.write_line("ERROR: Job failed (system failure): internal runner error")
+            result = BuildResult(
+                BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, self.duration,
+                dict(self._stage_durations),
+            )  # fmt: skip
+        finally:
+            watcher.cancel()
+            self.executor_stage = ExecutorStage.FINISH
+            self.state = result.state
+            self.trace.close()
+            try:
+                await self.source.finish(self.job, result)
+            except Exception:
+                log.error("job %d: could not record its result", self.job.id, exc_info=True)
+            self.metrics.job_finished(
+                self.runner, result.state, result.failure_reason, result.duration
+            )
+        return result
+
+    async def _watch_cancel(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.source.watch_cancel(self.job)
+            self.trace.write_line("\nERROR: Job was canceled")
+            self.cancel(BuildState.CANCELED)
+
+    def _remaining(self) -> float:
+        return max(0.0, self.job.timeout - self.duration)
+
+    async def _run_stages(self) -> tuple[BuildState, FailureReason | None, int | None]:
+        job = self.job
+        self._header()
+        self.stage = BuildStage.PREPARE_SCRIPT
+        began = self._clock()
+        try:
+            workspace = await self.executor.prepare(self.project_dir, self._set_executor_stage)
+        except Exception as exc:
+            log.error("job %d: executor could not prepare: %s", job.id, exc)
+            self.trace.write_line(f"ERROR: Preparation failed: {exc}")
+            return BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, None
+        try:
+            return await self._run_in(workspace, began)
+        finally:
+            await self.executor.cleanup(self._set_executor_stage)
+
+    async def _run_in(
+        self, workspace: Workspace, began: float
+    ) -> tuple[BuildState, FailureReason | None, int | None]:
+        env = self._environment(workspace)
+        self._finish_stage(BuildStage.PREPARE_SCRIPT, began)
+        state, reason, exit_code = BuildState.SUCCESS, None, None
+        for stage in (
+            BuildStage.GET_SOURCES,
+            BuildStage.RESTORE_CACHE,
+            BuildStage.DOWNLOAD_ARTIFACTS,
+            BuildStage.BUILD_SCRIPT,
+        ):
+            body = await self._script_for(stage, workspace)
+            if body is None:
+                continue
+            result = await self._run_stage(stage, body, workspace, env, timeout=self._remaining())
+            if result.ok:
+                continue
+            if stage is BuildStage.RESTORE_CACHE and result.outcome is Outcome.EXITED:
+                self.trace.write_line("WARNING: Failed to extract cache")
+                continue
+            state, reason = self._failure(stage, result)
+            exit_code = result.exit_code
+            break
+        if self._stop_state is not BuildState.TERMINATED:
+            await self._after_script(workspace, env, state)
+        if state is BuildState.SUCCESS:
+            await self._archive_cache(workspace, env)
+        if self._stop_state is not BuildState.TERMINATED:
+            upload = await self._upload_artifacts(workspace, env, state)
+            if not upload and state is BuildState.SUCCESS:
+                state, reason = BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE
+        self._footer(state, reason, exit_code)
+        return state, reason, exit_code
+
+    def _failure(self, stage: BuildStage, result: ScriptResult) -> tuple[BuildState, FailureReason]:
+        if result.outcome is Outcome.TIMED_OUT:
+            return BuildState.TIMEDOUT, FailureReason.JOB_EXECUTION_TIMEOUT
+        if result.outcome is Outcome.CANCELED:
+            stop = self._stop_state or BuildState.CANCELED
+            return stop, _STOP_FAILURE[stop]
+        return BuildState.FAILED, _STAGE_FAILURE.get(stage, FailureReason.SCRIPT_FAILURE)
+
+    async def _run_stage(
+        self,
+        stage: BuildStage,
+        body: str,
+        workspace: Workspace,
+        env: dict[str, str],
+        *,
+        timeout: float | None,
+        stop: asyncio.Event | None = None,
+    ) -> ScriptResult:
+        self.stage = stage
+        began = self._clock()
+        if (stop if stop is not None else self._stop).is_set():
+            return ScriptResult(Outcome.CANCELED)
+        if timeout is not None and timeout <= 0:
+            return ScriptResult(Outcome.TIMED_OUT)
+        try:
+            return await self.executor.run(
+                body, workspace=workspace, env=env, output=self.trace.write,
+                timeout=timeout, cancel=stop if stop is not None else self._stop,
+            )  # fmt: skip
+        finally:
+            self.trace.flush()
+            self._finish_stage(stage, began)
+
+    def _finish_stage(self, stage: BuildStage, began: float) -> None:
+        seconds = self._clock() - began
+        self._stage_durations[stage] = seconds
+        self.metrics.stage_finished(self.runner, stage, seconds)
+
+    async def _script_for(self, stage: BuildStage, workspace: Workspace) -> str | None:
+        job = self.job
+        if stage is BuildStage.GET_SOURCES:
+            if not job.git_info.repo_url:
+                self.trace.write_line("Skipping Git repository setup: the job has no repository")
+                return None
+            return script.get_sources(job.git_info)
+        if stage is BuildStage.RESTORE_CACHE:
+            files = [
+                script.cache_file(self.paths.cache_root, self.project, c)
+                for c in job.cache
+                if c.policy in ("pull-push", "pull")
+            ]
+            return script.extract(files, "cache") if files else None
+        if stage is BuildStage.DOWNLOAD_ARTIFACTS:
+            archives = []
+            for dep in job.dependencies:
+                dest = workspace.tmp_dir / f"dependency-{dep.id}.zip"
+                if await self.source.fetch_artifacts(job, dep, dest):
+                    archives.append(dest)
+                else:
+                    self.trace.write_line(f"No artifacts to download from {dep.name} ({dep.id})")
+            return script.extract(archives, "artifacts") if archives else None
+        step = job.step("script")
+        return script.commands(step.script) if step is not None else None
+
+    async def _after_script(
+        self, workspace: Workspace, env: dict[str, str], state: BuildState
+    ) -> None:
+        step = self.job.step("after_script")
+        if step is None or not step.script:
+            return
+        self.trace.write_line("Running after_script")
+        env = {**env, "CI_JOB_STATUS": _job_status(state)}
+        # after_script runs even after a cancel or a timeout; only a forceful shutdown stops it.
+        result = await self._run_stage(
+            BuildStage.AFTER_SCRIPT, script.commands(step.script), workspace, env,
+            timeout=float(min(step.timeout, AFTER_SCRIPT_TIMEOUT)), stop=self._terminate,
+        )  # fmt: skip
+        if not result.ok:
+            self.trace.write_line("WARNING: after_script failed, but the job's result stands")
+
+    async def _archive_cache(self, workspace: Workspace, env: dict[str, str]) -> None:
+        caches = [c for c in self.job.cache if c.policy in ("pull-push", "push") and c.paths]
+        if not caches:
+            return
+        body = "".join(
+            script.archive_cache(script.cache_file(self.paths.cache_root, self.project, c), c)
+            for c in caches
+        )
+        for cache in caches:
+            script.cache_file(self.paths.cache_root, self.project, cache).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        result = await self._run_stage(
+            BuildStage.ARCHIVE_CACHE, body, workspace, env, timeout=float(AFTER_SCRIPT_TIMEOUT)
+        )
+        if not result.ok:
+            self.trace.write_line("WARNING: Failed to create cache")
+
+    async def _upload_artifacts(
+        self, workspace: Workspace, env: dict[str, str], state: BuildState
+    ) -> bool:
+        wanted = [a for a in self.job.artifacts if _artifact_wanted(a.when, state) and a.paths]
+        ok = True
+        for index, artifact in enumerate(wanted):
+            target = workspace.tmp_dir / f"artifacts-{index}.zip"
+            result = await self._run_stage(
+                BuildStage.UPLOAD_ARTIFACTS, script.archive_artifact(target, artifact),
+                workspace, env, timeout=float(AFTER_SCRIPT_TIMEOUT), stop=self._terminate,
+            )  # fmt: skip
+            if not result.ok:
+                self.trace.write_line("ERROR: Uploading artifacts failed")
+                ok = False
+            elif target.exists():
+                size = target.stat().st_size
+                await self.source.upload_artifacts(self.job, artifact, target)
+                self.trace.write_line(f"Uploading artifacts: {artifact.name} ({size} bytes)")
+        return ok
+
+    # --- the log's frame and the job's environment -------------------------------------
+
+    def _header(self) -> None:
+        info = build_info()
+        self.trace.write_line(
+            f"Running with alloy-runner {info.version} (revision {info.revision})"
+        )
+        self.trace.write_line(f"  on {self.runner}")
+        self.trace.write_line(
+            f"Running on {socket.gethostname()} with the {self.executor.name} executor..."
+        )
+
+    def _footer(
+        self, state: BuildState, reason: FailureReason | None, exit_code: int | None
+    ) -> None:
+        if state is BuildState.SUCCESS:
+            self.trace.write_line("Job succeeded")
+        elif state is BuildState.FAILED and reason is FailureReason.SCRIPT_FAILURE:
+            self.trace.write_line(f"ERROR: Job failed: exit code {exit_code}")
+        else:
+            what = reason.value if reason else state.value
+            self.trace.write_line(f"ERROR: Job failed: {state.value} ({what})")
+
+    def _environment(self, workspace: Workspace) -> dict[str, str]:
+        job, info = self.job, build_info()
+        env = dict(os.environ)
+        for entry in self.runner_config.environment:
+            key, _, value = entry.partition("=")
+            env[key] = value
+        env.update(
+            {
+                "CI": "true",
+                "CI_SERVER": "yes",
+                "ALLOY_CI": "true",
+                "CI_JOB_ID": str(job.id),
+                "CI_JOB_NAME": job.name,
+                "CI_JOB_STAGE": job.stage,
+                "CI_JOB_TIMEOUT": str(job.timeout),
+                "CI_PROJECT_ID": str(job.project_id),
+                "CI_PROJECT_NAME": self.project,
+                "CI_COMMIT_SHA": job.git_info.sha,
+                "CI_COMMIT_SHORT_SHA": job.git_info.sha[:8],
+                "CI_COMMIT_BEFORE_SHA": job.git_info.before_sha,
+                "CI_COMMIT_REF_NAME": job.git_info.ref,
+                "CI_REPOSITORY_URL": job.git_info.repo_url,
+            }
+        )
+        for variable in job.variables:
+            if variable.file:
+                path = workspace.tmp_dir / variable.key
+                path.write_text(variable.value)
+                env[variable.key] = str(path)
+            else:
+                env[variable.key] = variable.value
+        env.update(
+            {
+                "CI_PROJECT_DIR": str(workspace.project_dir),
+                "CI_BUILDS_DIR": str(self.paths.builds_root),
+                "CI_CONCURRENT_ID": str(self.slot),
+                "CI_CONCURRENT_PROJECT_ID": str(self.slot),
+                "CI_RUNNER_DESCRIPTION": self.runner,
+                "CI_RUNNER_VERSION": info.version,
+                "CI_RUNNER_REVISION": info.revision,
+                "CI_RUNNER_EXECUTABLE_ARCH": f"{info.os}/{info.architecture}",
+                "CI_RUNNER_SHORT_TOKEN": "",
+                "CI_SERVER_NAME": "alloy-runner",
+                "CI_NODE_NAME": platform.node(),
+            }
+        )
+        return env
+
+
+def _job_status(state: BuildState) -> str:
+    if state is BuildState.SUCCESS:
+        return "success"
+    if state in CANCEL_STATES:
+        return "canceled"
+    return "failed"
+
+
+def _artifact_wanted(when: str, state: BuildState) -> bool:
+    if when == "always":
+        return True
+    if when == "on_failure":
+        return state is not BuildState.SUCCESS
+    return state is BuildState.SUCCESS

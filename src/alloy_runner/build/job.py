@@ -1,0 +1,306 @@
+"""The job, shaped like GitLab Runner API v4's job payload, whichever source it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alloy_runner.exceptions import AlloyRunnerError
+
+DEFAULT_TIMEOUT = 3600  # seconds, GitLab's default job timeout
+
+
+class JobPayloadError(AlloyRunnerError):
+    """A job payload is not shaped like the API v4 job JSON."""
+
+
+def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise JobPayloadError(f"job payload: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = _get(data, key, list, [])
+    return tuple(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One CI variable (`masked` values never reach a log, metric or debug page)."""
+
+    key: str
+    value: str
+    public: bool = True
+    masked: bool = False
+    file: bool = False
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Variable:
+        return cls(
+            key=str(_get(data, "key", str, "")),
+            value=str(_get(data, "value", (str, int, float), "")),
+            public=bool(data.get("public", True)),
+            masked=bool(data.get("masked", False)),
+            file=bool(data.get("file", False)),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "public": self.public,
+            "masked": self.masked,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True)
+class Step:
+    """A script step: `script` (before_script + script) or `after_script`."""
+
+    name: str
+    script: tuple[str, ...]
+    timeout: int = DEFAULT_TIMEOUT
+    when: str = "on_success"
+    allow_failure: bool = False
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            name=str(_get(data, "name", str, "script")),
+            script=_str_list(data, "script"),
+            timeout=int(_get(data, "timeout", int, DEFAULT_TIMEOUT)),
+            when=str(_get(data, "when", str, "on_success")),
+            allow_failure=bool(data.get("allow_failure", False)),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "script": list(self.script),
+            "timeout": self.timeout,
+            "when": self.when,
+            "allow_failure": self.allow_failure,
+        }
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What to archive after the build script, and when (`on_success`, `on_failure`, `always`)."""
+
+    name: str = "artifacts"
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    untracked: bool = False
+    when: str = "on_success"
+    artifact_type: str = "archive"
+    artifact_format: str = "zip"
+    expire_in: str = ""
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Artifact:
+        return cls(
+            name=str(_get(data, "name", str, "artifacts")) or "artifacts",
+            paths=_str_list(data, "paths"),
+            exclude=_str_list(data, "exclude"),
+            untracked=bool(data.get("untracked", False)),
+            when=str(_get(data, "when", str, "on_success")),
+            artifact_type=str(_get(data, "artifact_type", str, "archive")),
+            artifact_format=str(_get(data, "artifact_format", str, "zip")),
+            expire_in=str(_get(data, "expire_in", str, "")),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "paths": list(self.paths),
+            "exclude": list(self.exclude),
+            "untracked": self.untracked,
+            "when": self.when,
+            "artifact_type": self.artifact_type,
+            "artifact_format": self.artifact_format,
+            "expire_in": self.expire_in,
+        }
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A cache to restore before and archive after the build (`policy`: pull-push, pull, push)."""
+
+    key: str = "default"
+    paths: tuple[str, ...] = ()
+    untracked: bool = False
+    policy: str = "pull-push"
+    when: str = "on_success"
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Cache:
+        return cls(
+            key=str(_get(data, "key", str, "default")) or "default",
+            paths=_str_list(data, "paths"),
+            untracked=bool(data.get("untracked", False)),
+            policy=str(_get(data, "policy", str, "pull-push")),
+            when=str(_get(data, "when", str, "on_success")),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "paths": list(self.paths),
+            "untracked": self.untracked,
+            "policy": self.policy,
+            "when": self.when,
+        }
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A job whose artifacts this job downloads before its build script."""
+
+    id: int
+    name: str
+    token: str = ""
+    artifacts_filename: str = ""
+    artifacts_size: int = 0
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Dependency:
+        files = _get(data, "artifacts_file", dict, {})
+        return cls(
+            id=int(_get(data, "id", int, 0)),
+            name=str(_get(data, "name", str, "")),
+            token=str(_get(data, "token", str, "")),
+            artifacts_filename=str(files.get("filename") or ""),
+            artifacts_size=int(files.get("size") or 0),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "name": self.name, "token": self.token}
+        if self.artifacts_filename:
+            data["artifacts_file"] = {
+                "filename": self.artifacts_filename,
+                "size": self.artifacts_size,
+            }
+        return data
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    """Where the sources come from (`repo_url` empty: the job has no sources to fetch)."""
+
+    repo_url: str = ""
+    ref: str = ""
+    sha: str = ""
+    before_sha: str = ""
+    ref_type: str = "branch"
+    refspecs: tuple[str, ...] = ()
+    depth: int = 0
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> GitInfo:
+        return cls(
+            repo_url=str(_get(data, "repo_url", str, "")),
+            ref=str(_get(data, "ref", str, "")),
+            sha=str(_get(data, "sha", str, "")),
+            before_sha=str(_get(data, "before_sha", str, "")),
+            ref_type=str(_get(data, "ref_type", str, "branch")),
+            refspecs=_str_list(data, "refspecs"),
+            depth=int(_get(data, "depth", int, 0)),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "repo_url": self.repo_url,
+            "ref": self.ref,
+            "sha": self.sha,
+            "before_sha": self.before_sha,
+            "ref_type": self.ref_type,
+            "refspecs": list(self.refspecs),
+            "depth": self.depth,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job as the API v4 `POST /jobs/request` returns it."""
+
+    id: int
+    token: str
+    name: str
+    stage: str
+    project_id: int = 0
+    project_name: str = ""
+    git_info: GitInfo = field(default_factory=GitInfo)
+    timeout: int = DEFAULT_TIMEOUT
+    variables: tuple[Variable, ...] = ()
+    steps: tuple[Step, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    cache: tuple[Cache, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    queued_seconds: float | None = None  # job_info.time_in_queue_seconds when the source knows it
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Job:
+        """Build a Job from the API v4 JSON; raise JobPayloadError when it is malformed."""
+        if not isinstance(data, dict):
+            raise JobPayloadError("job payload: expected a JSON object")
+        info = _get(data, "job_info", dict, {})
+        runner_info = _get(data, "runner_info", dict, {})
+        queued = info.get("time_in_queue_seconds")
+        return cls(
+            id=int(_get(data, "id", int, 0)),
+            token=str(_get(data, "token", str, "")),
+            name=str(_get(info, "name", str, "")),
+            stage=str(_get(info, "stage", str, "test")),
+            project_id=int(_get(info, "project_id", int, 0)),
+            project_name=str(_get(info, "project_name", str, "")),
+            git_info=GitInfo.from_payload(_get(data, "git_info", dict, {})),
+            timeout=int(_get(runner_info, "timeout", int, DEFAULT_TIMEOUT)),
+            variables=tuple(Variable.from_payload(v) for v in _get(data, "variables", list, [])),
+            steps=tuple(Step.from_payload(s) for s in _get(data, "steps", list, [])),
+            artifacts=tuple(
+                Artifact.from_payload(a) for a in _get(data, "artifacts", list, []) if a
+            ),
+            cache=tuple(Cache.from_payload(c) for c in _get(data, "cache", list, []) if c),
+            dependencies=tuple(
+                Dependency.from_payload(d) for d in _get(data, "dependencies", list, [])
+            ),
+            queued_seconds=float(queued) if isinstance(queued, int | float) else None,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """Return the API v4 JSON of this job."""
+        info: dict[str, Any] = {
+            "name": self.name,
+            "stage": self.stage,
+            "project_id": self.project_id,
+            "project_name": self.project_name,
+        }
+        if self.queued_seconds is not None:
+            info["time_in_queue_seconds"] = self.queued_seconds
+        return {
+            "id": self.id,
+            "token": self.token,
+            "allow_git_fetch": True,
+            "job_info": info,
+            "git_info": self.git_info.to_payload(),
+            "runner_info": {"timeout": self.timeout},
+            "variables": [v.to_payload() for v in self.variables],
+            "steps": [s.to_payload() for s in self.steps],
+            "artifacts": [a.to_payload() for a in self.artifacts],
+            "cache": [c.to_payload() for c in self.cache],
+            "dependencies": [d.to_payload() for d in self.dependencies],
+        }
+
+    def step(self, name: str) -> Step | None:
+        """Return the step called `name` (`script` or `after_script`), if the job has one."""
+        return next((s for s in self.steps if s.name == name), None)
+
+    @property
+    def masked_values(self) -> tuple[str, ...]:
+        """Return the values the log must never show."""
+        return tuple(v.value for v in self.variables if v.masked and v.value)

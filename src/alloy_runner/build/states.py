@@ -1,0 +1,64 @@
+"""Stages, states and failure reasons: enum values are the wire and label values."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class BuildState(Enum):
+    """Where a build is in its life (`ci_runner_builds{state}`, `ci_runner_jobs_total{state}`)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TERMINATED = "terminated"
+    TIMEDOUT = "timedout"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in (BuildState.PENDING, BuildState.RUNNING)
+
+
+FINAL_STATES = tuple(s for s in BuildState if s.is_final)
+
+
+class BuildStage(Enum):
+    """The stages of a build, in the order they run."""
+
+    PREPARE_SCRIPT = "prepare_script"
+    GET_SOURCES = "get_sources"
+    RESTORE_CACHE = "restore_cache"
+    DOWNLOAD_ARTIFACTS = "download_artifacts"
+    BUILD_SCRIPT = "build_script"
+    AFTER_SCRIPT = "after_script"
+    ARCHIVE_CACHE = "archive_cache"
+    UPLOAD_ARTIFACTS = "upload_artifacts"
+
+
+class ExecutorStage(Enum):
+    """What the executor is doing for a build (`ci_runner_builds{executor_stage}`)."""
+
+    CREATED = "created"
+    PREPARE = "prepare"
+    FINISH = "finish"
+    CLEANUP = "cleanup"
+    DOCKER_MACHINE_USE_MACHINE = "docker_machine_use_machine"
+    DOCKER_MACHINE_RELEASE_MACHINE = "docker_machine_release_machine"
+
+
+class FailureReason(Enum):
+    """Why a build failed; the same value goes to the coordinator and to metrics."""
+
+    SCRIPT_FAILURE = "script_failure"
+    RUNNER_SYSTEM_FAILURE = "runner_system_failure"
+    JOB_EXECUTION_TIMEOUT = "job_execution_timeout"
+    RUNNER_CONFIGURATION_ERROR = "runner_configuration_error"
+    RUNNER_EXTERNAL_DEPENDENCY_FAILURE = "runner_external_dependency_failure"
+    RUNNER_INTERRUPTED = "runner_interrupted"
+    JOB_CANCELED = "job_canceled"
+    UNKNOWN_FAILURE = "unknown_failure"
+
+
+IDLE = "idle"  # the stage, state and executor_stage of the per-runner idle series

@@ -1,0 +1,1 @@
+"""Executors: where a build's stage scripts run."""
