@@ -13,3 +13,7 @@ class ConfigError(AlloyRunnerError):
 
 class AddressError(ConfigError):
     """A `[host]:<port>` listen address cannot be parsed, resolved or bound."""
+
+
+class PipelineError(AlloyRunnerError):
+    """A `.alloy-ci.yml` cannot be read into a pipeline (the message starts `FILE:LINE:`)."""
