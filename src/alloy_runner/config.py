@@ -84,10 +84,14 @@ class Config:
     runners: tuple[RunnerConfig, ...] = ()
     path: Path | None = None
     warnings: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     def with_overrides(self, **changes: Any) -> Config:
-        """Return a copy with the given fields replaced (flags and env over the file)."""
-        return replace(self, **changes)
+        """Return a copy with the given fields replaced (flags and env over the file).
+
+        The changes are kept in `overrides`, so that a reload of the file applies them again.
+        """
+        return replace(self, **changes, overrides=(*self.overrides, *changes.items()))
 
 
 def embedded_default() -> Config:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -132,7 +132,8 @@ class Daemon:
             log.info("SIGHUP: no config file in use (embedded default); nothing to reload")
             return
         try:
-            new = load_config(path)
+            # The flags and env that won over the file at start win over it again.
+            new = load_config(path).with_overrides(**dict(self.config.overrides))
         except AlloyRunnerError as exc:
             log.error("SIGHUP: keeping the running configuration: %s", exc)
             return
@@ -146,8 +147,8 @@ class Daemon:
         if new.concurrent != self.config.concurrent:
             log.info("SIGHUP: concurrent %d -> %d", self.config.concurrent, new.concurrent)
         # The address and the runners stay what the process started with.
-        self.config = new.with_overrides(
-            metrics_server=self.config.metrics_server, runners=self.config.runners
+        self.config = replace(
+            new, metrics_server=self.config.metrics_server, runners=self.config.runners
         )
         if self.loop is not None:
             self.loop.create_task(self.scheduler.set_concurrent(new.concurrent))

@@ -62,7 +62,8 @@ def format_hostport(host: str, port: int) -> str:
 def _parse_port(text: str, address: str) -> int:
     if text == "":
         return DEFAULT_PORT
-    if text.isdigit():
+    # ASCII only: str.isdigit() also accepts '²' (which int() refuses) and '٣' (which it takes).
+    if text.isascii() and text.isdigit():
         port = int(text)
         if port > 65535:
             raise AddressError(f"address {address!r}: port {port} is out of range 0-65535")

@@ -88,6 +88,9 @@ INDEX = b"""<html><head><title>alloy-runner</title></head><body>
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 overflows under a burst of scrapes: the kernel then
+    # drops handshakes, so clients stall for seconds or hang on a connection never accepted.
+    request_queue_size = MAX_CONNECTIONS
 
     def __init__(self, owner: MetricsServer, addr: tuple[str, int], family: int) -> None:
         self.address_family = family

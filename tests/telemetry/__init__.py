@@ -1,0 +1,1 @@
+"""Tests of `alloy_runner.telemetry`."""
