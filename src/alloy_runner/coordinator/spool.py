@@ -58,6 +58,7 @@ class Taken:
     job: Job
     fd: int
     queued_seconds: float
+    taken_at: float = 0.0
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -251,7 +252,7 @@ class Spool:
                     runner="",
                 )  # fmt: skip
                 continue
-            return Taken(job, fd, max(0.0, queued))
+            return Taken(job, fd, max(0.0, queued), time.time())
         return None
 
     def trace_path(self, job_id: int) -> Path:
@@ -276,6 +277,7 @@ class Spool:
             self._complete(
                 taken.job.id, payload, status, reason,
                 duration=duration, exit_code=exit_code, runner=runner,
+                taken=(taken.taken_at, taken.queued_seconds) if taken.taken_at else None,
             )  # fmt: skip
         finally:
             os.close(taken.fd)
@@ -285,7 +287,7 @@ class Spool:
 
     def _complete(self, job_id: int, payload: dict[str, Any], status: str,
                   reason: FailureReason | None, *, duration: float, exit_code: int | None,
-                  runner: str) -> None:  # fmt: skip
+                  runner: str, taken: tuple[float, float] | None = None) -> None:  # fmt: skip
         work = self.dir("work") / str(job_id)
         work.mkdir(parents=True, exist_ok=True)
         info = payload.get("job_info") or {}
@@ -302,6 +304,8 @@ class Spool:
                 "duration": round(duration, 6),
                 "exit_code": exit_code,
                 "runner": runner,
+                "started_at": taken[0] if taken else None,
+                "queued_seconds": round(taken[1], 6) if taken else None,
                 "finished_at": time.time(),
             },
         )

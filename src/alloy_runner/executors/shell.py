@@ -54,8 +54,10 @@ class ShellExecutor:
     ) -> ScriptResult:
         path = workspace.tmp_dir / "script.sh"
         path.write_text(script)
+        # bash reads no startup files; dash (sh on Debian) has no such options and reads none.
+        flags = ("--noprofile", "--norc") if Path(self._shell).name == "bash" else ()
         proc = await asyncio.create_subprocess_exec(
-            self._shell, "--noprofile", "--norc", str(path),
+            self._shell, *flags, str(path),
             cwd=workspace.project_dir, env=dict(env),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True,
