@@ -70,7 +70,17 @@ cli.params.append(
     type=click.Path(file_okay=False, path_type=Path),
     help="Spool directory of the runners without a url (wins over spool_dir in the file).",
 )
-def run(config_path: Path | None, metrics_server: str | None, spool: Path | None) -> None:
+@click.option(
+    "--web.config.file",
+    "web_config",
+    metavar="PATH",
+    help="exporter-toolkit web config (TLS, basic auth) for the metrics server; empty: none. "
+    "Wins over metrics_web_config in the file.",
+)
+def run(
+    config_path: Path | None, metrics_server: str | None, spool: Path | None,
+    web_config: str | None,
+) -> None:  # fmt: skip
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner import daemon
     from alloy_runner.config import find_and_load
@@ -81,6 +91,8 @@ def run(config_path: Path | None, metrics_server: str | None, spool: Path | None
         config = config.with_overrides(metrics_server=override)
     if spool is not None:
         config = config.with_overrides(spool_dir=spool)
+    if web_config is not None:
+        config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
     daemon.run(config)
 
 

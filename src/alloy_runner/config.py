@@ -78,6 +78,7 @@ class Config:
     log_level: str = "info"
     log_format: str = "text"
     metrics_server: str = DEFAULT_METRICS_SERVER
+    metrics_web_config: Path | None = None  # exporter-toolkit web config: TLS, basic auth
     shutdown_timeout: float = 30.0
     spool_dir: Path = field(default_factory=default_spool_dir)
     spool_recovery: str = "fail"
@@ -203,6 +204,7 @@ def parse_config(text: str, where: str) -> Config:
         raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
     top = _Table(data, where)
     spool = top.string("spool_dir", default="")
+    web_config = top.string("metrics_web_config", default="")
     runner_tables = top.tables("runners")
     runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
@@ -217,6 +219,7 @@ def parse_config(text: str, where: str) -> Config:
         metrics_server=top.string(
             "metrics_server", "listen_address", default=DEFAULT_METRICS_SERVER
         ),
+        metrics_web_config=Path(web_config).expanduser() if web_config else None,
         shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
         spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
         spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
@@ -236,7 +239,12 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: config file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    return replace(parse_config(text, str(path)), path=path)
+    config = replace(parse_config(text, str(path)), path=path)
+    web_config = config.metrics_web_config
+    if web_config is not None and not web_config.is_absolute():
+        # A path in the file is relative to the file, as the paths in a web config are.
+        config = replace(config, metrics_web_config=path.parent / web_config)
+    return config
 
 
 def find_and_load(explicit: Path | None) -> Config:

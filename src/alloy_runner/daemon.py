@@ -25,9 +25,12 @@ from alloy_runner.telemetry.errors import ErrorCounter
 from alloy_runner.telemetry.runtime import install_runtime
 from alloy_runner.telemetry.server import MetricsServer, Response
 from alloy_runner.telemetry.setup import Telemetry
+from alloy_runner.telemetry.webconfig import WebAccess, load_web_access
 from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from alloy_runner.telemetry.address import ListenAddress
     from alloy_runner.telemetry.runtime import GcTimer
 
@@ -61,6 +64,7 @@ class Daemon:
     _how: Stop | None = field(default=None, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _forceful: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _web_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def run(self) -> None:
         """Take and run jobs until a signal asks to stop; then stop within the bounds."""
@@ -129,7 +133,9 @@ class Daemon:
         """Re-read config.toml and apply what can change while running (SIGHUP)."""
         path = self.config.path
         if path is None:
-            log.info("SIGHUP: no config file in use (embedded default); nothing to reload")
+            if self.config.metrics_web_config is None:
+                log.info("SIGHUP: no config file in use (embedded default); nothing to reload")
+            self._reload_web(self.config.metrics_web_config)
             return
         try:
             # The flags and env that won over the file at start win over it again.
@@ -153,6 +159,45 @@ class Daemon:
         if self.loop is not None:
             self.loop.create_task(self.scheduler.set_concurrent(new.concurrent))
         log.info("SIGHUP: configuration reloaded from %s", path)
+        self._reload_web(new.metrics_web_config)
+
+    def _reload_web(self, path: Path | None) -> None:
+        """Re-read the web config off the loop (bcrypt is slow); new connections then use it."""
+        if self.server is None or self.loop is None:
+            return
+        if path is None:
+            if self.server.web is not None:
+                self.server.web = None
+                log.warning("SIGHUP: metrics_web_config removed: no more TLS or basic auth")
+                if warning := open_access_warning(self.server.bound_text, self.address, None):
+                    log.warning("%s", warning)
+            return
+        self.loop.create_task(self._load_web(self.server, path))
+
+    async def _load_web(self, server: MetricsServer, path: Path) -> None:
+        async with self._web_lock:  # two SIGHUPs in a row apply in order
+            try:
+                web = await asyncio.to_thread(load_web_access, path)
+            except AlloyRunnerError as exc:
+                log.error("SIGHUP: keeping the running web config: %s", exc)
+                return
+            for warning in web.config.warnings:
+                log.warning("%s", warning)
+            server.web = web
+            log.info("SIGHUP: web config reloaded from %s: %s", path, web.config.describe())
+            if warning := open_access_warning(server.bound_text, self.address, web):
+                log.warning("%s", warning)
+
+
+def open_access_warning(bound: str, address: ListenAddress | None, web: WebAccess | None) -> str:
+    """Return the warning for a metrics server that other hosts reach without TLS or auth, or ""."""
+    if address is None or address.is_loopback or (web is not None and web.config.protected):
+        return ""
+    return (
+        f"metrics server on {bound} is reachable from other hosts and has no authorization: "
+        "bind it to localhost, set metrics_web_config (--web.config.file) for TLS and basic "
+        "auth, or put a proxy with access control in front of it"
+    )
 
 
 def _runner_slots(config: Config) -> tuple[Spool | None, list[RunnerSlot]]:
@@ -180,10 +225,12 @@ def _runner_slots(config: Config) -> tuple[Spool | None, list[RunnerSlot]]:
 def prepare(config: Config) -> Daemon:
     """Check the address, start telemetry and bind the metrics server; raise on bad input."""
     address = parse_address(config.metrics_server)
+    web_path = config.metrics_web_config
+    web = load_web_access(web_path) if web_path is not None else None
     build = build_info()
     telemetry = Telemetry(build)
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
-    for warning in config.warnings:
+    for warning in (*config.warnings, *(web.config.warnings if web is not None else ())):
         log.warning("%s", warning)
     spool, slots = _runner_slots(config)
     registry = BuildRegistry()
@@ -207,7 +254,7 @@ def prepare(config: Config) -> Daemon:
     if address is None:
         log.info("metrics server disabled (metrics_server is empty)")
         return daemon
-    server = MetricsServer(address, telemetry.registry, ready=lambda: daemon.ready)
+    server = MetricsServer(address, telemetry.registry, ready=lambda: daemon.ready, web=web)
     server.add_route(
         "/debug/jobs/list", lambda _p, _h: Response(jobs_list(registry.snapshot()).encode())
     )
@@ -218,12 +265,10 @@ def prepare(config: Config) -> Daemon:
         raise
     daemon.server = server
     log.info("metrics server listening on %s (/metrics)", server.bound_text)
-    if not address.is_loopback:
-        log.warning(
-            "metrics server on %s is reachable from other hosts and has no authorization: "
-            "bind it to localhost or put a proxy with access control in front of it",
-            server.bound_text,
-        )
+    if web is not None:
+        log.info("metrics server web config %s: %s", web.config.path, web.config.describe())
+    if warning := open_access_warning(server.bound_text, address, web):
+        log.warning("%s", warning)
     return daemon
 
 

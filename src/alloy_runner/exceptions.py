@@ -15,5 +15,9 @@ class AddressError(ConfigError):
     """A `[host]:<port>` listen address cannot be parsed, resolved or bound."""
 
 
+class WebConfigError(ConfigError):
+    """The metrics server's web config file (TLS, basic auth) cannot be read or used."""
+
+
 class PipelineError(AlloyRunnerError):
     """A `.alloy-ci.yml` cannot be read into a pipeline (the message starts `FILE:LINE:`)."""
