@@ -70,6 +70,16 @@ class RunnerConfig:
 
 
 @dataclass(frozen=True)
+class OtlpConfig:
+    """`[telemetry.otlp]`: push metrics and traces over OTLP/HTTP; off while `endpoint` is empty."""
+
+    endpoint: str = ""  # base URL; /v1/metrics and /v1/traces are appended
+    headers: tuple[tuple[str, str], ...] = ()
+    interval: float = 60.0  # seconds between metric exports
+    timeout: float = 10.0  # seconds one export may take, retries included
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration of one runner process."""
 
@@ -83,6 +93,7 @@ class Config:
     spool_dir: Path = field(default_factory=default_spool_dir)
     spool_recovery: str = "fail"
     runners: tuple[RunnerConfig, ...] = ()
+    otlp: OtlpConfig = field(default_factory=OtlpConfig)
     path: Path | None = None
     warnings: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -163,6 +174,29 @@ class _Table:
 
         return self.get((name,), (), check)
 
+    def positive_seconds(self, name: str, default: float) -> float:
+        def check(key: str, value: object) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise self.error(key, "a number of seconds > 0", value)
+            return float(value)
+
+        return self.get((name,), default, check)
+
+    def string_table(self, name: str) -> tuple[tuple[str, str], ...]:
+        def check(key: str, value: object) -> tuple[tuple[str, str], ...]:
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise self.error(key, "a table of strings", value)
+            return tuple(value.items())
+
+        return self.get((name,), (), check)
+
+    def table(self, name: str) -> _Table:
+        value = self._data.get(name, {})
+        self._seen.add(name)
+        if not isinstance(value, dict):
+            raise self.error(name, f"a table ([{self.key(name)}])", value)
+        return _Table(value, self._where, f"{self.key(name)}.")
+
     def tables(self, name: str) -> list[_Table]:
         value = self._data.get(name, [])
         self._seen.add(name)
@@ -196,6 +230,18 @@ def _runner(table: _Table, index: int) -> RunnerConfig:
     )
 
 
+def _otlp(table: _Table) -> OtlpConfig:
+    endpoint = table.string("endpoint", default="")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise table.error("endpoint", "an http:// or https:// URL", endpoint)
+    return OtlpConfig(
+        endpoint=endpoint,
+        headers=table.string_table("headers"),
+        interval=table.positive_seconds("interval", 60.0),
+        timeout=table.positive_seconds("timeout", 10.0),
+    )
+
+
 def parse_config(text: str, where: str) -> Config:
     """Parse and validate the text of a config.toml; `where` names it in errors."""
     try:
@@ -206,6 +252,8 @@ def parse_config(text: str, where: str) -> Config:
     spool = top.string("spool_dir", default="")
     web_config = top.string("metrics_web_config", default="")
     runner_tables = top.tables("runners")
+    telemetry = top.table("telemetry")
+    otlp_table = telemetry.table("otlp")
     runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
     for name in names:
@@ -224,9 +272,10 @@ def parse_config(text: str, where: str) -> Config:
         spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
         spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
         runners=runners,
+        otlp=_otlp(otlp_table),
     )
     warnings = top.unknown()
-    for table in runner_tables:
+    for table in (*runner_tables, telemetry, otlp_table):
         warnings += table.unknown()
     return replace(config, warnings=tuple(warnings))
 

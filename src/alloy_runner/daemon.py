@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -22,9 +23,10 @@ from alloy_runner.telemetry import instruments as i
 from alloy_runner.telemetry.address import parse_address
 from alloy_runner.telemetry.builds import BuildTelemetry
 from alloy_runner.telemetry.errors import ErrorCounter
+from alloy_runner.telemetry.otlp import resolve, start_otlp
 from alloy_runner.telemetry.runtime import install_runtime
 from alloy_runner.telemetry.server import MetricsServer, Response
-from alloy_runner.telemetry.setup import Telemetry
+from alloy_runner.telemetry.setup import Telemetry, make_resource
 from alloy_runner.telemetry.webconfig import WebAccess, load_web_access
 from alloy_runner.version import build_info
 
@@ -149,6 +151,8 @@ class Daemon:
             log.warning("SIGHUP: metrics_server changed; it takes effect at the next restart")
         if new.runners != self.config.runners:
             log.warning("SIGHUP: [[runners]] changed; the change takes effect at the next restart")
+        if new.otlp != self.config.otlp:
+            log.warning("SIGHUP: [telemetry.otlp] changed; it takes effect at the next restart")
         logs.set_level(new.log_level)
         if new.concurrent != self.config.concurrent:
             log.info("SIGHUP: concurrent %d -> %d", self.config.concurrent, new.concurrent)
@@ -228,8 +232,14 @@ def prepare(config: Config) -> Daemon:
     web_path = config.metrics_web_config
     web = load_web_access(web_path) if web_path is not None else None
     build = build_info()
-    telemetry = Telemetry(build)
+    otlp = start_otlp(resolve(config.otlp, os.environ), make_resource(build))
+    telemetry = Telemetry(
+        build, resource=otlp.resource, extra_readers=otlp.readers,
+        tracer_provider=otlp.tracer_provider,
+    )  # fmt: skip
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
+    if otlp.targets.enabled:
+        log.info("%s", otlp.targets.summary())
     for warning in (*config.warnings, *(web.config.warnings if web is not None else ())):
         log.warning("%s", warning)
     spool, slots = _runner_slots(config)
@@ -240,7 +250,10 @@ def prepare(config: Config) -> Daemon:
         runners=lambda: [s.config for s in slots],
         requests=lambda: scheduler.requests(),  # noqa: PLW0108
     )  # fmt: skip
-    scheduler = Scheduler(config.concurrent, slots, registry=registry, metrics=builds)
+    scheduler = Scheduler(
+        config.concurrent, slots, registry=registry, metrics=builds,
+        tracer=otlp.build_tracer(build.version),
+    )  # fmt: skip
     daemon = Daemon(
         config=config, address=address, telemetry=telemetry, registry=registry,
         scheduler=scheduler, spool=spool, builds=builds,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from alloy_runner.build.job import Job
     from alloy_runner.build.metrics import BuildMetrics
     from alloy_runner.build.registry import BuildRegistry
+    from alloy_runner.build.tracing import BuildTracer
     from alloy_runner.config import RunnerConfig
     from alloy_runner.coordinator.base import JobSource
     from alloy_runner.executors.base import Executor
@@ -54,12 +55,14 @@ class Scheduler:
         registry: BuildRegistry,
         metrics: BuildMetrics,
         executor_for: Callable[[RunnerConfig], Executor] = default_executor,
+        tracer: BuildTracer | None = None,
     ) -> None:
         self.concurrent = concurrent
         self.runners = runners
         self._registry = registry
         self._metrics = metrics
         self._executor_for = executor_for
+        self._tracer = tracer
         self._room = asyncio.Condition()
         self._feeders: list[asyncio.Task[None]] = []
         self._builds: set[asyncio.Task[None]] = set()
@@ -138,7 +141,7 @@ class Scheduler:
         slot = self._registry.claim_slot(cfg.name, project)
         build = Build(
             job, cfg, executor=self._executor_for(cfg), source=runner.source,
-            metrics=self._metrics, paths=paths, slot=slot,
+            metrics=self._metrics, paths=paths, slot=slot, tracer=self._tracer,
         )  # fmt: skip
         self._registry.add(build)
         try:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from alloy_runner.build import script
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.build.trace import JobTrace
+from alloy_runner.build.tracing import TRACEPARENT, NoJobSpan, NoTracer
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Job
     from alloy_runner.build.metrics import BuildMetrics
+    from alloy_runner.build.tracing import BuildTracer, JobSpan
     from alloy_runner.config import RunnerConfig
     from alloy_runner.coordinator.base import JobSource
     from alloy_runner.executors.base import Executor
@@ -80,6 +82,7 @@ class Build:
         paths: BuildPaths,
         slot: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        tracer: BuildTracer | None = None,
     ) -> None:
         self.job = job
         self.runner_config = runner
@@ -87,6 +90,8 @@ class Build:
         self.executor = executor
         self.source = source
         self.metrics = metrics
+        self.tracer: BuildTracer = tracer if tracer is not None else NoTracer()
+        self._span: JobSpan = NoJobSpan()
         self.paths = paths
         self.slot = slot
         self._clock = clock
@@ -134,6 +139,7 @@ class Build:
         """Run every stage and report the result to the source; never raises."""
         self.trace.add_sink(self.source.trace_sink(self.job))
         self.state = BuildState.RUNNING
+        self._span = self.tracer.job_started(self.runner, self.job)
         watcher = asyncio.create_task(self._watch_cancel())
         result = BuildResult(BuildState.FAILED, FailureReason.UNKNOWN_FAILURE, 0.0)
         try:
@@ -161,6 +167,7 @@ class Build:
             self.metrics.job_finished(
                 self.runner, result.state, result.failure_reason, result.duration
             )
+            self._span.finished(result.state, result.failure_reason)
         return result
 
     async def _watch_cancel(self) -> None:
@@ -177,6 +184,7 @@ class Build:
         self._header()
         self.stage = BuildStage.PREPARE_SCRIPT
         began = self._clock()
+        self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
             workspace = await self.executor.prepare(self.project_dir, self._set_executor_stage)
         except Exception as exc:
@@ -247,19 +255,23 @@ class Build:
             return ScriptResult(Outcome.CANCELED)
         if timeout is not None and timeout <= 0:
             return ScriptResult(Outcome.TIMED_OUT)
+        self._span.stage_started(stage)
+        result: ScriptResult | None = None
         try:
-            return await self.executor.run(
+            result = await self.executor.run(
                 body, workspace=workspace, env=env, output=self.trace.write,
                 timeout=timeout, cancel=stop if stop is not None else self._stop,
             )  # fmt: skip
+            return result
         finally:
             self.trace.flush()
-            self._finish_stage(stage, began)
+            self._finish_stage(stage, began, ok=result is not None and result.ok)
 
-    def _finish_stage(self, stage: BuildStage, began: float) -> None:
+    def _finish_stage(self, stage: BuildStage, began: float, ok: bool = True) -> None:
         seconds = self._clock() - began
         self._stage_durations[stage] = seconds
         self.metrics.stage_finished(self.runner, stage, seconds)
+        self._span.stage_finished(stage, ok)
 
     async def _script_for(self, stage: BuildStage, workspace: Workspace) -> str | None:
         job = self.job
@@ -410,6 +422,9 @@ class Build:
                 "CI_NODE_NAME": platform.node(),
             }
         )
+        traceparent = self._span.traceparent()
+        if traceparent is not None:  # the job's span, so that tools in the script can join it
+            env[TRACEPARENT] = traceparent
         return env
 
 

@@ -45,9 +45,17 @@ class GcTimer:
             self._started = None
 
     def flush(self) -> None:
-        """Record the collections timed since the last flush."""
-        while self._pending:
-            generation, seconds = self._pending.popleft()
+        """Record the collections timed since the last flush, each exactly once.
+
+        Every reader's collection calls this (the scrape and the OTLP export,
+        on their own threads): a recording reaches all readers, and a popped
+        duration is gone, so two readers never record one collection twice.
+        """
+        while True:
+            try:
+                generation, seconds = self._pending.popleft()
+            except IndexError:  # empty, or emptied by a collection on another thread
+                return
             self._histogram.record(seconds, {"generation": str(generation)})
 
     def install(self) -> None:

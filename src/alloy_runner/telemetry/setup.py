@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from alloy_runner.telemetry.instruments import CATALOG, Family, Kind
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import TracerProvider
 
     from alloy_runner.version import BuildInfo
 
@@ -58,7 +60,8 @@ class Telemetry:
     """One MeterProvider feeding `/metrics` (and OTLP when configured) from one set of instruments.
 
     The Prometheus reader writes into `registry`, this process's own
-    CollectorRegistry, so nothing global leaks in or out.
+    CollectorRegistry, so nothing global leaks in or out. `tracer_provider`,
+    when given, is shut down with the meters, within the same deadline.
     """
 
     def __init__(
@@ -68,14 +71,17 @@ class Telemetry:
         registry: CollectorRegistry | None = None,
         resource: Resource | None = None,
         extra_readers: Sequence[MetricReader] = (),
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.build = build
+        self.tracer_provider = tracer_provider
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._prometheus = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
         self.provider = MeterProvider(
             metric_readers=[self._prometheus, *extra_readers],
             resource=resource if resource is not None else make_resource(build),
             views=catalog_views(),
+            shutdown_on_exit=False,  # `shutdown` does it, within its deadline
         )
         self.meter = self.provider.get_meter("alloy_runner", build.version)
         self._families: set[str] = set()
@@ -124,12 +130,38 @@ class Telemetry:
         return frozenset(self._families)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and stop every reader within `timeout` seconds; safe to call twice."""
+        """Flush and stop every reader and span processor within `timeout` seconds; safe twice.
+
+        Each provider shuts down on a thread of its own, so a collector that
+        never answers costs at most `timeout`: what it has not taken by then
+        is dropped, and the process exits without waiting for it.
+        """
         with self._shutdown_lock:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
-        try:
-            self.provider.shutdown(timeout_millis=timeout * 1000)
-        except Exception:  # a sink failing at exit must not fail the exit
-            log.warning("telemetry shutdown did not finish cleanly", exc_info=True)
+        deadline = time.monotonic() + timeout
+        stoppers = [("metrics", lambda: self.provider.shutdown(timeout_millis=timeout * 1000))]
+        if self.tracer_provider is not None:
+            stoppers.append(("traces", self.tracer_provider.shutdown))
+        threads = [
+            threading.Thread(target=_stop, args=(what, stop), name=f"stop-{what}", daemon=True)
+            for what, stop in stoppers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        late = [t.name.removeprefix("stop-") for t in threads if t.is_alive()]
+        if late:
+            log.warning(
+                "telemetry shutdown: %s not flushed within %.1fs; the rest is dropped",
+                " and ".join(late), timeout,
+            )  # fmt: skip
+
+
+def _stop(what: str, stop: Callable[[], object]) -> None:
+    try:
+        stop()
+    except Exception:  # a sink failing at exit must not fail the exit
+        log.warning("telemetry shutdown: %s did not finish cleanly", what, exc_info=True)

@@ -1,0 +1,57 @@
+"""What a build tells a tracer: one span per job, one child per stage; telemetry implements it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
+    from alloy_runner.build.states import BuildStage, BuildState, FailureReason
+
+TRACEPARENT = "TRACEPARENT"  # the job variable that joins a trace, and the one scripts see
+
+
+class JobSpan(Protocol):
+    """The trace of one running job. No method raises: tracing never fails a build."""
+
+    def stage_started(self, stage: BuildStage) -> None:
+        """A stage began."""
+
+    def stage_finished(self, stage: BuildStage, ok: bool) -> None:
+        """A stage ended; `ok` is False when its script failed, timed out or was stopped."""
+
+    def finished(self, state: BuildState, reason: FailureReason | None) -> None:
+        """The job ended in a final `state`; stages still open end with it."""
+
+    def traceparent(self) -> str | None:
+        """Return the W3C `traceparent` of the job's span for its scripts (None: none)."""
+
+
+class BuildTracer(Protocol):
+    """Start the trace of a job when a runner begins to run it."""
+
+    def job_started(self, runner: str, job: Job) -> JobSpan:
+        """Open the job's span; a `TRACEPARENT` among its variables makes it a child of that."""
+
+
+class NoJobSpan:
+    """A JobSpan that records nothing."""
+
+    def stage_started(self, stage: BuildStage) -> None:
+        pass
+
+    def stage_finished(self, stage: BuildStage, ok: bool) -> None:
+        pass
+
+    def finished(self, state: BuildState, reason: FailureReason | None) -> None:
+        pass
+
+    def traceparent(self) -> str | None:
+        return None
+
+
+class NoTracer:
+    """A BuildTracer that traces nothing (no OTLP endpoint, and the `exec` command)."""
+
+    def job_started(self, runner: str, job: Job) -> JobSpan:
+        return NoJobSpan()

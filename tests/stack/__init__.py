@@ -1,0 +1,1 @@
+"""Tests of the deployment files: compose, collector, Prometheus rules, Grafana."""

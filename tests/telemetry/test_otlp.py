@@ -1,0 +1,130 @@
+"""Where OTLP goes (file and environment), and how a failing sink is logged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from alloy_runner.config import OtlpConfig, parse_config
+from alloy_runner.exceptions import ConfigError
+from alloy_runner.telemetry.otlp import ExportHealth, resolve
+
+
+def test_no_endpoint_anywhere_means_no_otlp() -> None:
+    """Without an endpoint in the file or the environment, nothing is pushed."""
+    assert not resolve(OtlpConfig(), {}).enabled
+
+
+def test_the_file_endpoint_serves_both_signals_with_their_paths() -> None:
+    """`endpoint` is a base URL: /v1/metrics and /v1/traces are appended."""
+    targets = resolve(
+        OtlpConfig(endpoint="http://collector:4318/", headers=(("a", "1"),), timeout=3.0), {}
+    )
+    assert targets.metrics is not None and targets.traces is not None
+    assert targets.metrics.endpoint == "http://collector:4318/v1/metrics"
+    assert targets.traces.endpoint == "http://collector:4318/v1/traces"
+    assert targets.metrics.headers == {"a": "1"}
+    assert targets.traces.timeout == 3.0
+    assert targets.interval == 60.0
+
+
+def test_the_environment_wins_over_the_file() -> None:
+    """The standard OTEL_* variables win over [telemetry.otlp], as METRICS_SERVER does."""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
+        "OTEL_EXPORTER_OTLP_HEADERS": "a=2,b=3",
+        "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "7",
+    }
+    targets = resolve(OtlpConfig(endpoint="http://file:4318", headers=(("a", "1"),)), env)
+    assert targets.metrics is not None
+    assert targets.metrics.endpoint == "http://env:4318/v1/metrics"
+    assert targets.metrics.headers == {"a": "2", "b": "3"}
+    # None: the SDK reads its own variable for these.
+    assert targets.interval is None
+    assert targets.metrics.timeout is None
+
+
+def test_a_signal_endpoint_alone_enables_only_that_signal() -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT alone sends traces, used as given, and no metrics."""
+    targets = resolve(
+        OtlpConfig(), {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://tempo:4318/custom"}
+    )
+    assert targets.metrics is None
+    assert targets.traces is not None and targets.traces.endpoint == "https://tempo:4318/custom"
+
+
+def test_an_endpoint_without_a_scheme_is_refused_with_its_name() -> None:
+    """A bad endpoint in the environment stops the start with the variable's name."""
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_ENDPOINT: expected an http"):
+        resolve(OtlpConfig(), {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"})
+
+
+def test_the_otlp_table_is_read_from_config_toml() -> None:
+    """[telemetry.otlp] sets endpoint, headers, interval and timeout."""
+    config = parse_config(
+        """
+[telemetry.otlp]
+endpoint = "http://otel-collector:4318"
+headers = { authorization = "Bearer x" }
+interval = 15
+timeout = 2.5
+""",
+        "config.toml",
+    )
+    assert config.otlp == OtlpConfig(
+        "http://otel-collector:4318", (("authorization", "Bearer x"),), 15.0, 2.5
+    )
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('endpoint = "otel:4318"', "key 'telemetry.otlp.endpoint': expected an http"),
+        ("interval = 0", "key 'telemetry.otlp.interval': expected a number of seconds > 0"),
+        ("headers = { a = 1 }", "key 'telemetry.otlp.headers': expected a table of strings"),
+    ],
+)
+def test_a_bad_otlp_key_is_an_error_naming_it(text: str, message: str) -> None:
+    """A bad value in [telemetry.otlp] is refused with the full key."""
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"[telemetry.otlp]\n{text}\n", "config.toml")
+
+
+def test_an_unknown_otlp_key_is_a_warning() -> None:
+    """An unknown key in [telemetry.otlp] is ignored with a warning naming it."""
+    config = parse_config('[telemetry.otlp]\nendpoit = "x"\n', "config.toml")
+    assert config.warnings == ("config.toml: unknown key 'telemetry.otlp.endpoit' is ignored",)
+
+
+def test_a_failing_sink_is_logged_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    """Many failed exports make one warning; the first success after them one info line."""
+    health = ExportHealth("traces", "http://c:4318/v1/traces")
+    caplog.set_level(logging.INFO, logger="alloy_runner")
+    for _ in range(5):
+        health.exported(False, ConnectionError("[Errno 111] Connection refused"))
+    health.exported(True)
+    health.exported(True)
+    health.exported(False, TimeoutError("slow"))
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == ["WARNING", "INFO", "WARNING"]
+    assert "([Errno 111] Connection refused)" in messages[0][1]
+    assert "works again" in messages[1][1]
+
+
+def test_the_libraries_complaints_are_demoted_to_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """The exporter's own per-export errors do not reach the log above debug level."""
+    health = ExportHealth("metrics", "http://c:4318/v1/metrics")
+    health.install()
+    library = logging.getLogger("opentelemetry.exporter.otlp.proto.http.metric_exporter")
+    try:
+        with caplog.at_level(logging.INFO):
+            library.error("Failed to export metrics batch code: 404, reason: Not Found")
+            health.exported(False)
+    finally:
+        health.uninstall()
+    [record] = caplog.records
+    assert record.name == "alloy_runner.telemetry.otlp"
+    assert "404, reason: Not Found" in record.getMessage()
