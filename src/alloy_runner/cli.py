@@ -77,9 +77,16 @@ cli.params.append(
     help="exporter-toolkit web config (TLS, basic auth) for the metrics server; empty: none. "
     "Wins over metrics_web_config in the file.",
 )
+@click.option(
+    "--profiling-server",
+    "profiling_server",
+    metavar="URL",
+    help="Pyroscope URL to push continuous profiles to; empty: off. "
+    "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
+)
 def run(
     config_path: Path | None, metrics_server: str | None, spool: Path | None,
-    web_config: str | None,
+    web_config: str | None, profiling_server: str | None,
 ) -> None:  # fmt: skip
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner import daemon
@@ -93,6 +100,12 @@ def run(
         config = config.with_overrides(spool_dir=spool)
     if web_config is not None:
         config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
+    pyroscope = os.environ.get("PYROSCOPE_SERVER_ADDRESS")
+    where = "--profiling-server" if profiling_server is not None else "PYROSCOPE_SERVER_ADDRESS"
+    if profiling_server is not None:
+        pyroscope = profiling_server
+    if pyroscope is not None:
+        config = config.with_overrides(profiling=config.profiling.with_server(pyroscope, where))
     daemon.run(config)
 
 

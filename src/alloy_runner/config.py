@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,31 @@ class OtlpConfig:
 
 
 @dataclass(frozen=True)
+class ProfilingConfig:
+    """`[profiling]`: continuous profiling into Pyroscope; off while `server_address` is empty."""
+
+    server_address: str = ""  # Pyroscope's base URL, e.g. http://localhost:4040
+    application_name: str = "alloy-runner"  # the profiles' service_name
+    sample_rate: int = 100  # Hz
+    upload_interval: int = 10  # seconds between uploads
+    tags: tuple[tuple[str, str], ...] = ()
+    basic_auth_username: str = ""
+    basic_auth_password: str = ""
+    tenant_id: str = ""  # sent as X-Scope-OrgID
+    http_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.server_address != ""
+
+    def with_server(self, address: str, where: str) -> ProfilingConfig:
+        """Return a copy pushing to `address` (a flag or env value named by `where`; empty: off)."""
+        if address and not address.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: expected an http:// or https:// URL, got {address!r}")
+        return replace(self, server_address=address)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration of one runner process."""
 
@@ -94,6 +120,7 @@ class Config:
     spool_recovery: str = "fail"
     runners: tuple[RunnerConfig, ...] = ()
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
+    profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
     path: Path | None = None
     warnings: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -242,6 +269,41 @@ def _otlp(table: _Table) -> OtlpConfig:
     )
 
 
+_TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_RESERVED_TAGS = ("service_name",)  # set from application_name
+
+
+def _profiling(table: _Table) -> ProfilingConfig:
+    server = table.string("server_address", default="")
+    if server and not server.startswith(("http://", "https://")):
+        raise table.error("server_address", "an http:// or https:// URL", server)
+    name = table.string("application_name", default="alloy-runner")
+    if not name.strip():
+        raise table.error("application_name", "a non-empty string", name)
+    tags = table.string_table("tags")
+    for key, _ in tags:
+        if not _TAG_NAME.fullmatch(key) or key.startswith("__") or key in _RESERVED_TAGS:
+            raise table.error(
+                "tags", "tag names like [A-Za-z_][A-Za-z0-9_.]* (not __* or service_name)", key
+            )
+    headers = table.string_table("http_headers")
+    for key, _ in headers:
+        if not _HEADER_NAME.fullmatch(key):
+            raise table.error("http_headers", "HTTP header names", key)
+    return ProfilingConfig(
+        server_address=server,
+        application_name=name,
+        sample_rate=table.integer("sample_rate", 100, minimum=1),
+        upload_interval=table.integer("upload_interval", 10, minimum=1),
+        tags=tags,
+        basic_auth_username=table.string("basic_auth_username", default=""),
+        basic_auth_password=table.string("basic_auth_password", default=""),
+        tenant_id=table.string("tenant_id", default=""),
+        http_headers=headers,
+    )
+
+
 def parse_config(text: str, where: str) -> Config:
     """Parse and validate the text of a config.toml; `where` names it in errors."""
     try:
@@ -254,6 +316,7 @@ def parse_config(text: str, where: str) -> Config:
     runner_tables = top.tables("runners")
     telemetry = top.table("telemetry")
     otlp_table = telemetry.table("otlp")
+    profiling_table = top.table("profiling")
     runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
     for name in names:
@@ -273,9 +336,10 @@ def parse_config(text: str, where: str) -> Config:
         spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
         runners=runners,
         otlp=_otlp(otlp_table),
+        profiling=_profiling(profiling_table),
     )
     warnings = top.unknown()
-    for table in (*runner_tables, telemetry, otlp_table):
+    for table in (*runner_tables, telemetry, otlp_table, profiling_table):
         warnings += table.unknown()
     return replace(config, warnings=tuple(warnings))
 

@@ -24,6 +24,7 @@ from alloy_runner.telemetry.address import parse_address
 from alloy_runner.telemetry.builds import BuildTelemetry
 from alloy_runner.telemetry.errors import ErrorCounter
 from alloy_runner.telemetry.otlp import resolve, start_otlp
+from alloy_runner.telemetry.profiling import ContinuousProfiler, DebugProfiles, start_profiling
 from alloy_runner.telemetry.runtime import install_runtime
 from alloy_runner.telemetry.server import MetricsServer, Response
 from alloy_runner.telemetry.setup import Telemetry, make_resource
@@ -62,6 +63,8 @@ class Daemon:
     server: MetricsServer | None = None
     loop: asyncio.AbstractEventLoop | None = None
     gc_timer: GcTimer | None = None
+    profiler: ContinuousProfiler | None = None
+    debug: DebugProfiles | None = None
     ready: bool = False
     _how: Stop | None = field(default=None, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -151,6 +154,8 @@ class Daemon:
             log.warning("SIGHUP: metrics_server changed; it takes effect at the next restart")
         if new.runners != self.config.runners:
             log.warning("SIGHUP: [[runners]] changed; the change takes effect at the next restart")
+        if new.profiling != self.config.profiling:
+            log.warning("SIGHUP: [profiling] changed; it takes effect at the next restart")
         if new.otlp != self.config.otlp:
             log.warning("SIGHUP: [telemetry.otlp] changed; it takes effect at the next restart")
         logs.set_level(new.log_level)
@@ -158,8 +163,9 @@ class Daemon:
             log.info("SIGHUP: concurrent %d -> %d", self.config.concurrent, new.concurrent)
         # The address and the runners stay what the process started with.
         self.config = replace(
-            new, metrics_server=self.config.metrics_server, runners=self.config.runners
-        )
+            new, metrics_server=self.config.metrics_server, runners=self.config.runners,
+            profiling=self.config.profiling,
+        )  # fmt: skip
         if self.loop is not None:
             self.loop.create_task(self.scheduler.set_concurrent(new.concurrent))
         log.info("SIGHUP: configuration reloaded from %s", path)
@@ -262,6 +268,7 @@ def prepare(config: Config) -> Daemon:
     telemetry.observe(i.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(i.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
+    daemon.profiler = start_profiling(config.profiling, build, [r.name for r in config.runners])
     if not slots:
         log.warning("no [[runners]] that can take jobs: this process takes no jobs")
     if address is None:
@@ -271,9 +278,15 @@ def prepare(config: Config) -> Daemon:
     server.add_route(
         "/debug/jobs/list", lambda _p, _h: Response(jobs_list(registry.snapshot()).encode())
     )
+    daemon.debug = DebugProfiles(
+        lambda: daemon.loop, daemon.profiler.destination if daemon.profiler else None
+    )
+    daemon.debug.install(server)
     try:
         server.start()
     except AlloyRunnerError:
+        if daemon.profiler is not None:
+            daemon.profiler.shutdown(timeout=1.0)
         telemetry.shutdown(timeout=1.0)
         raise
     daemon.server = server
@@ -293,9 +306,15 @@ def run(config: Config) -> None:
         asyncio.run(daemon.run())
     finally:
         deadline = max(1.0, min(5.0, config.shutdown_timeout))
+        if daemon.debug is not None:
+            daemon.debug.close()  # a CPU profile being taken ends now
+        # Profiling stops while the metrics server does, in the same half of the bound.
+        profiling = daemon.profiler.start_shutdown(deadline / 2) if daemon.profiler else None
         if daemon.server is not None:
             daemon.server.shutdown(timeout=deadline / 2)
         if daemon.gc_timer is not None:
             daemon.gc_timer.uninstall()
+        if profiling is not None:  # before telemetry: its last failure is still counted
+            profiling.join(deadline / 2)
         daemon.telemetry.shutdown(timeout=deadline / 2)
         log.info("alloy-runner stopped after %.1fs", time.monotonic() - started)

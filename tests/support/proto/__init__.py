@@ -1,0 +1,1 @@
+"""Code generated from the push API schema for the tests' Pyroscope receiver (generate.sh)."""
