@@ -63,6 +63,7 @@ class RunnerConfig:
     environment: tuple[str, ...] = ()
     output_limit: int = 4096  # KiB, GitLab Runner's default
     kill_timeout: float = 10.0  # seconds between TERM and KILL when a build is stopped
+    tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
 
     @property
     def uses_spool(self) -> bool:
@@ -241,10 +242,17 @@ class _Table:
 
 def _runner(table: _Table, index: int) -> RunnerConfig:
     name = table.string("name", default=f"runner-{index}")
+    url = table.string("url", default="")
+    if url and not url.startswith(("http://", "https://")):
+        raise table.error("url", "an http:// or https:// URL of the coordinator", url)
+    token = table.string("token", default="")
+    if url and not token:
+        raise table.error("token", "the runner's token (a runner with a url needs one)", token)
     return RunnerConfig(
         name=name,
-        url=table.string("url", default=""),
-        token=table.string("token", default=""),
+        url=url,
+        token=token,
+        tls_ca_file=table.string("tls-ca-file", default=""),
         executor=table.string("executor", default="shell", choices=("shell",)),
         limit=table.integer("limit", 0),
         request_concurrency=table.integer("request_concurrency", 1, minimum=1),

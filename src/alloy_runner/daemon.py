@@ -21,6 +21,7 @@ from alloy_runner.exceptions import AlloyRunnerError, ConfigError
 from alloy_runner.scheduler import RunnerSlot, Scheduler
 from alloy_runner.telemetry import instruments as i
 from alloy_runner.telemetry.address import parse_address
+from alloy_runner.telemetry.api import ApiTelemetry
 from alloy_runner.telemetry.builds import BuildTelemetry
 from alloy_runner.telemetry.errors import ErrorCounter
 from alloy_runner.telemetry.otlp import resolve, start_otlp
@@ -34,6 +35,7 @@ from alloy_runner.version import build_info
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from alloy_runner.coordinator.api_metrics import ApiMetrics
     from alloy_runner.telemetry.address import ListenAddress
     from alloy_runner.telemetry.runtime import GcTimer
 
@@ -109,6 +111,7 @@ class Daemon:
             log.info("terminating %d running build(s)", self.registry.count())
             grace = max((r.config.kill_timeout for r in self.scheduler.runners), default=0.0)
             await self.scheduler.terminate(grace + TERMINATE_GRACE)
+        await _close_sources(self.scheduler.runners)
 
     def _recover(self) -> None:
         if self.spool is None:
@@ -210,15 +213,32 @@ def open_access_warning(bound: str, address: ListenAddress | None, web: WebAcces
     )
 
 
-def _runner_slots(config: Config) -> tuple[Spool | None, list[RunnerSlot]]:
+async def _close_sources(slots: list[RunnerSlot]) -> None:
+    """Close the coordinator connections of the runners that have a url."""
+    if all(slot.config.uses_spool for slot in slots):
+        return
+    from alloy_runner.coordinator.gitlab import GitlabSource
+
+    for slot in slots:
+        if isinstance(slot.source, GitlabSource):
+            await slot.source.aclose()
+
+
+def _runner_slots(
+    config: Config, api: ApiMetrics | None = None
+) -> tuple[Spool | None, list[RunnerSlot]]:
     spool: Spool | None = None
-    slots = []
+    slots: list[RunnerSlot] = []
     for runner in config.runners:
         if not runner.uses_spool:
-            log.warning(
-                "runner %s: coordinator url %s is not supported by this version; skipped",
-                runner.name, runner.url,
-            )  # fmt: skip
+            # httpx is imported only by a process that talks to a coordinator.
+            from alloy_runner.coordinator.gitlab import GitlabSource
+
+            try:
+                source = GitlabSource(runner, metrics=api, check_interval=config.check_interval)
+            except ConfigError as exc:
+                raise ConfigError(f"runner {runner.name}: {exc}") from None
+            slots.append(RunnerSlot(runner, source))
             continue
         if spool is None:
             spool = Spool(config.spool_dir)
@@ -248,7 +268,7 @@ def prepare(config: Config) -> Daemon:
         log.info("%s", otlp.targets.summary())
     for warning in (*config.warnings, *(web.config.warnings if web is not None else ())):
         log.warning("%s", warning)
-    spool, slots = _runner_slots(config)
+    spool, slots = _runner_slots(config, ApiTelemetry(telemetry))
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
     builds = BuildTelemetry(

@@ -18,6 +18,7 @@ from alloy_runner.build import script
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.build.trace import JobTrace
 from alloy_runner.build.tracing import TRACEPARENT, NoJobSpan, NoTracer
+from alloy_runner.coordinator.base import ArtifactsError
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 from alloy_runner.version import build_info
 
@@ -291,7 +292,12 @@ class Build:
             archives = []
             for dep in job.dependencies:
                 dest = workspace.tmp_dir / f"dependency-{dep.id}.zip"
-                if await self.source.fetch_artifacts(job, dep, dest):
+                try:
+                    fetched = await self.source.fetch_artifacts(job, dep, dest)
+                except ArtifactsError as exc:
+                    self.trace.write_line(f"ERROR: Downloading artifacts failed: {exc}")
+                    return "exit 1\n"  # the stage fails, and the build with its failure reason
+                if fetched:
                     archives.append(dest)
                 else:
                     self.trace.write_line(f"No artifacts to download from {dep.name} ({dep.id})")
@@ -349,7 +355,12 @@ class Build:
                 ok = False
             elif target.exists():
                 size = target.stat().st_size
-                await self.source.upload_artifacts(self.job, artifact, target)
+                try:
+                    await self.source.upload_artifacts(self.job, artifact, target)
+                except ArtifactsError as exc:
+                    self.trace.write_line(f"ERROR: Uploading artifacts failed: {exc}")
+                    ok = False
+                    continue
                 self.trace.write_line(f"Uploading artifacts: {artifact.name} ({size} bytes)")
         return ok
 

@@ -49,6 +49,7 @@ class Family:
 GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 JOB_BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 10800, 18000, 36000)
 STAGE_BUCKETS = (0.1, 0.5, 1, 3, 10, 30, 60, 120, 300, 900, 1800, 3600)
+API_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 VERSION_INFO = Family(
     "ci_runner_version_info",
@@ -102,6 +103,20 @@ REQUEST_CONCURRENCY = Family(
     Kind.GAUGE,
     "The current number of concurrent requests for a new job.",
     ("runner",),
+)
+API_REQUEST_STATUSES = Family(
+    "ci_runner_api_request_statuses",
+    Kind.COUNTER,
+    "The total number of API requests, partitioned by runner, endpoint and status.",
+    ("runner", "endpoint", "status"),
+)
+API_REQUEST_DURATION = Family(
+    "ci_runner_api_request_duration_seconds",
+    Kind.HISTOGRAM,
+    "Latency histogram of API requests.",
+    ("runner", "endpoint"),
+    unit="s",
+    buckets=API_BUCKETS,
 )
 
 PROCESS_CPU = Family(
@@ -180,6 +195,8 @@ CATALOG: tuple[Family, ...] = (
     CONCURRENT,
     LIMIT,
     REQUEST_CONCURRENCY,
+    API_REQUEST_STATUSES,
+    API_REQUEST_DURATION,
     ERRORS,
     PROCESS_CPU,
     PROCESS_MAX_FDS,

@@ -1,0 +1,50 @@
+"""What the coordinator client reports about its API calls; telemetry implements it."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Protocol
+
+
+class Endpoint(Enum):
+    """The Runner API v4 calls (`ci_runner_api_request_*{endpoint}`)."""
+
+    REGISTER_RUNNER = "register_runner"
+    VERIFY_RUNNER = "verify_runner"
+    REQUEST_JOB = "request_job"
+    UPDATE_JOB = "update_job"
+    PATCH_TRACE = "patch_trace"
+    UPLOAD_ARTIFACTS = "upload_artifacts"
+    DOWNLOAD_ARTIFACTS = "download_artifacts"
+
+
+class TransportFailure(Enum):
+    """The `status` of a call that got no HTTP response; with the status codes, a closed set."""
+
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+
+
+def status_label(status: int | TransportFailure) -> str:
+    """Return the `status` label of an HTTP status code or a transport failure."""
+    if isinstance(status, TransportFailure):
+        return status.value
+    return str(status) if 100 <= status <= 599 else "invalid"
+
+
+class ApiMetrics(Protocol):
+    """Events of the coordinator client, recorded when a call ends."""
+
+    def request_done(
+        self, runner: str, endpoint: Endpoint, status: int | TransportFailure, seconds: float
+    ) -> None:
+        """A call to `endpoint` ended with an HTTP `status` (or none) after `seconds`."""
+
+
+class NoApiMetrics:
+    """An ApiMetrics that records nothing (`register`, `verify`)."""
+
+    def request_done(
+        self, runner: str, endpoint: Endpoint, status: int | TransportFailure, seconds: float
+    ) -> None:
+        pass

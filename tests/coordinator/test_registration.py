@@ -1,0 +1,134 @@
+"""`register`, `verify` and `list` against the fake coordinator, keeping the user's config file."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+from tests.coordinator.conftest import StartFake
+from tests.support import free_port, run_cli
+
+USER_CONFIG = """\
+# alloy-runner settings, written by hand
+concurrent = 3  # three builds at once
+
+# the local spool runner stays as it is
+[[runners]]
+name = "local"  # no url: takes jobs from the spool
+executor = "shell"
+"""
+
+
+def test_register_appends_a_runner_and_keeps_the_users_comments(
+    start_fake: StartFake, tmp_path: Path
+) -> None:
+    """`register` adds a [[runners]] table with the coordinator's token; comments survive."""
+    fake = start_fake()
+    config = tmp_path / "config.toml"
+    config.write_text(USER_CONFIG)
+    result = run_cli(
+        ["register", "--config", str(config), "--url", fake.url,
+         "--registration-token", fake.registration_token, "--name", "ci-1",
+         "--limit", "2", "--request-concurrency", "3"],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    text = config.read_text()
+    assert text.startswith(USER_CONFIG)  # every comment and line of the user's file, unchanged
+    runners = tomllib.loads(text)["runners"]
+    assert [r["name"] for r in runners] == ["local", "ci-1"]
+    added = runners[1]
+    assert added["token"] in fake.runner_tokens
+    assert (added["url"], added["executor"], added["limit"], added["request_concurrency"]) == (
+        fake.url, "shell", 2, 3,
+    )  # fmt: skip
+    assert added["token"] not in result.stdout  # only its first 8 characters are shown
+    assert added["token"][:8] in result.stdout
+    assert fake.request_bodies[-1]["info"]["executor"] == "shell"
+
+
+def test_register_creates_a_private_config_file(start_fake: StartFake, tmp_path: Path) -> None:
+    """A config file that `register` creates is readable by its owner only (it holds a token)."""
+    fake = start_fake()
+    config = tmp_path / "new" / "config.toml"
+    result = run_cli(
+        ["register", "-c", str(config), "-u", fake.url, "-r", fake.registration_token,
+         "-n", "ci", "--tls-ca-file", ""],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert tomllib.loads(config.read_text())["concurrent"] == 1
+
+
+def test_register_with_a_wrong_registration_token_fails_in_one_line(
+    start_fake: StartFake, tmp_path: Path
+) -> None:
+    """A refused registration token exits 2 with one line on stderr, and writes nothing."""
+    fake = start_fake()
+    config = tmp_path / "config.toml"
+    config.write_text(USER_CONFIG)
+    result = run_cli(
+        ["register", "-c", str(config), "-u", fake.url, "-r", "wrong", "-n", "ci"], tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "refused the registration token" in result.stderr
+    assert config.read_text() == USER_CONFIG
+
+
+def test_register_rejects_bad_input_with_exit_2(tmp_path: Path) -> None:
+    """A URL that is not http(s), or an unreachable coordinator, is one line on stderr, exit 2."""
+    for url in ("ftp://example.test", f"http://127.0.0.1:{free_port()}"):
+        result = run_cli(
+            ["register", "-c", str(tmp_path / "c.toml"), "-u", url, "-r", "x", "-n", "ci"],
+            tmp_path,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("alloy-runner: error: ")
+        assert result.stderr.count("\n") == 1
+    missing = run_cli(["register", "-c", str(tmp_path / "c.toml"), "-n", "ci"], tmp_path)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
+
+
+def test_verify_finds_removed_runners_and_delete_drops_them_keeping_comments(
+    start_fake: StartFake, tmp_path: Path
+) -> None:
+    """`verify` reports each runner; with `--delete` the invalid one goes and comments stay."""
+    fake = start_fake()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        USER_CONFIG + f'\n# the good one\n[[runners]]\nname = "good"  # keep\nurl = "{fake.url}"\n'
+        f'token = "{fake.runner_token}"\n'
+        + f'\n[[runners]]\nname = "gone"\nurl = "{fake.url}"\ntoken = "glrt-deleted"\n'
+    )
+    checked = run_cli(["verify", "-c", str(config)], tmp_path)
+    assert checked.returncode == 1
+    assert "Verifying runner good... is alive" in checked.stdout
+    assert "Verifying runner gone... is removed" in checked.stdout
+    assert "gone" in config.read_text()
+    deleted = run_cli(["verify", "-c", str(config), "--delete"], tmp_path)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    text = config.read_text()
+    assert [r["name"] for r in tomllib.loads(text)["runners"]] == ["local", "good"]
+    assert text.startswith(USER_CONFIG)
+    assert '# the good one\n[[runners]]\nname = "good"  # keep\n' in text
+    assert fake.count("verify_runner") == 4
+
+
+def test_list_shows_the_runners_but_never_a_whole_token(tmp_path: Path) -> None:
+    """`list` prints each runner with its token cut to 8 characters."""
+    config = tmp_path / "config.toml"
+    token = "glrt-0123456789abcdefghij"
+    config.write_text(
+        USER_CONFIG + f'\n[[runners]]\nname = "ci"\nurl = "https://ci.test"\ntoken = "{token}"\n'
+    )
+    result = run_cli(["list", "-c", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"Listing configured runners ConfigFile={config}"
+    assert lines[1].startswith("local\t")
+    assert lines[2] == "ci\tExecutor=shell Token=glrt-012 URL=https://ci.test"
+    assert token not in result.stdout + result.stderr
