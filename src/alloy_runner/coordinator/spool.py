@@ -158,11 +158,14 @@ class Spool:
         a rename that only one of them can win.
         """
         failed = False
+        # One listing instead of a look per job: a finished job of a big stage stays cheap.
+        with os.scandir(self.dir("waiting")) as entries:
+            still_waiting = {entry.name for entry in entries}
         for _stage, jobs in self.pipeline(pipeline_id):
             for job in jobs:
-                waiting = self.dir("waiting") / f"{job.id}.json"
-                if not waiting.exists():
+                if f"{job.id}.json" not in still_waiting:
                     continue
+                waiting = self.dir("waiting") / f"{job.id}.json"
                 runnable = job.when == "always" or (
                     (job.when == "on_failure") == failed and job.when != "manual"
                 )
@@ -171,11 +174,17 @@ class Spool:
                         waiting.rename(self.dir("pending") / waiting.name)
                 else:
                     self._close_unrun(waiting, SKIPPED, None, "the pipeline did not need it")
-            results = [self.result(j.id) for j in jobs]
-            if any(r is None for r in results):
-                return
+            # Jobs are taken in id order, so the last of a stage is the likeliest to be unfinished:
+            # looking from the end, an unfinished stage is found at once, not after every result.
+            results = []
+            for job in reversed(jobs):
+                result = self.result(job.id)
+                if result is None:
+                    return
+                results.append(result)
+            results.reverse()
             failed = failed or any(
-                r is not None and r["status"] != BuildState.SUCCESS.value
+                r["status"] != BuildState.SUCCESS.value
                 and r["status"] != SKIPPED and not j.allow_failure
                 for j, r in zip(jobs, results, strict=True)
             )  # fmt: skip
