@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from collections import Counter
 
@@ -42,8 +41,11 @@ def test_two_runners_on_one_spool_run_every_job_exactly_once(rig: JobsRig) -> No
     rig.wait_counts({"waiting": 0, "pending": 0, "running": 0, "done": 30})
 
 
-def _kill_runner_during_a_job(rig: JobsRig, config: str) -> dict[str, int]:
-    """Start a runner, let it take job `held` of 3, and kill -9 it; return the jobs by name."""
+def _kill_runner_during_a_job(rig: JobsRig, config: str) -> tuple[dict[str, int], int]:
+    """Start a runner, let it take job `held` of 3, and kill -9 it.
+
+    Return the jobs by name and the process group of `held`, which outlives its runner.
+    """
     runner = rig.runner(config)
     project = rig.project(
         "crash",
@@ -62,13 +64,12 @@ def _kill_runner_during_a_job(rig: JobsRig, config: str) -> dict[str, int]:
     assert rig.in_dir("running") == {jobs["held"]}
     assert rig.in_dir("pending") == {jobs["after1"], jobs["after2"]}
     assert rig.counts()["done"] == 0
-    # The job's shell outlives its runner: it leads its own session, and nothing ends it when
-    # the runner dies. Left alone it would go on beside the recovered job; end it here.
+    # The job's shell outlives its runner: it leads its own session. The restarted runner
+    # must stop it before it reports or reruns the job.
     pgid = int((rig.out / f"pgid-{jobs['held']}").read_text())
-    os.killpg(pgid, signal.SIGKILL)
-    wait_until(lambda: not process_alive(pgid), 5, 0.05, "the orphaned job gone")
+    assert process_alive(pgid)
     (rig.out / f"pgid-{jobs['held']}").unlink()
-    return jobs
+    return jobs, pgid
 
 
 def test_job_of_a_killed_runner_fails_as_runner_system_failure_after_restart(
@@ -76,9 +77,10 @@ def test_job_of_a_killed_runner_fails_as_runner_system_failure_after_restart(
 ) -> None:
     """After kill -9, the restarted runner ends its job as runner_system_failure; none lost."""
     config = rig.config(concurrent=1)
-    jobs = _kill_runner_during_a_job(rig, config)
+    jobs, orphan = _kill_runner_during_a_job(rig, config)
 
     restarted = rig.runner(config)
+    wait_until(lambda: not process_alive(orphan), 10, 0.05, "the orphaned job stopped")
     # Every job is somewhere at every moment (directories read in the order jobs move through).
     while any(rig.result(job) is None for job in jobs.values()):
         seen = set().union(*(rig.in_dir(d) for d in ("waiting", "pending", "running", "done")))
@@ -102,10 +104,11 @@ def test_job_of_a_killed_runner_fails_as_runner_system_failure_after_restart(
 def test_job_of_a_killed_runner_runs_again_with_requeue_recovery(rig: JobsRig) -> None:
     """With `spool_recovery = "requeue"`, the job of a kill -9'd runner runs again to success."""
     config = rig.config(concurrent=1, spool_recovery="requeue")
-    jobs = _kill_runner_during_a_job(rig, config)
+    jobs, orphan = _kill_runner_during_a_job(rig, config)
     (rig.out / f"started-{jobs['held']}").unlink()
 
     rig.runner(config)
+    wait_until(lambda: not process_alive(orphan), 10, 0.05, "the orphaned job stopped")
     rig.wait_started([jobs["held"]])
     rig.release(jobs["held"])
     results = rig.wait_results(jobs.values())

@@ -19,6 +19,7 @@ from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, Fai
 from alloy_runner.build.trace import JobTrace
 from alloy_runner.build.tracing import TRACEPARENT, NoJobSpan, NoTracer
 from alloy_runner.coordinator.base import ArtifactsError
+from alloy_runner.executors import orphans
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 from alloy_runner.version import build_info
 
@@ -431,6 +432,8 @@ class Build:
                 "CI_RUNNER_SHORT_TOKEN": "",
                 "CI_SERVER_NAME": "alloy-runner",
                 "CI_NODE_NAME": platform.node(),
+                # Lets a restarted runner find this job's processes if this one dies.
+                orphans.ENV_KEY: self.source.job_url(self.job),
             }
         )
         traceparent = self._span.traceparent()

@@ -31,6 +31,7 @@ from typing import Any
 
 from alloy_runner.build.job import Job, JobPayloadError
 from alloy_runner.build.states import BuildState, FailureReason
+from alloy_runner.executors.orphans import kill_job_processes
 
 DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
 SKIPPED = "skipped"  # a pipeline state, not a build state: the job never ran
@@ -344,6 +345,8 @@ class Spool:
                 os.close(fd)
                 recovered.append((job_id, "already done"))
                 continue
+            # Its processes outlived their runner: stop them before anything reruns or reports it.
+            kill_job_processes(self.job_url(job_id))
             if mode is Recovery.REQUEUE:
                 shutil.rmtree(self.dir("work") / str(job_id), ignore_errors=True)
                 path.rename(self.dir("pending") / path.name)
@@ -361,12 +364,9 @@ class Spool:
             recovered.append((job_id, "failed"))
         return recovered
 
-    def watch_token(self) -> int:
-        """Return a value that changes whenever pending/ gains or loses an entry."""
-        try:
-            return os.stat(self.dir("pending")).st_mtime_ns
-        except FileNotFoundError:
-            return 0
+    def job_url(self, job_id: int) -> str:
+        """Return the address of a job in this spool (its work directory)."""
+        return (self.dir("work") / str(job_id)).as_uri()
 
 
 def _pipeline_of_payload(payload: dict[str, Any]) -> int | None:

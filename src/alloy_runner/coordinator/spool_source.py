@@ -52,7 +52,7 @@ class SpoolSource:
                     return
 
     def job_url(self, job: Job) -> str:
-        return (self.spool.dir("work") / str(job.id)).as_uri()
+        return self.spool.job_url(job.id)
 
     def trace_sink(self, job: Job) -> Sink:
         handle = open(self.spool.trace_path(job.id), "ab")  # noqa: SIM115 - closed in finish()
