@@ -9,27 +9,20 @@ queue: builds never wait on it, and its failure is logged once per outage.
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import requests
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.util.re import parse_env_headers
 
 from alloy_runner.exceptions import ConfigError
 from alloy_runner.telemetry.tracing import JobTracer
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace import TracerProvider
 
     from alloy_runner.build.tracing import BuildTracer
     from alloy_runner.config import OtlpConfig
@@ -186,7 +179,12 @@ class ExportHealth(logging.Filter):
         if ok:
             log.info("OTLP %s: exporting to %s works again", self.signal, self.endpoint)
             return
-        why = _reason(error) if error is not None else complaint or "no reason given"
+        if error is not None:
+            from alloy_runner.telemetry.otlp_exporters import reason
+
+            why = reason(error)
+        else:
+            why = complaint or "no reason given"
         log.warning(
             "OTLP %s: export to %s failed (%s); builds are unaffected, and further failures "
             "are not logged until an export succeeds",
@@ -196,94 +194,6 @@ class ExportHealth(logging.Filter):
     @property
     def failing(self) -> bool:
         return self._failing
-
-
-def _reason(error: BaseException) -> str:
-    """Say in a few words why a request failed (requests' messages run to several lines)."""
-    text = str(error)
-    if match := re.search(r"\[Errno -?\d+\] [^'\")]+", text):
-        return match.group(0)
-    if isinstance(error, requests.Timeout):
-        return "no answer in time"
-    return f"{type(error).__name__}: {text[:200]}"
-
-
-class WatchedSession(requests.Session):
-    """A requests Session that remembers why its last request raised, for `ExportHealth`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._error: BaseException | None = None
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        try:
-            return super().request(*args, **kwargs)
-        except Exception as exc:
-            self._error = exc
-            raise
-
-    def take_error(self) -> BaseException | None:
-        """Return the error of the last failed request once, then forget it."""
-        error, self._error = self._error, None
-        return error
-
-
-class GuardedMetricExporter(OTLPMetricExporter):
-    """An OTLP metric exporter that never raises and reports to its `ExportHealth`."""
-
-    def __init__(self, signal: Signal, health: ExportHealth) -> None:
-        self._session = WatchedSession()
-        super().__init__(
-            endpoint=signal.endpoint, headers=signal.headers, timeout=signal.timeout,
-            session=self._session,
-        )  # fmt: skip
-        self.health = health
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: object
-    ) -> MetricExportResult:
-        try:
-            result = super().export(metrics_data, timeout_millis, **kwargs)
-        except Exception as exc:  # a sink failing must not reach the reader's thread
-            self.health.exported(False, exc)
-            return MetricExportResult.FAILURE
-        ok = result is MetricExportResult.SUCCESS
-        self.health.exported(ok, None if ok else self._session.take_error())
-        return result
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        try:
-            super().shutdown(timeout_millis, **kwargs)
-        finally:
-            self.health.uninstall()
-
-
-class GuardedSpanExporter(OTLPSpanExporter):
-    """An OTLP span exporter that never raises and reports to its `ExportHealth`."""
-
-    def __init__(self, signal: Signal, health: ExportHealth) -> None:
-        self._session = WatchedSession()
-        super().__init__(
-            endpoint=signal.endpoint, headers=signal.headers, timeout=signal.timeout,
-            session=self._session,
-        )  # fmt: skip
-        self.health = health
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = super().export(spans)
-        except Exception as exc:
-            self.health.exported(False, exc)
-            return SpanExportResult.FAILURE
-        ok = result is SpanExportResult.SUCCESS
-        self.health.exported(ok, None if ok else self._session.take_error())
-        return result
-
-    def shutdown(self) -> None:
-        try:
-            super().shutdown()  # type: ignore[no-untyped-call]
-        finally:
-            self.health.uninstall()
 
 
 @dataclass
@@ -309,6 +219,15 @@ class OtlpPipeline:
 def start_otlp(targets: OtlpTargets, resource: Resource) -> OtlpPipeline:
     """Create the reader and the tracer provider that `targets` asks for; nothing is sent yet."""
     pipeline = OtlpPipeline(targets, resource)
+    if targets.metrics is None and targets.traces is None:
+        return pipeline
+    # The exporters (requests, protobuf) cost ~150 ms and several MB: only load them when used.
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from alloy_runner.telemetry.otlp_exporters import GuardedMetricExporter, GuardedSpanExporter
+
     if targets.metrics is not None:
         health = ExportHealth("metrics", targets.metrics.endpoint)
         health.install()

@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
-from alloy_runner.telemetry.cpu_profile import CpuProfiler
 from alloy_runner.telemetry.profile_relay import TOKEN_HEADER, ProfileRelay, redact
 from alloy_runner.telemetry.server import Response
-from alloy_runner.telemetry.stacks import dump_profile, dump_text
 
 if TYPE_CHECKING:
     from alloy_runner.config import ProfilingConfig
+    from alloy_runner.telemetry.cpu_profile import CpuProfiler
     from alloy_runner.telemetry.server import MetricsServer
     from alloy_runner.version import BuildInfo
 
@@ -189,7 +188,20 @@ class DebugProfiles:
     ) -> None:
         self._loop = loop
         self._continuous = continuous
-        self.cpu = cpu if cpu is not None else CpuProfiler()
+        self._cpu = cpu
+        self._closed = False
+
+    @property
+    def cpu(self) -> CpuProfiler:
+        # Made on first use: the sampler and its protobuf code cost ~5 MB an idle runner
+        # that is never profiled on demand does not need.
+        if self._cpu is None:
+            from alloy_runner.telemetry.cpu_profile import CpuProfiler
+
+            self._cpu = CpuProfiler()
+            if self._closed:
+                self._cpu.close()
+        return self._cpu
 
     def install(self, server: MetricsServer) -> None:
         """Add the routes to `server`."""
@@ -200,7 +212,9 @@ class DebugProfiles:
 
     def close(self) -> None:
         """End a CPU profile being taken (at shutdown) and refuse new ones."""
-        self.cpu.close()
+        self._closed = True
+        if self._cpu is not None:
+            self._cpu.close()
 
     def index(self, _params: dict[str, list[str]], _headers: dict[str, str]) -> Response:
         """Answer /debug/pprof/: what is here, and where continuous profiles go."""
@@ -245,6 +259,8 @@ class DebugProfiles:
         debug = _param(params, "debug", "0")
         if debug not in ("0", "1", "2"):
             return _bad_request(f"debug must be 0, 1 or 2, got {debug!r}")
+        from alloy_runner.telemetry.stacks import dump_profile, dump_text
+
         if debug == "0":
             return _pprof(dump_profile(self._loop()), "goroutine")
         return Response(dump_text(self._loop()).encode())
