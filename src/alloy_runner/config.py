@@ -18,6 +18,8 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
 LOG_FORMATS = ("text", "json")
 DEFAULT_METRICS_SERVER = "localhost:9252"
 EMBEDDED_RUNNER_NAME = "embedded"
+MACHINE_EXECUTORS = ("docker+machine", "docker-ssh+machine")
+EXECUTORS = ("shell", *MACHINE_EXECUTORS)
 
 
 def default_home() -> Path:
@@ -48,6 +50,29 @@ def default_cache_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class AutoscalingConfig:
+    """One `[[runners.machine.autoscaling]]` period: IdleCount and IdleTime while it matches."""
+
+    periods: tuple[str, ...]  # cron expressions (see machines/cron.py)
+    timezone: str = ""  # IANA name; empty: the host's local time
+    idle_count: int = 0
+    idle_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """`[runners.machine]`: the autoscaled machines of a docker+machine runner (GitLab's keys)."""
+
+    machine_driver: str = ""  # `MachineDriver`: docker-machine's --driver, or `local`
+    machine_name: str = ""  # `MachineName`: a template with one %s
+    machine_options: tuple[str, ...] = ()  # `MachineOptions`: `--` is prepended to each
+    idle_count: int = 0  # `IdleCount`: machines kept idle, waiting for jobs
+    idle_time: float = 0.0  # `IdleTime`: seconds an extra idle machine lives
+    max_builds: int = 0  # `MaxBuilds`: builds after which a machine is removed; 0: no limit
+    autoscaling: tuple[AutoscalingConfig, ...] = ()  # the last matching period wins
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
 
@@ -64,6 +89,7 @@ class RunnerConfig:
     output_limit: int = 4096  # KiB, GitLab Runner's default
     kill_timeout: float = 10.0  # seconds between TERM and KILL when a build is stopped
     tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
+    machine: MachineConfig | None = None  # `[runners.machine]`, for the machine executors
 
     @property
     def uses_spool(self) -> bool:
@@ -156,6 +182,12 @@ class _Table:
             f"{self._where}: key '{self.key(name)}': expected {expected}, got {value!r}"
         )
 
+    def invalid(self, name: str, message: str) -> ConfigError:
+        return ConfigError(f"{self._where}: key '{self.key(name)}': {message}")
+
+    def has(self, name: str) -> bool:
+        return name in self._data
+
     def get(self, names: tuple[str, ...], default: T, check: Callable[[str, object], T]) -> T:
         present = [n for n in names if n in self._data]
         self._seen.update(names)
@@ -229,7 +261,7 @@ class _Table:
         value = self._data.get(name, [])
         self._seen.add(name)
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.error(name, "an array of tables ([[runners]])", value)
+            raise self.error(name, f"an array of tables ([[{self.key(name)}]])", value)
         return [_Table(v, self._where, f"{self.key(name)}[{i}].") for i, v in enumerate(value)]
 
     def unknown(self) -> list[str]:
@@ -240,8 +272,10 @@ class _Table:
         ]
 
 
-def _runner(table: _Table, index: int) -> RunnerConfig:
+def _runner(table: _Table, index: int, nested: list[_Table]) -> RunnerConfig:
     name = table.string("name", default=f"runner-{index}")
+    executor = table.string("executor", default="shell", choices=EXECUTORS)
+    machine = _machine(table, executor, nested)
     url = table.string("url", default="")
     if url and not url.startswith(("http://", "https://")):
         raise table.error("url", "an http:// or https:// URL of the coordinator", url)
@@ -253,7 +287,8 @@ def _runner(table: _Table, index: int) -> RunnerConfig:
         url=url,
         token=token,
         tls_ca_file=table.string("tls-ca-file", default=""),
-        executor=table.string("executor", default="shell", choices=("shell",)),
+        executor=executor,
+        machine=machine,
         limit=table.integer("limit", 0),
         request_concurrency=table.integer("request_concurrency", 1, minimum=1),
         builds_dir=table.string("builds_dir", default=""),
@@ -262,6 +297,65 @@ def _runner(table: _Table, index: int) -> RunnerConfig:
         environment=table.strings("environment"),
         output_limit=table.integer("output_limit", 4096, minimum=1),
         kill_timeout=table.seconds("kill_timeout", 10.0),
+    )
+
+
+_MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+
+
+def _machine(runner: _Table, executor: str, nested: list[_Table]) -> MachineConfig | None:
+    if not runner.has("machine") and executor not in MACHINE_EXECUTORS:
+        return None
+    table = runner.table("machine")
+    nested.append(table)
+    name = table.string("MachineName", default="")
+    if executor in MACHINE_EXECUTORS or name:
+        bare = name.replace("%s", "x", 1)
+        if name.count("%s") != 1 or "%" in bare or not _MACHINE_NAME.fullmatch(bare):
+            raise table.error(
+                "MachineName", "a machine name with exactly one %s, of letters, digits, . and -",
+                name,
+            )  # fmt: skip
+    driver = table.string("MachineDriver", default="")
+    if executor in MACHINE_EXECUTORS and not driver:
+        raise table.error("MachineDriver", "a docker-machine driver name, or local", driver)
+    periods = table.tables("autoscaling")
+    nested.extend(periods)
+    return MachineConfig(
+        machine_driver=driver,
+        machine_name=name,
+        machine_options=table.strings("MachineOptions"),
+        idle_count=table.integer("IdleCount", 0),
+        idle_time=table.seconds("IdleTime", 0.0),
+        max_builds=table.integer("MaxBuilds", 0),
+        autoscaling=tuple(_autoscaling(t) for t in periods),
+    )
+
+
+def _autoscaling(table: _Table) -> AutoscalingConfig:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from alloy_runner.machines.cron import parse_cron
+
+    periods = table.strings("Periods")
+    if not periods:
+        raise table.error("Periods", "a non-empty list of cron expressions", list(periods))
+    for period in periods:
+        try:
+            parse_cron(period)
+        except ConfigError as exc:
+            raise table.invalid("Periods", str(exc)) from None
+    timezone = table.string("Timezone", default="")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise table.error("Timezone", "an IANA time zone name", timezone) from None
+    return AutoscalingConfig(
+        periods=periods,
+        timezone=timezone,
+        idle_count=table.integer("IdleCount", 0),
+        idle_time=table.seconds("IdleTime", 0.0),
     )
 
 
@@ -325,7 +419,8 @@ def parse_config(text: str, where: str) -> Config:
     telemetry = top.table("telemetry")
     otlp_table = telemetry.table("otlp")
     profiling_table = top.table("profiling")
-    runners = tuple(_runner(t, i) for i, t in enumerate(runner_tables))
+    nested: list[_Table] = []  # [runners.machine] and its periods, for unknown keys
+    runners = tuple(_runner(t, i, nested) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
     for name in names:
         if names.count(name) > 1:
@@ -347,7 +442,7 @@ def parse_config(text: str, where: str) -> Config:
         profiling=_profiling(profiling_table),
     )
     warnings = top.unknown()
-    for table in (*runner_tables, telemetry, otlp_table, profiling_table):
+    for table in (*runner_tables, *nested, telemetry, otlp_table, profiling_table):
         warnings += table.unknown()
     return replace(config, warnings=tuple(warnings))
 

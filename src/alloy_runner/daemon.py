@@ -18,12 +18,14 @@ from alloy_runner.config import Config, load_config
 from alloy_runner.coordinator.spool import Recovery, Spool
 from alloy_runner.coordinator.spool_source import SpoolSource
 from alloy_runner.exceptions import AlloyRunnerError, ConfigError
-from alloy_runner.scheduler import RunnerSlot, Scheduler
+from alloy_runner.machines.providers import MachineProviders
+from alloy_runner.scheduler import RunnerSlot, Scheduler, default_executor
 from alloy_runner.telemetry import instruments as i
 from alloy_runner.telemetry.address import parse_address
 from alloy_runner.telemetry.api import ApiTelemetry
 from alloy_runner.telemetry.builds import BuildTelemetry
 from alloy_runner.telemetry.errors import ErrorCounter
+from alloy_runner.telemetry.machines import install_machine_telemetry
 from alloy_runner.telemetry.otlp import resolve, start_otlp
 from alloy_runner.telemetry.profiling import ContinuousProfiler, DebugProfiles, start_profiling
 from alloy_runner.telemetry.runtime import install_runtime
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TERMINATE_GRACE = 5.0  # seconds beyond a runner's kill_timeout for terminated builds to record
+MACHINES_SHUTDOWN = 5.0  # seconds in-flight machine creations and removals may take at exit
 
 
 class Stop(Enum):
@@ -67,6 +70,7 @@ class Daemon:
     gc_timer: GcTimer | None = None
     profiler: ContinuousProfiler | None = None
     debug: DebugProfiles | None = None
+    machines: MachineProviders | None = None
     ready: bool = False
     _how: Stop | None = field(default=None, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -84,6 +88,8 @@ class Daemon:
         ):
             self.loop.add_signal_handler(sig, handler)
         self._recover()
+        if self.machines is not None:
+            await self.machines.start()
         self.scheduler.start()
         log.info(
             "alloy-runner %s started: concurrent=%d runners=%s",
@@ -112,6 +118,8 @@ class Daemon:
             grace = max((r.config.kill_timeout for r in self.scheduler.runners), default=0.0)
             await self.scheduler.terminate(grace + TERMINATE_GRACE)
         await _close_sources(self.scheduler.runners)
+        if self.machines is not None:
+            await self.machines.shutdown(MACHINES_SHUTDOWN)
 
     def _recover(self) -> None:
         if self.spool is None:
@@ -276,13 +284,20 @@ def prepare(config: Config) -> Daemon:
         runners=lambda: [s.config for s in slots],
         requests=lambda: scheduler.requests(),  # noqa: PLW0108
     )  # fmt: skip
+    # The machine observers read the providers made just below, as the builds' do.
+    machine_metrics = install_machine_telemetry(
+        telemetry,
+        lambda e: machines.snapshot(e),  # noqa: PLW0108
+    )
+    machines = MachineProviders(config.runners, machine_metrics.__getitem__)
     scheduler = Scheduler(
         config.concurrent, slots, registry=registry, metrics=builds,
+        executor_for=machines.executor_for(default_executor),
         tracer=otlp.build_tracer(build.version),
     )  # fmt: skip
     daemon = Daemon(
         config=config, address=address, telemetry=telemetry, registry=registry,
-        scheduler=scheduler, spool=spool, builds=builds,
+        scheduler=scheduler, spool=spool, builds=builds, machines=machines,
     )  # fmt: skip
     labels = build.labels()
     telemetry.observe(i.VERSION_INFO, lambda: [(1.0, labels)])

@@ -50,6 +50,7 @@ GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 JOB_BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 10800, 18000, 36000)
 STAGE_BUCKETS = (0.1, 0.5, 1, 3, 10, 30, 60, 120, 300, 900, 1800, 3600)
 API_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+MACHINE_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600)
 
 VERSION_INFO = Family(
     "ci_runner_version_info",
@@ -117,6 +118,32 @@ API_REQUEST_DURATION = Family(
     ("runner", "endpoint"),
     unit="s",
     buckets=API_BUCKETS,
+)
+
+MACHINES_HELP = "The total number of machines created."
+PROVIDER_HELP = "The current number of machines in given state."
+CREATION_HELP = "Histogram of machine creation time."
+DOCKER_MACHINES = Family("ci_docker_machines", Kind.COUNTER, MACHINES_HELP, ("type",))
+DOCKER_MACHINES_PROVIDER = Family(
+    "ci_docker_machines_provider", Kind.GAUGE, PROVIDER_HELP, ("state",)
+)
+DOCKER_MACHINES_CREATION = Family(
+    "ci_docker_machines_creation_duration_seconds",
+    Kind.HISTOGRAM,
+    CREATION_HELP,
+    unit="s",
+    buckets=MACHINE_BUCKETS,
+)
+SSH_DOCKER_MACHINES = Family("ci_ssh_docker_machines", Kind.COUNTER, MACHINES_HELP, ("type",))
+SSH_DOCKER_MACHINES_PROVIDER = Family(
+    "ci_ssh_docker_machines_provider", Kind.GAUGE, PROVIDER_HELP, ("state",)
+)
+SSH_DOCKER_MACHINES_CREATION = Family(
+    "ci_ssh_docker_machines_creation_duration_seconds",
+    Kind.HISTOGRAM,
+    CREATION_HELP,
+    unit="s",
+    buckets=MACHINE_BUCKETS,
 )
 
 PROCESS_CPU = Family(
@@ -187,6 +214,12 @@ PYTHON_INFO = Family(
 CATALOG: tuple[Family, ...] = (
     BUILDS,
     VERSION_INFO,
+    DOCKER_MACHINES,
+    DOCKER_MACHINES_PROVIDER,
+    DOCKER_MACHINES_CREATION,
+    SSH_DOCKER_MACHINES,
+    SSH_DOCKER_MACHINES_PROVIDER,
+    SSH_DOCKER_MACHINES_CREATION,
     JOBS,
     FAILED_JOBS,
     JOB_DURATION,

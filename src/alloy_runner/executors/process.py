@@ -1,0 +1,103 @@
+"""Run one process in a session of its own, stream its output, and stop its whole group."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from alloy_runner.executors.base import Outcome, ScriptResult
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+DRAIN_TIMEOUT = 2.0  # how long output of leftover background processes is read after exit
+
+
+async def run_process_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None,
+    env: Mapping[str, str],
+    output: Callable[[bytes], None],
+    timeout: float | None,
+    cancel: asyncio.Event,
+    kill_timeout: float,
+    stdin: bytes | None = None,
+) -> ScriptResult:
+    """Run `argv` until it exits, times out or `cancel` is set, and return how it ended.
+
+    stdout and stderr go to `output` as they come. The process starts a new
+    session, so a stop reaches everything it started: TERM first, KILL after
+    `kill_timeout` seconds; whatever is left in the group is killed at the end.
+    `stdin`, when given, is written to the process and then closed.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    reader = asyncio.create_task(_pump(proc.stdout, output))
+    feeder = asyncio.create_task(_feed(proc.stdin, stdin)) if stdin is not None else None
+    waiter = asyncio.create_task(proc.wait())
+    canceled = asyncio.create_task(cancel.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {waiter, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            outcome = Outcome.EXITED
+        else:
+            outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
+            await _stop(proc, waiter, kill_timeout)
+        # Whatever the script left behind in its group goes too.
+        signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_TIMEOUT)
+    finally:
+        canceled.cancel()
+        reader.cancel()
+        if feeder is not None:
+            feeder.cancel()
+        if not waiter.done():
+            signal_group(proc.pid, signal.SIGKILL)
+            await waiter
+    return ScriptResult(outcome, proc.returncode)
+
+
+async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task[int], grace: float) -> None:
+    signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), grace)
+    except TimeoutError:
+        log.warning("process group %d ignored SIGTERM; sending SIGKILL", proc.pid)
+        signal_group(proc.pid, signal.SIGKILL)
+        await waiter
+
+
+async def _pump(stream: asyncio.StreamReader, output: Callable[[bytes], None]) -> None:
+    while chunk := await stream.read(READ_SIZE):
+        output(chunk)
+
+
+async def _feed(stream: asyncio.StreamWriter | None, data: bytes) -> None:
+    if stream is None:
+        return
+    # A process that exits without reading all of its input is not an error here.
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stream.write(data)
+        await stream.drain()
+        stream.close()
+        await stream.wait_closed()
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to the process group `pgid`, if it is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,1 @@
+"""Autoscaled build machines: the pool (IdleCount, IdleTime, MaxBuilds), its provider, drivers."""

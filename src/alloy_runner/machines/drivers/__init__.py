@@ -1,0 +1,1 @@
+"""Machine drivers: `local` (directories on this host), `docker-machine` (the CLI), `memory`."""

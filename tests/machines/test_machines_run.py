@@ -1,0 +1,240 @@
+"""The real `alloy-runner run` with autoscaled machines: the fake docker-machine, and local ones."""
+
+from __future__ import annotations
+
+import re
+import signal
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alloy_runner.coordinator.spool import Spool
+from tests.support import (
+    RunnerProcess,
+    StartRunner,
+    metric_value,
+    run_cli,
+    sample_value,
+    wait_until,
+)
+from tests.support.fake_docker_machine import install_fake_docker_machine, machine_names
+
+STATES = ("acquired", "creating", "idle", "removing", "used")
+DOCKER = "ci_docker_machines"
+SSH = "ci_ssh_docker_machines"
+
+HELD = """\
+held:
+  script:
+    - while [ ! -e "$GATE" ]; do sleep 0.05; done
+    - echo "machine dir $(pwd)"
+"""
+QUICK = """\
+one:
+  script:
+    - echo "machine dir $(pwd)"
+two:
+  script:
+    - echo "machine dir $(pwd)"
+"""
+ONE = QUICK.split("two:", maxsplit=1)[0]
+
+
+def config(
+    *,
+    executor: str = "docker+machine",
+    driver: str = "virtualbox",
+    options: tuple[str, ...] = ("virtualbox-memory=512",),
+    idle_count: int = 2,
+    idle_time: float = 60,
+    max_builds: int = 0,
+    limit: int = 3,
+    concurrent: int = 2,
+) -> str:
+    """Return a config.toml with one machine runner named `m`."""
+    quoted = ", ".join(f'"{o}"' for o in options)
+    return textwrap.dedent(f"""\
+        concurrent = {concurrent}
+        check_interval = 0.1
+        [[runners]]
+        name = "m"
+        executor = "{executor}"
+        limit = {limit}
+        [runners.machine]
+        IdleCount = {idle_count}
+        IdleTime = {idle_time}
+        MaxBuilds = {max_builds}
+        MachineDriver = "{driver}"
+        MachineName = "auto-%s"
+        MachineOptions = [{quoted}]
+        """)
+
+
+@pytest.fixture
+def fake_state(tmp_path: Path) -> Path:
+    """Return the state directory of the fake docker-machine."""
+    return tmp_path / "docker-machine"
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path, fake_state: Path) -> dict[str, str | None]:
+    """Return the environment that puts the fake docker-machine first on PATH."""
+    return dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
+
+
+def states(runner: RunnerProcess, family: str = DOCKER) -> dict[str, float]:
+    """Scrape the runner and return its machines per state (every state must be there)."""
+    families = runner.families()
+    return {s: metric_value(families, f"{family}_provider", {"state": s}) for s in STATES}
+
+
+def counters(runner: RunnerProcess, family: str = DOCKER) -> dict[str, float]:
+    """Scrape the runner and return its machine counters by type."""
+    families = runner.families()
+    return {
+        t: metric_value(families, f"{family}_total", {"type": t})
+        for t in ("created", "removed", "used", "creation_failed")
+    }
+
+
+def submit(runner: RunnerProcess, pipeline: str, *variables: str) -> list[int]:
+    """Submit `pipeline` into the runner's spool; return the job ids."""
+    (runner.home / ".alloy-ci.yml").write_text(pipeline)
+    args = ["submit"]
+    for variable in variables:
+        args += ["--var", variable]
+    done = run_cli(args, runner.home)
+    assert done.returncode == 0, done.stderr
+    return [int(n) for n in re.findall(r"^  job (\d+) ", done.stdout, re.MULTILINE)]
+
+
+def result(runner: RunnerProcess, job_id: int, timeout: float = 30) -> dict[str, Any]:
+    """Wait for job `job_id` to finish and return its result."""
+    spool = Spool(runner.home / ".alloy-runner" / "spool")
+    return wait_until(lambda: spool.result(job_id), timeout, what=f"job {job_id} finished")
+
+
+def trace(runner: RunnerProcess, job_id: int) -> str:
+    """Return the log of a finished job."""
+    done = runner.home / ".alloy-runner" / "spool" / "done" / str(job_id)
+    return (done / "trace.log").read_text()
+
+
+def machine_of(log: str) -> str:
+    """Return the machine a job ran on, from its `machine dir` line."""
+    match = re.search(r"^machine dir .*/(runner-m-auto-[0-9]+-[0-9a-f]{8})/", log, re.MULTILINE)
+    assert match is not None, log
+    return match[1]
+
+
+def test_idle_machines_and_a_build_seen_in_every_scrape(
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path, tmp_path: Path
+) -> None:
+    """IdleCount = 2 shows two idle machines; a held build shows used 1; afterwards it is idle."""
+    runner = start_runner(config(idle_count=2, limit=3), env=fake_env)
+    wait_until(lambda: states(runner)["idle"] == 2, 15, what="two idle machines")
+    assert len(machine_names(fake_state)) == 2
+    gate = tmp_path / "gate"
+    (job,) = submit(runner, HELD, f"GATE={gate}")
+    held = wait_until(
+        lambda: (s := states(runner))["used"] == 1 and s["idle"] == 2 and s, 15,
+        what="the build on a used machine, and a new idle one",
+    )  # fmt: skip
+    assert held == {"acquired": 0, "creating": 0, "idle": 2, "removing": 0, "used": 1}
+    builds = {"stage": "build_script", "executor_stage": "docker_machine_use_machine"}
+    assert metric_value(runner.families(), "ci_runner_builds", builds) == 1
+    gate.touch()
+    assert result(runner, job)["status"] == "success"
+    wait_until(lambda: states(runner)["idle"] == 3, 10, what="the machine idle again")
+    assert counters(runner) == {"created": 3, "removed": 0, "used": 1, "creation_failed": 0}
+    assert machine_of(trace(runner, job)) in machine_names(fake_state)
+    assert counters(runner, SSH) == {"created": 0, "removed": 0, "used": 0, "creation_failed": 0}
+
+
+def test_max_builds_one_gives_each_job_a_fresh_local_machine(
+    start_runner: StartRunner, tmp_path: Path
+) -> None:
+    """With the local driver and MaxBuilds = 1, each job gets a new machine; the old is removed."""
+    root = tmp_path / "machines"
+    runner = start_runner(
+        config(
+            executor="docker-ssh+machine", driver="local", options=(f"local-root={root}",),
+            idle_count=1, max_builds=1, limit=2, concurrent=1,
+        )
+    )  # fmt: skip
+    wait_until(lambda: states(runner, SSH)["idle"] == 1, 15, what="one idle machine")
+    first, second = submit(runner, QUICK)
+    assert result(runner, first)["status"] == "success"
+    assert result(runner, second)["status"] == "success"
+    ran_on = {machine_of(trace(runner, first)), machine_of(trace(runner, second))}
+    assert len(ran_on) == 2, "each job ran on a machine of its own"
+    final = wait_until(
+        lambda: (c := counters(runner, SSH))["removed"] == 2 and states(runner, SSH)["idle"] == 1
+        and c, 15, what="both used machines removed, one idle",
+    )  # fmt: skip
+    assert final["used"] == 2
+    left = sorted(p.name for p in root.iterdir())
+    assert final["created"] - final["removed"] == len(left) == 1
+    assert not ran_on & set(left), "the machines that ran jobs are gone"
+    assert counters(runner, DOCKER)["created"] == 0
+
+
+def test_failing_creation_fails_the_job_with_a_clear_reason(
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path
+) -> None:
+    """While docker-machine cannot create machines, a job waits, then fails as a system failure."""
+    (fake_state / "machines").mkdir(parents=True, exist_ok=True)
+    (fake_state / "fail-create").touch()
+    runner = start_runner(config(idle_count=0, limit=1), env=fake_env)
+    (job,) = submit(runner, ONE)
+    waiting = {"runner": "m", "executor_stage": "docker_machine_use_machine"}
+    wait_until(
+        lambda: sample_value(runner.families(), "ci_runner_builds", waiting) == 1, 10,
+        what="the job waiting for a machine",
+    )  # fmt: skip
+    done = result(runner, job)
+    assert (done["status"], done["failure_reason"]) == ("failed", "runner_system_failure")
+    log = trace(runner, job)
+    assert "no machine could be created (3 attempts failed" in log
+    assert "Error creating machine" in log
+    assert counters(runner)["creation_failed"] >= 3
+    # What the failed creations left behind is removed, not leaked.
+    wait_until(lambda: machine_names(fake_state) == [], 10, what="broken machines removed")
+    assert counters(runner)["created"] == counters(runner)["removed"] == 0
+
+
+def test_a_failing_removal_stays_visible_until_it_succeeds(
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path
+) -> None:
+    """A machine docker-machine fails to remove is `removing` in scrapes until a retry works."""
+    runner = start_runner(config(idle_count=0, max_builds=1, limit=1), env=fake_env)
+    (fake_state / "fail-remove").touch()
+    (job,) = submit(runner, ONE)
+    assert result(runner, job)["status"] == "success"
+    wait_until(lambda: states(runner)["removing"] == 1, 10, what="the machine seen removing")
+    assert machine_names(fake_state) == [machine_of(trace(runner, job))]
+    (fake_state / "fail-remove").unlink()
+    wait_until(lambda: counters(runner)["removed"] == 1, 15, what="the removal retried")
+    assert states(runner)["removing"] == 0
+    assert machine_names(fake_state) == []
+
+
+def test_restart_adopts_the_machines_it_made(
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path
+) -> None:
+    """After a restart, the machines made before are adopted: none duplicated, none leaked."""
+    first = start_runner(config(idle_count=2), env=fake_env)
+    wait_until(lambda: states(first)["idle"] == 2, 15, what="two idle machines")
+    before = machine_names(fake_state)
+    first.signal(signal.SIGTERM)
+    assert first.wait(10) == 0
+    assert machine_names(fake_state) == before, "machines outlive the process"
+    second = start_runner(config(idle_count=2), env=fake_env)
+    assert states(second)["idle"] == 2
+    second.wait_for_line("adopted 2 existing machine", timeout=1)
+    time.sleep(1.5)  # a reconcile round or two, which must create nothing
+    assert counters(second)["created"] == 0
+    assert machine_names(fake_state) == before
