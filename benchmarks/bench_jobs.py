@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,7 +42,7 @@ class Runner:
         self.spool = work / "spool"
         config = work / "config.toml"
         config.write_text(
-            f'concurrent = {concurrent}\nspool_dir = "{self.spool}"\nlog_level = "warn"\n'
+            f'concurrent = {concurrent}\nspool_dir = "{self.spool}"\nlog_level = "info"\n'
             f'[[runners]]\nname = "bench"\nbuilds_dir = "{work / "builds"}"\n'
             f'cache_dir = "{work / "cache"}"\n'
         )
@@ -61,6 +62,8 @@ class Runner:
         if not self.port:
             self.stop()
             raise SystemExit("runner did not start")
+        # Keep reading its log so a full pipe never blocks the runner.
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()

@@ -148,8 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
     # client's delayed ACK, which costs ~40 ms a scrape.
     disable_nagle_algorithm = True
-    server_version = "alloy-runner"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "alloy-runner"
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("metrics server: %s " + format, self.address_string(), *args)
