@@ -14,6 +14,7 @@ from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Variable
+    from alloy_runner.config import Config
 
 EXIT_USAGE = 2
 
@@ -93,9 +94,11 @@ def run(
     from alloy_runner.config import find_and_load
 
     config = find_and_load(config_path)
-    override = metrics_server if metrics_server is not None else os.environ.get("METRICS_SERVER")
+    env_address = os.environ.get("METRICS_SERVER")
+    override = metrics_server if metrics_server is not None else env_address
     if override is not None:
         config = config.with_overrides(metrics_server=override)
+    _check_address(config, from_flag=metrics_server is not None, from_env=env_address is not None)
     if spool is not None:
         config = config.with_overrides(spool_dir=spool)
     if web_config is not None:
@@ -107,6 +110,23 @@ def run(
     if pyroscope is not None:
         config = config.with_overrides(profiling=config.profiling.with_server(pyroscope, where))
     daemon.run(config)
+
+
+def _check_address(config: Config, *, from_flag: bool, from_env: bool) -> None:
+    """Say where a bad metrics address came from: the flag, the environment or the file."""
+    from alloy_runner.exceptions import AddressError
+    from alloy_runner.telemetry.address import parse_address
+
+    try:
+        parse_address(config.metrics_server)
+    except AddressError as exc:
+        if from_flag:
+            origin = "--metrics-server"
+        elif from_env:
+            origin = "$METRICS_SERVER"
+        else:
+            origin = f"{config.path}: key 'metrics_server'"
+        raise AddressError(f"{origin}: {exc}") from None
 
 
 def _spool_dir(spool: Path | None, config_path: Path | None) -> Path:
