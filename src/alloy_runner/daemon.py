@@ -274,8 +274,6 @@ def prepare(config: Config) -> Daemon:
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
     if otlp.targets.enabled:
         log.info("%s", otlp.targets.summary())
-    for warning in (*config.warnings, *(web.config.warnings if web is not None else ())):
-        log.warning("%s", warning)
     spool, slots = _runner_slots(config, ApiTelemetry(telemetry))
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
@@ -304,10 +302,13 @@ def prepare(config: Config) -> Daemon:
     telemetry.observe(i.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
     daemon.profiler = start_profiling(config.profiling, build, [r.name for r in config.runners])
+    # Warnings wait until the server is bound: a port that is taken is then the only line.
+    warnings = [*config.warnings, *(web.config.warnings if web is not None else ())]
     if not slots:
-        log.warning("no [[runners]] that can take jobs: this process takes no jobs")
+        warnings.append("no [[runners]] that can take jobs: this process takes no jobs")
     if address is None:
         log.info("metrics server disabled (metrics_server is empty)")
+        _log_all(warnings)
         return daemon
     server = MetricsServer(address, telemetry.registry, ready=lambda: daemon.ready, web=web)
     server.add_route(
@@ -329,8 +330,14 @@ def prepare(config: Config) -> Daemon:
     if web is not None:
         log.info("metrics server web config %s: %s", web.config.path, web.config.describe())
     if warning := open_access_warning(server.bound_text, address, web):
-        log.warning("%s", warning)
+        warnings.append(warning)
+    _log_all(warnings)
     return daemon
+
+
+def _log_all(warnings: list[str]) -> None:
+    for warning in warnings:
+        log.warning("%s", warning)
 
 
 def run(config: Config) -> None:
