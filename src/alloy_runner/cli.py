@@ -214,10 +214,12 @@ def submit(
     for p in planned:
         click.echo(f"  job {p.job.id} {p.job.name} (stage {p.job.stage})")
     if wait:
-        sys.exit(_wait(the_spool, [p.job.id for p in planned], timeout))
+        allowed = {p.job.id for p in planned if p.spec.allow_failure}
+        sys.exit(_wait(the_spool, [p.job.id for p in planned], allowed, timeout))
 
 
-def _wait(spool: Any, ids: list[int], timeout: float) -> int:
+def _wait(spool: Any, ids: list[int], allowed: set[int], timeout: float) -> int:
+    """Wait for every job; return 1 if one failed that was not allowed to, as the spool judges."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -226,8 +228,10 @@ def _wait(spool: Any, ids: list[int], timeout: float) -> int:
         if all(r is not None for r in results):
             failed = False
             for job_id, result in zip(ids, results, strict=True):
-                click.echo(f"job {job_id} {result['name']}: {result['status']}")
-                failed |= result["status"] not in ("success", "skipped")
+                allowed_failure = job_id in allowed and result["status"] != "success"
+                note = " (allowed to fail)" if allowed_failure else ""
+                click.echo(f"job {job_id} {result['name']}: {result['status']}{note}")
+                failed |= result["status"] not in ("success", "skipped") and not allowed_failure
             return 1 if failed else 0
         time.sleep(0.05)
     click.echo(f"alloy-runner: error: the pipeline did not end within {timeout:g}s", err=True)
@@ -261,7 +265,7 @@ def exec_group() -> None:
 @_var_options[0]
 @_var_options[1]
 @click.option("--builds-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the build runs (default ~/.alloy-runner/builds).")  # fmt: skip
+              help="Where the build runs (default ~/.alloy-runner/builds/exec).")  # fmt: skip
 @click.option("--timeout", type=int, help="Job timeout in seconds (default: the job's own).")
 def exec_shell(
     job: str, file: Path, plain: tuple[str, ...], masked: tuple[str, ...],

@@ -323,7 +323,11 @@ class Build:
             self.trace.write_line("WARNING: after_script failed, but the job's result stands")
 
     async def _archive_cache(self, workspace: Workspace, env: dict[str, str]) -> None:
-        caches = [c for c in self.job.cache if c.policy in ("pull-push", "push") and c.paths]
+        caches = [
+            c
+            for c in self.job.cache
+            if c.policy in ("pull-push", "push") and (c.paths or c.untracked)
+        ]
         if not caches:
             return
         body = "".join(
@@ -343,7 +347,11 @@ class Build:
     async def _upload_artifacts(
         self, workspace: Workspace, env: dict[str, str], state: BuildState
     ) -> bool:
-        wanted = [a for a in self.job.artifacts if _artifact_wanted(a.when, state) and a.paths]
+        wanted = [
+            a
+            for a in self.job.artifacts
+            if _artifact_wanted(a.when, state) and (a.paths or a.untracked)
+        ]
         ok = True
         for index, artifact in enumerate(wanted):
             target = workspace.tmp_dir / f"artifacts-{index}.zip"
