@@ -63,6 +63,21 @@ def test_artifacts_of_a_build_job_reach_a_later_stage_with_their_modes(shared: S
     assert f"Restoring artifacts from dependency-{jobs['compile']}.zip".encode() in rig.trace(use)
 
 
+def test_untracked_only_artifacts_are_archived(shared: Shared) -> None:
+    """`artifacts: {untracked: true}` without `paths` archives the files git does not track."""
+    rig, _ = shared
+    project = rig.project(
+        "untracked",
+        pipeline(make={"script": ["echo made > made.txt"], "artifacts": {"untracked": True}}),
+    )
+    project.git_init().commit("init")
+    jobs = rig.submit(project).jobs
+    result = rig.wait_results(jobs.values())[jobs["make"]]
+    assert result["status"] == "success"
+    with zipfile.ZipFile(rig.done_dir(jobs["make"]) / "artifacts.zip") as zipped:
+        assert zipped.read("made.txt") == b"made\n"
+
+
 def test_cache_of_one_pipeline_is_restored_in_the_next(shared: Shared) -> None:
     """A file a job caches (`cache: paths`) is there for the same job in the next pipeline."""
     rig, _ = shared

@@ -206,3 +206,31 @@ def test_on_failure_job_is_skipped_and_always_job_runs_after_success(shared: Sha
     statuses = {name: results[job]["status"] for name, job in jobs.items()}
     assert statuses == {"good": "success", "notify": "skipped", "tidy": "success"}
     assert not (rig.out / f"started-{jobs['notify']}").exists()
+
+
+def test_submit_wait_passes_a_pipeline_whose_only_failure_was_allowed(shared: Shared) -> None:
+    """`submit --wait` exits 0 when the only failed job had `allow_failure: true`, 1 otherwise."""
+    rig, _ = shared
+    allowed = rig.project(
+        "wait-allowed",
+        pipeline(
+            ["build", "test"],
+            flaky={"stage": "build", "script": ["exit 1"], "allow_failure": True},
+            check={"stage": "test", "script": ["true"]},
+        ),
+    )
+    done = rig.cli(
+        "submit", "--file", str(allowed.file), "--spool", str(rig.spool), "--wait",
+        "--timeout", "60",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "flaky: failed (allowed to fail)" in done.stdout
+    assert "check: success" in done.stdout
+
+    failing = rig.project("wait-failing", pipeline(broken={"script": ["exit 1"]}))
+    done = rig.cli(
+        "submit", "--file", str(failing.file), "--spool", str(rig.spool), "--wait",
+        "--timeout", "60",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "broken: failed" in done.stdout
