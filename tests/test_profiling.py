@@ -14,13 +14,9 @@ import pytest
 
 from alloy_runner.telemetry.proto import profile_pb2
 from tests.support import RunnerProcess, StartRunner, free_port, metric_value, wait_until
+from tests.support.loopback import SilentListener
 from tests.support.loud_job import BUSY_FUNCTIONS, OUTPUT_LIMIT_KIB, remove_spool, submit_loud
-from tests.support.pyroscope import (
-    PUSH_PATH,
-    PyroscopeReceiver,
-    SilentListener,
-    function_weights,
-)
+from tests.support.pyroscope import PUSH_PATH, PyroscopeReceiver, function_weights
 
 SHUTDOWN_TIMEOUT = 3.0
 MARGIN = 1.0  # seconds of process exit beyond shutdown_timeout that a test accepts
@@ -182,9 +178,14 @@ def test_second_profile_at_once_is_refused(start_runner: StartRunner) -> None:
     def take() -> None:
         first["status"] = runner.request("GET", "/debug/pprof/profile?seconds=3", timeout=10).status
 
+    def first_is_sampling() -> bool:
+        return (
+            "in CpuProfiler._sample" in runner.request("GET", "/debug/pprof/goroutine?debug=2").text
+        )
+
     taker = threading.Thread(target=take)
     taker.start()
-    time.sleep(1.0)
+    wait_until(first_is_sampling, 10.0, interval=0.05, what="the first profile being taken")
     second = runner.request("GET", "/debug/pprof/profile?seconds=1")
     taker.join(10)
     assert second.status == 409
@@ -265,12 +266,15 @@ def test_failing_pyroscope_is_logged_once(
         stop = tmp_path / "stop"
         # An idle runner has no samples to upload: a loud job keeps the uploads coming.
         result = submit_loud(
-            runner.home, rounds=200, stop_file=stop, wait=False, chunk=1_000_000, pause=0.1
+            runner.home, rounds=400, stop_file=stop, wait=False, chunk=1_000_000, pause=0.1
         )
         assert result.returncode == 0, result.stderr
         try:
-            runner.wait_for_line(UPLOAD_FAILED, timeout=10)
-            time.sleep(3.5)  # three more uploads fail meanwhile
+            runner.wait_for_line(UPLOAD_FAILED, timeout=20)
+            if fault == "http-500":  # three more uploads fail, however slow the machine is
+                wait_until(lambda: len(failing.pushes) >= 4, 30.0, what="three more pushes")
+            else:  # a refused upload leaves no trace here: time for three more to fail
+                time.sleep(3.5)
         finally:
             stop.touch()
         runner.wait_for_line(r"job \d+ \(loud\) finished: success", timeout=30)

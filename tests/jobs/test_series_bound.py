@@ -127,13 +127,15 @@ def test_a_thousand_jobs_add_no_series_beyond_the_closed_label_sets(rig: JobsRig
 
 
 def _scrape_until_done(
-    rig: JobsRig, runner: RunnerProcess, ids: list[int], runners: set[str]
+    rig: JobsRig, runner: RunnerProcess, ids: list[int], runners: set[str], timeout: float = 120.0
 ) -> int:
     """Check the series bound at every scrape until the last job has a result; count scrapes."""
+    deadline = time.monotonic() + timeout
     scrapes = 0
     while True:
         check_series(parse_exposition(runner.scrape()[1]), runners)
         scrapes += 1
         if rig.result(ids[-1]) is not None and all(rig.result(j) is not None for j in ids):
             return scrapes
+        assert time.monotonic() < deadline, f"the jobs did not all end within {timeout}s"
         time.sleep(0.5)

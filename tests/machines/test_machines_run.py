@@ -145,7 +145,12 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
     )  # fmt: skip
     assert held == {"acquired": 0, "creating": 0, "idle": 2, "removing": 0, "used": 1}
     builds = {"stage": "build_script", "executor_stage": "docker_machine_use_machine"}
-    assert metric_value(runner.families(), "ci_runner_builds", builds) == 1
+    # The machine is used from the build's prepare stage on; its script starts a moment later.
+    in_script = wait_until(
+        lambda: sample_value(runner.families(), "ci_runner_builds", builds), 15,
+        what="the build in its script on the machine",
+    )  # fmt: skip
+    assert in_script == 1
     gate.touch()
     assert result(runner, job)["status"] == "success"
     wait_until(lambda: states(runner)["idle"] == 3, 10, what="the machine idle again")
@@ -234,7 +239,7 @@ def test_restart_adopts_the_machines_it_made(
     assert machine_names(fake_state) == before, "machines outlive the process"
     second = start_runner(config(idle_count=2), env=fake_env)
     assert states(second)["idle"] == 2
-    second.wait_for_line("adopted 2 existing machine", timeout=1)
+    second.wait_for_line("adopted 2 existing machine", timeout=10)
     time.sleep(1.5)  # a reconcile round or two, which must create nothing
     assert counters(second)["created"] == 0
     assert machine_names(fake_state) == before

@@ -23,9 +23,10 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.support.loopback import LoopbackHTTPServer, QuietHandler
+from tests.support.polling import wait_notified
 
 API = "/api/v4"
 FINAL = ("success", "failed", "canceled")
@@ -98,7 +99,7 @@ class Seen:
     at: float
 
 
-class FakeCoordinator:
+class FakeCoordinator(LoopbackHTTPServer):
     """The coordinator's state, and the HTTP server in front of it (start/stop, or `with`)."""
 
     def __init__(
@@ -111,6 +112,7 @@ class FakeCoordinator:
         tls: ssl.SSLContext | None = None,
         max_artifact_size: int | None = None,
     ) -> None:
+        super().__init__(type("Handler", (_Handler,), {"fake": self}), tls=tls)
         self.registration_token = registration_token
         self.runner_tokens = set(runner_tokens) or {f"glrt-{secrets.token_hex(10)}"}
         self.long_poll = long_poll
@@ -126,10 +128,6 @@ class FakeCoordinator:
         self._fault: Fault | None = None
         self._next_id = 1000
         self._stopping = False
-        self._tls = tls
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     # --- life ------------------------------------------------------------------------------
 
@@ -138,45 +136,12 @@ class FakeCoordinator:
         """Return a token this coordinator accepts (the first one it knows)."""
         return sorted(self.runner_tokens)[0]
 
-    @property
-    def url(self) -> str:
-        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeCoordinator:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        server = _Server(("127.0.0.1", 0), handler)
-        if self._tls is not None:
-            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self.port = int(server.server_address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         """Stop serving and release every held request; safe to call twice."""
         with self.lock:
             self._stopping = True
             self.lock.notify_all()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> FakeCoordinator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
     # --- what a test does ------------------------------------------------------------------
 
@@ -272,14 +237,12 @@ class FakeCoordinator:
     def wait_done(self, jobs: Iterable[FakeJob], timeout: float = 30.0) -> None:
         """Wait until every job in `jobs` has its final state."""
         wanted = list(jobs)
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while not all(j.done for j in wanted):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    states = {j.id: j.status for j in wanted}
-                    raise AssertionError(f"jobs not done within {timeout}s: {states}")
-                self.lock.wait(min(remaining, 0.2))
+        wait_notified(
+            self.lock,
+            lambda: all(j.done for j in wanted),
+            timeout,
+            lambda: f"jobs to be done; their states: { {j.id: j.status for j in wanted} }",
+        )
 
     def count(self, endpoint: str, outcome: str | None = None) -> int:
         """Return how many requests reached `endpoint` (that got `outcome`, if given)."""
@@ -496,35 +459,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 64
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeCoordinator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _dispatch(self) -> None:
         path = self.path.split("?", 1)[0]
-        body = self._read_body()
+        body = self.read_body()
         route = None
         if path.startswith(API):
             rest = path[len(API) :]
@@ -542,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.note(self.command, endpoint, fault[0])
             self._inject(*fault)
             return
-        request = Request({k.lower(): v for k, v in self.headers.items()}, body)
+        request = Request(self.lower_headers(), body)
         reply = self.fake.handle(endpoint, ids, request)
         if fault is not None:  # processed, but the answer never arrives
             self.fake.note(self.command, endpoint, "lose_reply")
@@ -576,14 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = json.dumps(reply.body).encode()
             reply.headers.setdefault("Content-Type", "application/json")
-        self.send_response(reply.status)
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        if reply.status not in (204, 304):
-            self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if data and reply.status not in (204, 304):
-            self.wfile.write(data)
+        self.respond(reply.status, data, reply.headers)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):  # the connection was reset on purpose

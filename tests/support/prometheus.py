@@ -8,13 +8,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from tests.support.http_client import free_port
 from tests.support.polling import wait_until
+from tests.support.service import Service
 
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_INTERVAL = "1s"
@@ -25,7 +25,7 @@ def scrape_config(job: str, targets: Sequence[str]) -> dict[str, Any]:
     return {"job_name": job, "static_configs": [{"targets": list(targets)}]}
 
 
-class PrometheusServer:
+class PrometheusServer(Service):
     """A Prometheus server scraping every 1s, with its config and storage under `workdir`."""
 
     def __init__(
@@ -130,15 +130,7 @@ class PrometheusServer:
                 proc.wait(timeout)
 
     def __enter__(self) -> PrometheusServer:
-        return self.start() if self._proc is None else self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.start() if self._proc is None else self  # start_prometheus started it
 
 
 def start_prometheus(

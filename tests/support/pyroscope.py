@@ -4,23 +4,21 @@
 protocol with a binary protobuf body, gzip-encoded as pyroscope-io sends
 it), decodes the `PushRequest` with `tests/support/proto/push_pb2.py` and
 each raw profile with the runner's own pprof schema. With `status=500` it
-answers every push with an error; `SilentListener` accepts connections and
-never answers.
+answers every push with an error. A Pyroscope that accepts connections and
+never answers is `tests.support.loopback.SilentListener`.
 """
 
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from alloy_runner.telemetry.proto import profile_pb2
+from tests.support.loopback import LoopbackHTTPServer, QuietHandler
 from tests.support.proto import push_pb2
 
 PUSH_PATH = "/push.v1.PusherService/Push"
@@ -73,19 +71,11 @@ class Push:
     series: list[Series]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+class _Handler(QuietHandler):
+    receiver: PyroscopeReceiver
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        if headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        receiver = self.server.receiver
+        body = self.read_content()
         series = []
         if self.path == PUSH_PATH:
             request = push_pb2.PushRequest.FromString(body)
@@ -96,40 +86,21 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 for s in request.series
             ]
-        receiver.record(Push(self.path, headers, series))
-        status = receiver.status if self.path == PUSH_PATH else 404
+        self.receiver.record(Push(self.path, self.lower_headers(), series))
+        status = self.receiver.status if self.path == PUSH_PATH else 404
         reply = b"" if status == 200 else b"receiver says no\n"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/proto" if status == 200 else "text/plain")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        content_type = "application/proto" if status == 200 else "text/plain"
+        self.respond(status, reply, {"Content-Type": content_type})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, receiver: PyroscopeReceiver) -> None:
-        self.receiver = receiver
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class PyroscopeReceiver:
+class PyroscopeReceiver(LoopbackHTTPServer):
     """A push API server on 127.0.0.1 answering `status` to every push it decodes."""
 
     def __init__(self, status: int = 200) -> None:
+        super().__init__(type("Handler", (_Handler,), {"receiver": self}))
         self.status = status
         self._pushes: list[Push] = []
         self._lock = threading.Lock()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        """Return the base URL to give the runner."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def record(self, push: Push) -> None:
         with self._lock:
@@ -145,55 +116,3 @@ class PyroscopeReceiver:
         """Yield every series of every push so far."""
         for push in self.pushes:
             yield from push.series
-
-    def __enter__(self) -> PyroscopeReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:  # fmt: skip
-        self._server.shutdown()
-        self._server.server_close()
-
-
-class SilentListener:
-    """A TCP listener on 127.0.0.1 that accepts every connection and never answers."""
-
-    def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self._conns: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self.accepted = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        self._sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._conns.append(conn)
-            self.accepted += 1
-
-    def __enter__(self) -> SilentListener:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:  # fmt: skip
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self._conns:
-            conn.close()
-        self._sock.close()

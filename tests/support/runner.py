@@ -9,15 +9,15 @@ import signal as signals
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from prometheus_client.metrics_core import Metric
 
 from tests.support.exposition import parse_exposition
 from tests.support.http_client import DEFAULT_TIMEOUT, Reply, http_request
+from tests.support.polling import wait_notified
+from tests.support.service import Service
 
 # The console script installed next to the interpreter running the tests (.venv/bin).
 ALLOY_RUNNER = str(Path(sys.executable).with_name("alloy-runner"))
@@ -78,7 +78,7 @@ class RunnerExited(AssertionError):
     """The runner ended (or never said what was awaited) while a test waited for a log line."""
 
 
-class RunnerProcess:
+class RunnerProcess(Service):
     """One `alloy-runner run` process with its config in `home`, stopped on exit.
 
     `config` is the text of `home/config.toml`, passed with `--config`; None runs
@@ -185,23 +185,30 @@ class RunnerProcess:
     ) -> re.Match[str]:
         """Return the match of the first stderr line, from index `start` on, matching `pattern`."""
         regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            index = start
-            while True:
-                while index < len(self._lines):
-                    if match := regex.search(self._lines[index]):
-                        return match
-                    index += 1
-                reader_done = self._reader is None or not self._reader.is_alive()
-                remaining = deadline - time.monotonic()
-                if reader_done or remaining <= 0:
-                    why = "exited" if reader_done else f"did not log it within {timeout}s"
-                    raise RunnerExited(
-                        f"waiting for {regex.pattern!r}: the runner {why}; stderr:\n"
-                        + "\n".join(self._lines)
-                    )
-                self._changed.wait(min(remaining, 0.5))
+        index = start
+
+        def logged() -> re.Match[str] | None:
+            nonlocal index
+            while index < len(self._lines):
+                if match := regex.search(self._lines[index]):
+                    return match
+                index += 1
+            if self._reader is None or not self._reader.is_alive():
+                raise RunnerExited(
+                    f"waiting for {regex.pattern!r}: the runner exited; stderr:\n"
+                    + "\n".join(self._lines)
+                )
+            return None
+
+        return wait_notified(
+            self._changed,
+            logged,
+            timeout,
+            lambda: (
+                f"{regex.pattern!r} in the runner's stderr, which is:\n" + "\n".join(self._lines)
+            ),
+            error=RunnerExited,
+        )
 
     @property
     def host(self) -> str:
@@ -267,17 +274,6 @@ class RunnerProcess:
             self._reader.join(10)
         if proc.stderr is not None:
             proc.stderr.close()
-
-    def __enter__(self) -> RunnerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 StartRunner = Callable[..., RunnerProcess]

@@ -25,13 +25,8 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 from alloy_runner.build.states import BuildStage
 from tests.support.exposition import parse_exposition
 from tests.support.http_client import free_port
-from tests.support.otlp import (
-    OtlpReceiver,
-    SilentCollector,
-    attributes,
-    data_points,
-    metrics_of,
-)
+from tests.support.loopback import SilentListener
+from tests.support.otlp import OtlpReceiver, attributes, data_points, metrics_of
 from tests.support.polling import wait_until
 from tests.support.runner import RunnerProcess, run_cli
 
@@ -296,7 +291,7 @@ def test_a_collector_that_refuses_connections_fails_no_job(tmp_path: Path) -> No
 def test_a_collector_that_never_answers_fails_no_job(tmp_path: Path) -> None:
     """Collector stuck: jobs end as they would, the failure is logged once, and the exports
     hanging at exit (3 s each) do not hold the exit past its budget (1 s)."""
-    with SilentCollector() as collector:
-        runner, stopping = run_against(tmp_path, collector.endpoint, timeout=3.0)
+    with SilentListener() as collector:
+        runner, stopping = run_against(tmp_path, collector.url, timeout=3.0)
     assert_failure_logged_once(runner, "no answer in time")
     assert stopping < EXIT_BUDGET + 0.8, runner.stderr_text

@@ -18,7 +18,8 @@ from alloy_runner.telemetry.profile_relay import (
     redact,
 )
 from tests.support import free_port, http_request, wait_until
-from tests.support.pyroscope import PUSH_PATH, PyroscopeReceiver, SilentListener
+from tests.support.loopback import SilentListener
+from tests.support.pyroscope import PUSH_PATH, PyroscopeReceiver
 
 UPLOAD = Upload(PUSH_PATH, (("Content-Type", "application/proto"),), b"profile")
 

@@ -6,10 +6,11 @@ and no header or body is logged; errors name the endpoint and the status.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,18 @@ class ApiClient:
     def _done(self, endpoint: Endpoint, status: int | TransportFailure, began: float) -> None:
         self._metrics.request_done(self.runner, endpoint, status, self._clock() - began)
 
+    @contextlib.contextmanager
+    def _reaching(self, endpoint: Endpoint, began: float) -> Iterator[None]:
+        """Count a call begun at `began` that gets no HTTP response, and raise `Unreachable`."""
+        try:
+            yield
+        except httpx.TimeoutException:
+            self._done(endpoint, TransportFailure.TIMEOUT, began)
+            raise Unreachable(endpoint, "timed out") from None
+        except httpx.TransportError as exc:
+            self._done(endpoint, TransportFailure.CONNECTION_ERROR, began)
+            raise Unreachable(endpoint, _why(exc)) from None
+
     async def call(
         self,
         endpoint: Endpoint,
@@ -196,17 +209,11 @@ class ApiClient:
     ) -> httpx.Response:
         """Send one request to `path` (relative to /api/v4) and return its response, read."""
         began = self._clock()
-        try:
+        with self._reaching(endpoint, began):
             response = await self._http.request(
                 method, path, json=json, content=content, headers=headers, files=files,
                 data=data, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )  # fmt: skip
-        except httpx.TimeoutException:
-            self._done(endpoint, TransportFailure.TIMEOUT, began)
-            raise Unreachable(endpoint, "timed out") from None
-        except httpx.TransportError as exc:
-            self._done(endpoint, TransportFailure.CONNECTION_ERROR, began)
-            raise Unreachable(endpoint, _why(exc)) from None
         self._done(endpoint, response.status_code, began)
         return response
 
@@ -215,7 +222,7 @@ class ApiClient:
     ) -> httpx.Response:
         """GET `url` (relative, or absolute after a redirect); on 200 write the body to `dest`."""
         began = self._clock()
-        try:
+        with self._reaching(endpoint, began):
             async with self._http.stream("GET", url, headers=headers) as response:
                 if response.status_code == 200:
                     with open(dest, "wb") as handle:
@@ -223,12 +230,6 @@ class ApiClient:
                             handle.write(chunk)
                 else:
                     await response.aread()
-        except httpx.TimeoutException:
-            self._done(endpoint, TransportFailure.TIMEOUT, began)
-            raise Unreachable(endpoint, "timed out") from None
-        except httpx.TransportError as exc:
-            self._done(endpoint, TransportFailure.CONNECTION_ERROR, began)
-            raise Unreachable(endpoint, _why(exc)) from None
         self._done(endpoint, response.status_code, began)
         return response
 
