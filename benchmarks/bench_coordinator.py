@@ -60,11 +60,22 @@ class Runner:
         env = {k: v for k, v in os.environ.items() if k not in ("CONFIG_FILE", "METRICS_SERVER")}
         env["HOME"] = str(home)
         self.proc = subprocess.Popen(
-            [*runner_command(), "run", "--config", str(home / "config.toml"),
-             "--metrics-server", "127.0.0.1:0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=env, cwd=home, start_new_session=True,
-        )  # fmt: skip
+            [
+                *runner_command(),
+                "run",
+                "--config",
+                str(home / "config.toml"),
+                "--metrics-server",
+                "127.0.0.1:0",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=home,
+            start_new_session=True,
+        )
         self.log: list[str] = []
         self._started = threading.Event()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -146,9 +157,12 @@ def throughput(megabytes: int) -> dict[str, float]:
         finally:
             runner.stop()
     return {
-        "bytes": len(trace), "seconds": took, "cpu": cpu, "patches": patches,
+        "bytes": len(trace),
+        "seconds": took,
+        "cpu": cpu,
+        "patches": patches,
         "mb_per_s": len(trace) / 1e6 / took,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -158,8 +172,9 @@ def main() -> None:
     parser.add_argument("--trace-mb", type=int, default=50)
     args = parser.parse_args()
     scale = 60.0 / args.idle_seconds
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
 
     _, _, base_cpu = idle(args.idle_seconds, None)
     print(f"baseline (no runners): CPU {base_cpu * scale:.3f} s/min")

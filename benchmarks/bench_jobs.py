@@ -50,8 +50,10 @@ class Runner:
         env.pop("CONFIG_FILE", None)
         self.proc = subprocess.Popen(
             [str(BIN), "run", "--config", str(config), "--metrics-server", "127.0.0.1:0"],
-            stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 10
         self.port = 0
@@ -95,10 +97,19 @@ def write_pipeline(path: Path, jobs: int, script: str) -> None:
 def submit(work: Path, spool: Path, pipeline: Path, wait: bool = True) -> float:
     started = time.monotonic()
     subprocess.run(
-        [str(BIN), "submit", "--spool", str(spool), "--file", str(pipeline),
-         *(["--wait", "--timeout", "600"] if wait else [])],
-        check=True, stdout=subprocess.DEVNULL, env={**os.environ, "HOME": str(work)},
-    )  # fmt: skip
+        [
+            str(BIN),
+            "submit",
+            "--spool",
+            str(spool),
+            "--file",
+            str(pipeline),
+            *(["--wait", "--timeout", "600"] if wait else []),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(work)},
+    )
     return time.monotonic() - started
 
 
@@ -116,8 +127,9 @@ def baseline_stage_processes(work: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(["bash", "--noprofile", "--norc", str(script)], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            ["bash", "--noprofile", "--norc", str(script)], check=True, stdout=subprocess.DEVNULL
+        )
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -155,10 +167,14 @@ def main() -> None:
             f"  overhead beyond the stage processes: {(per_job - direct) * 1000:.1f} ms "
             f"(goal < 50 ms); ratio to direct: {per_job / direct:.1f}x"
         )
-        print(f"  `submit --wait` round trip (incl. two CLI starts): "
-              f"{statistics.median(e2e) * 1000:.0f} ms")  # fmt: skip
-        print(f"pickup latency p50 {pct(pickup, 0.5) * 1000:.1f} ms, "
-              f"p99 {pct(pickup, 0.99) * 1000:.1f} ms (goal p50 < 100 ms)")  # fmt: skip
+        print(
+            f"  `submit --wait` round trip (incl. two CLI starts): "
+            f"{statistics.median(e2e) * 1000:.0f} ms"
+        )
+        print(
+            f"pickup latency p50 {pct(pickup, 0.5) * 1000:.1f} ms, "
+            f"p99 {pct(pickup, 0.99) * 1000:.1f} ms (goal p50 < 100 ms)"
+        )
 
         # 2. Throughput at concurrent = 4.
         runner = Runner(work / "throughput", concurrent=4)
@@ -170,9 +186,11 @@ def main() -> None:
             cpu = runner.cpu_seconds() - cpu0
         finally:
             runner.stop()
-        print(f"throughput, {args.jobs} trivial jobs at concurrent = 4: "
-              f"{args.jobs / elapsed:.1f} jobs/s (goal 20); runner CPU "
-              f"{cpu / args.jobs * 1000:.1f} ms per job")  # fmt: skip
+        print(
+            f"throughput, {args.jobs} trivial jobs at concurrent = 4: "
+            f"{args.jobs / elapsed:.1f} jobs/s (goal 20); runner CPU "
+            f"{cpu / args.jobs * 1000:.1f} ms per job"
+        )
 
         # 3. Resident memory with 50 jobs running at once.
         runner = Runner(work / "memory", concurrent=50)
@@ -192,8 +210,10 @@ def main() -> None:
             gate.touch()
         finally:
             runner.stop()
-        print(f"resident memory: idle {idle:.1f} MB, 50 jobs running {busy:.1f} MB "
-              f"(+{(busy - idle) / 50 * 1024:.0f} KB per running job)")  # fmt: skip
+        print(
+            f"resident memory: idle {idle:.1f} MB, 50 jobs running {busy:.1f} MB "
+            f"(+{(busy - idle) / 50 * 1024:.0f} KB per running job)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -24,15 +24,15 @@ import statistics
 import time
 from collections.abc import Callable
 
+from alloy_runner.config.address import parse_address
 from alloy_runner.machines.drivers.memory import MemoryDriver
 from alloy_runner.machines.names import UNIQUE
 from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
-from alloy_runner.telemetry.address import parse_address
-from alloy_runner.telemetry.machines import install_machine_telemetry
-from alloy_runner.telemetry.server import MetricsServer
-from alloy_runner.telemetry.setup import Telemetry
+from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
+from alloy_runner.telemetry.metrics.setup import Telemetry
+from alloy_runner.telemetry.web.server import MetricsServer
 from alloy_runner.version import build_info
 
 

@@ -256,10 +256,10 @@ def concurrent_scrapes(
 
 def in_process_render(count: int) -> tuple[list[float], int]:
     """Time `MetricsServer.dispatch('/metrics', ...)` on the daemon's own set of instruments."""
-    from alloy_runner.config import embedded_default
-    from alloy_runner.daemon import prepare
-    from alloy_runner.telemetry.address import parse_address
-    from alloy_runner.telemetry.server import MetricsServer
+    from alloy_runner.app.daemon import prepare
+    from alloy_runner.config.address import parse_address
+    from alloy_runner.config.model import embedded_default
+    from alloy_runner.telemetry.web.server import MetricsServer
 
     with tempfile.TemporaryDirectory(prefix="bench-spool-") as spool:
         # The embedded default, as the runner process has it; its scheduler is never started.
@@ -330,12 +330,16 @@ def main() -> None:
         time.sleep(args.settle)
         rss = vm_rss_bytes(runner.proc.pid)
         bare = idle_python_rss("import time; time.sleep(5)", BASELINE_WAIT)
-        imports = idle_python_rss("import alloy_runner.daemon, time; time.sleep(5)", BASELINE_WAIT)
+        imports = idle_python_rss(
+            "import alloy_runner.app.daemon, time; time.sleep(5)", BASELINE_WAIT
+        )
         print(f"(2) Idle resident memory (VmRSS), {args.settle:.0f} s after the first scrape")
         print(f"    runner              {mb(rss)}   goal < {GOAL_RSS_MB:.0f} MB: ", end="")
         print(f"{verdict(rss / 1e6 < GOAL_RSS_MB)} (Go runner: {GO_RUNNER_RSS_MB:.0f} MB)")
         print(f"    bare python sleep   {mb(bare)}")
-        print(f"    python + imports    {mb(imports)}   (import alloy_runner.daemon, no server)")
+        print(
+            f"    python + imports    {mb(imports)}   (import alloy_runner.app.daemon, no server)"
+        )
         print(f"    runner - bare       {mb(rss - bare)}   ratio runner / bare {rss / bare:.2f}")
         cpu0, t0 = cpu_seconds(runner.proc.pid), time.monotonic()
         time.sleep(args.idle)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner import helper
-from alloy_runner.helper import HelperError, UnsafeEntryError, archive, extract
+from alloy_runner.helper import archive as helper
+from alloy_runner.helper.archive import HelperError, UnsafeEntryError, archive, extract
 
 
 def run_helper(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,8 +16,8 @@ import pytest
 from prometheus_client.metrics_core import Metric
 
 from alloy_runner import __version__
-from alloy_runner.telemetry import instruments as i
-from alloy_runner.telemetry.instruments import CATALOG, Family
+from alloy_runner.telemetry.catalog import instruments
+from alloy_runner.telemetry.catalog.instruments import CATALOG, Family
 from tests.support import (
     RunnerProcess,
     StartRunner,
@@ -42,22 +42,22 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # The families every `run` process exposes from its first scrape, whatever its config.
 # (Histograms appear once they record something; job families need runners and jobs.)
 ALWAYS_EXPOSED = (
-    i.VERSION_INFO,
-    i.CONCURRENT,
-    i.ERRORS,
-    i.PROCESS_CPU,
-    i.PROCESS_MAX_FDS,
-    i.PROCESS_OPEN_FDS,
-    i.PROCESS_RSS,
-    i.PROCESS_START,
-    i.PROCESS_VMS,
-    i.GC_COLLECTIONS,
-    i.GC_COLLECTED,
-    i.GC_UNCOLLECTABLE,
-    i.THREADS,
-    i.ASYNCIO_TASKS,
-    i.ALLOCATED_BLOCKS,
-    i.PYTHON_INFO,
+    instruments.VERSION_INFO,
+    instruments.CONCURRENT,
+    instruments.ERRORS,
+    instruments.PROCESS_CPU,
+    instruments.PROCESS_MAX_FDS,
+    instruments.PROCESS_OPEN_FDS,
+    instruments.PROCESS_RSS,
+    instruments.PROCESS_START,
+    instruments.PROCESS_VMS,
+    instruments.GC_COLLECTIONS,
+    instruments.GC_COLLECTED,
+    instruments.GC_UNCOLLECTABLE,
+    instruments.THREADS,
+    instruments.ASYNCIO_TASKS,
+    instruments.ALLOCATED_BLOCKS,
+    instruments.PYTHON_INFO,
 )
 SAMPLE_SUFFIXES = {
     "counter": ("_total",),

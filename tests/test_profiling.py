@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.telemetry.proto import profile_pb2
+from alloy_runner.telemetry.profiling.proto import profile_pb2
 from tests.support import RunnerProcess, StartRunner, free_port, metric_value, wait_until
 from tests.support.loopback import SilentListener
 from tests.support.loud_job import BUSY_FUNCTIONS, OUTPUT_LIMIT_KIB, remove_spool, submit_loud
@@ -237,9 +237,13 @@ def test_server_address_precedence(
 
 def test_empty_flag_turns_profiling_off(start_runner: StartRunner) -> None:
     """An empty --profiling-server turns off profiling that the file configures."""
-    runner = start_runner(CONFIG + 'server_address = "http://127.0.0.1:9"\n', args=[
-        "--profiling-server", "",
-    ])  # fmt: skip
+    runner = start_runner(
+        CONFIG + 'server_address = "http://127.0.0.1:9"\n',
+        args=[
+            "--profiling-server",
+            "",
+        ],
+    )
     assert not any("profiling:" in line for line in runner.stderr_lines)
     assert "Continuous profiling is off" in runner.request("GET", "/debug/pprof/").text
 

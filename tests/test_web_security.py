@@ -169,9 +169,14 @@ def test_stalled_tls_client_does_not_block_others(
     with socket.create_connection((tls_runner.host, tls_runner.port), timeout=5):
         started = time.monotonic()
         reply = https_request(
-            tls_runner.host, tls_runner.port, "GET", "/-/healthy", ca=pki["ca"].cert,
-            headers=basic_auth("alice", "secret"), timeout=3,
-        )  # fmt: skip
+            tls_runner.host,
+            tls_runner.port,
+            "GET",
+            "/-/healthy",
+            ca=pki["ca"].cert,
+            headers=basic_auth("alice", "secret"),
+            timeout=3,
+        )
         assert reply.status == 200
         assert time.monotonic() - started < 2
 
@@ -261,10 +266,19 @@ def _bad_web_configs(pki: dict[str, CertPair], root: Path) -> dict[str, tuple[st
 
 
 BAD_KINDS = [
-    "yaml", "unknown-top", "unknown-nested", "cert-missing", "key-mismatch", "plain-password",
-    "client-auth-type", "min-version", "header", "ca-without-auth", "ca-not-a-certificate",
+    "yaml",
+    "unknown-top",
+    "unknown-nested",
+    "cert-missing",
+    "key-mismatch",
+    "plain-password",
+    "client-auth-type",
+    "min-version",
+    "header",
+    "ca-without-auth",
+    "ca-not-a-certificate",
     "refused-key",
-]  # fmt: skip
+]
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -319,9 +333,10 @@ def test_flag_wins_over_the_config_key(tmp_path: Path) -> None:
     (tmp_path / "good.yml").write_text(f"basic_auth_users:\n  alice: '{CHEAP_HASH}'\n")
     for flag in (str(tmp_path / "good.yml"), ""):
         runner = RunnerProcess(
-            tmp_path, None, args=("--config", str(tmp_path / "config.toml"),
-                                  "--web.config.file", flag),
-        )  # fmt: skip
+            tmp_path,
+            None,
+            args=("--config", str(tmp_path / "config.toml"), "--web.config.file", flag),
+        )
         with runner:
             status = runner.request("GET", "/-/healthy").status
         assert status == (UNAUTHORIZED if flag else 200)
@@ -435,8 +450,10 @@ def test_sighup_with_a_broken_file_keeps_the_old_one(
     web.write_text(_web_yaml(users={"alice": CHEAP_HASH}), encoding="utf-8")
     runner = start_runner(RUNNER, args=("--web.config.file", str(web)))
     _sighup(
-        runner, web, "basic_auth_users:\n  alice: plaintext\n",
+        runner,
+        web,
+        "basic_auth_users:\n  alice: plaintext\n",
         "SIGHUP: keeping the running web config: .*'basic_auth_users.alice'",
-    )  # fmt: skip
+    )
     assert runner.request("GET", "/metrics", basic_auth("alice", "secret")).status == 200
     assert runner.request("GET", "/metrics").status == UNAUTHORIZED

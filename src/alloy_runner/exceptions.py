@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+EXIT_FAILURE = 1  # a runtime failure: the input was fine, the world was not
+EXIT_USAGE = 2  # bad usage or configuration
+
 
 class AlloyRunnerError(Exception):
     """Root of every error the CLI turns into one line on stderr and exit status 2."""

@@ -36,8 +36,9 @@ def assert_whole(job: FakeJob, expected: bytes) -> None:
     assert trace.count(expected) == 1, f"job {job.id}: its output is not in its trace once"
     assert job.final is not None
     assert job.final["output"] == {
-        "checksum": f"crc32:{zlib.crc32(trace):08x}", "bytesize": len(trace)
-    }  # fmt: skip
+        "checksum": f"crc32:{zlib.crc32(trace):08x}",
+        "bytesize": len(trace),
+    }
     assert trace.endswith(b"Job succeeded\n")
 
 
@@ -135,8 +136,12 @@ def test_a_coordinator_outage_loses_no_job_byte_or_result(
         assert_whole(job, printed(n) * 8)  # eight rounds, back to back, once
     families = parse_exposition(runner.scrape()[1])
     for status in ("500", "503", "connection_error"):
-        assert (sample_value(families, "ci_runner_api_request_statuses_total",
-                             {"runner": "gl", "status": status}) or 0) > 0, status  # fmt: skip
+        assert (
+            sample_value(
+                families, "ci_runner_api_request_statuses_total", {"runner": "gl", "status": status}
+            )
+            or 0
+        ) > 0, status
 
 
 def test_a_rejected_token_is_logged_once(
@@ -164,18 +169,20 @@ def test_api_calls_and_queue_time_are_exposed_as_metrics(
     def families() -> dict[str, object] | None:
         found = parse_exposition(runner.scrape()[1])
         counted = sample_value(
-            found, "ci_runner_api_request_statuses_total",
+            found,
+            "ci_runner_api_request_statuses_total",
             {"runner": "gl", "endpoint": "update_job", "status": "200"},
-        )  # fmt: skip
+        )
         return found if counted else None
 
     found = wait_until(families, 10, what="the final update counted")
     labels = {"runner": "gl", "endpoint": "request_job", "status": "201"}
     assert sample_value(found, "ci_runner_api_request_statuses_total", labels) == 1  # type: ignore[arg-type]
     count = sample_value(
-        found, "ci_runner_api_request_duration_seconds_count",  # type: ignore[arg-type]
+        found,
+        "ci_runner_api_request_duration_seconds_count",  # type: ignore[arg-type]
         {"runner": "gl", "endpoint": "patch_trace"},
-    )  # fmt: skip
+    )
     assert count is not None and count >= 1
     queued = sample_value(found, "ci_runner_job_queue_duration_seconds_count", {"runner": "gl"})  # type: ignore[arg-type]
     assert queued == 1
@@ -189,9 +196,10 @@ def test_tokens_and_masked_values_stay_out_of_logs_metrics_and_debug_pages(
     runner = start_gitlab_runner(fake, top='log_level = "debug"')
     secret = "masked-value-9f8e7d"
     job = fake.add_job(
-        "secretive", ['echo "the secret is $SECRET"', "sleep 3"],
+        "secretive",
+        ['echo "the secret is $SECRET"', "sleep 3"],
         variables=[{"key": "SECRET", "value": secret, "masked": True, "public": False}],
-    )  # fmt: skip
+    )
     wait_until(lambda: b"the secret is" in job.trace, 20, what="the job's output")
     pages = [runner.request("GET", path).text for path in ("/debug/jobs/list", "/metrics")]
     fake.wait_done([job], timeout=30)

@@ -15,11 +15,11 @@ import pytest
 from alloy_runner.build.build import BuildResult
 from alloy_runner.build.job import Artifact, Dependency, GitInfo, Job
 from alloy_runner.build.states import BuildState, FailureReason
-from alloy_runner.config import RunnerConfig
+from alloy_runner.config.model import RunnerConfig
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
 from alloy_runner.coordinator.base import ArtifactsError
-from alloy_runner.coordinator.gitlab import GitlabSource
-from alloy_runner.coordinator.gitlab_api import Backoff
+from alloy_runner.coordinator.gitlab.api import Backoff
+from alloy_runner.coordinator.gitlab.source import GitlabSource
 from tests.coordinator.conftest import StartFake
 from tests.support import free_port
 from tests.support.fake_coordinator import FakeCoordinator
@@ -50,8 +50,11 @@ def source_for(
     default = "" if isinstance(fake, str) else fake.runner_token
     runner = RunnerConfig(name="gl", url=url, token=token if token is not None else default)
     options: dict[str, Any] = {
-        "check_interval": 0.05, "backoff": FAST, "trace_interval": 0.05, **kwargs
-    }  # fmt: skip
+        "check_interval": 0.05,
+        "backoff": FAST,
+        "trace_interval": 0.05,
+        **kwargs,
+    }
     return GitlabSource(runner, **options)
 
 
@@ -149,9 +152,11 @@ def test_an_unreachable_coordinator_is_retried_with_backoff_and_logged_once(
 
     async def main() -> None:
         source = source_for(
-            f"http://127.0.0.1:{free_port()}", token="t", metrics=metrics,
+            f"http://127.0.0.1:{free_port()}",
+            token="t",
+            metrics=metrics,
             backoff=Backoff(base=0.1, cap=0.4),
-        )  # fmt: skip
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 0.6
         while loop.time() < deadline:
@@ -181,15 +186,18 @@ def test_final_state_and_every_log_byte_survive_errors_resets_and_stalls(
         job = await take(source)
         write = source.trace_sink(job)
         fake.fail(
-            ["500", "reset", "stall", "503", "lose_reply"], count=15,
-            endpoints={"patch_trace", "update_job"}, stall=1.0,
-        )  # fmt: skip
+            ["500", "reset", "stall", "503", "lose_reply"],
+            count=15,
+            endpoints={"patch_trace", "update_job"},
+            stall=1.0,
+        )
         for i in range(200):
             write(f"line {i:05d}\n".encode())
             if i % 20 == 0:
                 await asyncio.sleep(0.02)
-        await source.finish(job, BuildResult(BuildState.FAILED, FailureReason.SCRIPT_FAILURE,
-                                             1.0, exit_code=3))  # fmt: skip
+        await source.finish(
+            job, BuildResult(BuildState.FAILED, FailureReason.SCRIPT_FAILURE, 1.0, exit_code=3)
+        )
         await source.aclose()
         return b"".join(f"line {i:05d}\n".encode() for i in range(200))
 
@@ -278,8 +286,10 @@ def test_artifacts_travel_with_the_job_token_and_dependency_token(
     assert (got, none) == (True, False)
     stored = producer.artifacts[0]
     assert stored.fields == {
-        "artifact_format": "zip", "artifact_type": "archive", "expire_in": "2 days"
-    }  # fmt: skip
+        "artifact_format": "zip",
+        "artifact_type": "archive",
+        "expire_in": "2 days",
+    }
     assert producer.downloads == [(producer.id, producer.token)]
 
 
@@ -312,11 +322,13 @@ def test_redirected_downloads_never_carry_the_token_to_another_host(tmp_path: Pa
         return httpx.Response(200, content=b"zip")
 
     async def main() -> None:
-        source = source_for("http://coordinator.test", token="t",
-                            transport=httpx.MockTransport(handler))  # fmt: skip
+        source = source_for(
+            "http://coordinator.test", token="t", transport=httpx.MockTransport(handler)
+        )
         job = Job(1, "job-token", "j", "test")
-        assert await source.fetch_artifacts(job, Dependency(2, "dep", "dep-token"),
-                                            tmp_path / "d.zip")  # fmt: skip
+        assert await source.fetch_artifacts(
+            job, Dependency(2, "dep", "dep-token"), tmp_path / "d.zip"
+        )
         await source.aclose()
 
     run(main)
@@ -327,9 +339,14 @@ def test_job_url_never_shows_credentials() -> None:
     """The job's URL (in /debug/jobs/list) drops the CI token that the repository URL carries."""
     source = source_for("https://ci.example.test/", token="t")
     job = Job(
-        77, "secret-job-token", "j", "test",
-        git_info=GitInfo(repo_url="https://gitlab-ci-token:secret-job-token@ci.example.test/g/p.git"),
-    )  # fmt: skip
+        77,
+        "secret-job-token",
+        "j",
+        "test",
+        git_info=GitInfo(
+            repo_url="https://gitlab-ci-token:secret-job-token@ci.example.test/g/p.git"
+        ),
+    )
     assert source.job_url(job) == "https://ci.example.test/g/p/-/jobs/77"
     assert source.job_url(Job(78, "x", "j", "test")) == "https://ci.example.test/-/jobs/78"
     asyncio.run(source.aclose())

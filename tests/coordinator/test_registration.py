@@ -28,11 +28,23 @@ def test_register_appends_a_runner_and_keeps_the_users_comments(
     config = tmp_path / "config.toml"
     config.write_text(USER_CONFIG)
     result = run_cli(
-        ["register", "--config", str(config), "--url", fake.url,
-         "--registration-token", fake.registration_token, "--name", "ci-1",
-         "--limit", "2", "--request-concurrency", "3"],
+        [
+            "register",
+            "--config",
+            str(config),
+            "--url",
+            fake.url,
+            "--registration-token",
+            fake.registration_token,
+            "--name",
+            "ci-1",
+            "--limit",
+            "2",
+            "--request-concurrency",
+            "3",
+        ],
         tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     text = config.read_text()
     assert text.startswith(USER_CONFIG)  # every comment and line of the user's file, unchanged
@@ -41,8 +53,11 @@ def test_register_appends_a_runner_and_keeps_the_users_comments(
     added = runners[1]
     assert added["token"] in fake.runner_tokens
     assert (added["url"], added["executor"], added["limit"], added["request_concurrency"]) == (
-        fake.url, "shell", 2, 3,
-    )  # fmt: skip
+        fake.url,
+        "shell",
+        2,
+        3,
+    )
     assert added["token"] not in result.stdout  # only its first 8 characters are shown
     assert added["token"][:8] in result.stdout
     assert fake.request_bodies[-1]["info"]["executor"] == "shell"
@@ -53,10 +68,21 @@ def test_register_creates_a_private_config_file(start_fake: StartFake, tmp_path:
     fake = start_fake()
     config = tmp_path / "new" / "config.toml"
     result = run_cli(
-        ["register", "-c", str(config), "-u", fake.url, "-r", fake.registration_token,
-         "-n", "ci", "--tls-ca-file", ""],
+        [
+            "register",
+            "-c",
+            str(config),
+            "-u",
+            fake.url,
+            "-r",
+            fake.registration_token,
+            "-n",
+            "ci",
+            "--tls-ca-file",
+            "",
+        ],
         tmp_path,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     assert tomllib.loads(config.read_text())["concurrent"] == 1

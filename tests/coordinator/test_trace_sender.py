@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import httpx
 
-from alloy_runner.coordinator.gitlab_api import ApiClient, Backoff
-from alloy_runner.coordinator.gitlab_trace import TraceSender, parse_range_end
+from alloy_runner.coordinator.gitlab.api import ApiClient, Backoff
+from alloy_runner.coordinator.gitlab.log_sender import TraceSender, parse_range_end
 
 FAST = Backoff(base=0.01, cap=0.02)
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -109,5 +109,6 @@ def test_submit_of_a_bad_pipeline_exits_2_with_one_line_naming_file_and_line(
     assert fragment in lines[0]
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
-    assert not any((rig.spool / d).exists() and any((rig.spool / d).iterdir())
-                   for d in ("waiting", "pending"))  # fmt: skip
+    assert not any(
+        (rig.spool / d).exists() and any((rig.spool / d).iterdir()) for d in ("waiting", "pending")
+    )

@@ -8,7 +8,7 @@ import shutil
 import stat
 import zipfile
 
-from alloy_runner.build.trace import limit_message
+from alloy_runner.build.joblog import limit_message
 from tests.support.jobs import BLOCK, STARTED, JobsRig, git, pipeline
 from tests.support.runner import RunnerProcess
 

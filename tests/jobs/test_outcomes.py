@@ -220,17 +220,29 @@ def test_submit_wait_passes_a_pipeline_whose_only_failure_was_allowed(shared: Sh
         ),
     )
     done = rig.cli(
-        "submit", "--file", str(allowed.file), "--spool", str(rig.spool), "--wait",
-        "--timeout", "60",
-    )  # fmt: skip
+        "submit",
+        "--file",
+        str(allowed.file),
+        "--spool",
+        str(rig.spool),
+        "--wait",
+        "--timeout",
+        "60",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "flaky: failed (allowed to fail)" in done.stdout
     assert "check: success" in done.stdout
 
     failing = rig.project("wait-failing", pipeline(broken={"script": ["exit 1"]}))
     done = rig.cli(
-        "submit", "--file", str(failing.file), "--spool", str(rig.spool), "--wait",
-        "--timeout", "60",
-    )  # fmt: skip
+        "submit",
+        "--file",
+        str(failing.file),
+        "--spool",
+        str(rig.spool),
+        "--wait",
+        "--timeout",
+        "60",
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "broken: failed" in done.stdout

@@ -18,7 +18,7 @@ from alloy_runner.build.states import (
     FailureReason,
 )
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
-from alloy_runner.telemetry import instruments as i
+from alloy_runner.telemetry.catalog import instruments
 from tests.support.exposition import parse_exposition, sample_value
 from tests.support.jobs import JobsRig, builds_series, pipeline
 from tests.support.polling import wait_until
@@ -30,7 +30,7 @@ MACHINE_EVENTS = {"created", "removed", "used", "creation_failed"}
 MACHINE_STATES = {"acquired", "creating", "idle", "removing", "used"}
 
 
-def closed_values(family: i.Family, runners: set[str]) -> dict[str, set[str]]:
+def closed_values(family: instruments.Family, runners: set[str]) -> dict[str, set[str]]:
     """Return every value each label of `family` may take, with these runner names."""
     values = {
         "runner": runners,
@@ -38,7 +38,7 @@ def closed_values(family: i.Family, runners: set[str]) -> dict[str, set[str]]:
         "state": {s.value for s in BuildState},
         "executor_stage": {s.value for s in ExecutorStage},
         "failure_reason": {r.value for r in FailureReason},
-        "level": {level.value for level in i.ErrorLevel},
+        "level": {level.value for level in instruments.ErrorLevel},
         "generation": {str(g) for g in range(len(gc.get_stats()))},
         "type": MACHINE_EVENTS,
         "endpoint": {e.value for e in Endpoint},
@@ -46,19 +46,19 @@ def closed_values(family: i.Family, runners: set[str]) -> dict[str, set[str]]:
         | {f.value for f in TransportFailure}
         | {"invalid"},
     }
-    if family is i.BUILDS:  # and one idle series per runner
+    if family is instruments.BUILDS:  # and one idle series per runner
         for label in ("stage", "state", "executor_stage"):
             values[label] = values[label] | {IDLE}
-    if family is i.JOBS:
+    if family is instruments.JOBS:
         values["state"] = {s.value for s in FINAL_STATES}
     if family.labels == ("state",):  # the machine providers
         values["state"] = MACHINE_STATES
     return values
 
 
-def allowed_series(family: i.Family, runners: set[str]) -> int:
+def allowed_series(family: instruments.Family, runners: set[str]) -> int:
     """Return how many label sets `family` may expose at most."""
-    if family is i.BUILDS:  # every stage, state and executor stage, or idle
+    if family is instruments.BUILDS:  # every stage, state and executor stage, or idle
         return len(runners) * (len(BuildStage) * len(BuildState) * len(ExecutorStage) + 1)
     if family.name in ("ci_runner_version_info", "python_info"):
         return 1  # the labels describe the one build and the one interpreter
@@ -73,7 +73,7 @@ def label_sets(metric: Metric) -> set[frozenset[tuple[str, str]]]:
 
 def check_series(families: Mapping[str, Metric], runners: set[str]) -> int:
     """Assert each family is in the catalog, within its closed sets; return the series total."""
-    catalog = {f.name: f for f in i.CATALOG}
+    catalog = {f.name: f for f in instruments.CATALOG}
     total = 0
     for name, metric in families.items():
         if name == "target_info":
@@ -89,7 +89,7 @@ def check_series(families: Mapping[str, Metric], runners: set[str]) -> int:
                 if key in values:
                     assert value in values[key], f"{name}{{{key}={value!r}}} is not a closed value"
         samples_per_set = 1
-        if family.kind is i.Kind.HISTOGRAM:
+        if family.kind is instruments.Kind.HISTOGRAM:
             samples_per_set = len(family.buckets) + 1 + 2  # buckets, +Inf, _sum, _count
         assert len(metric.samples) <= len(sets) * samples_per_set, name
         total += len(sets)

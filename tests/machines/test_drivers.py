@@ -27,9 +27,15 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def _shell(argv: tuple[str, ...], cwd: Path | None, script: str) -> tuple[int | None, str]:
     out: list[bytes] = []
     result = await run_process_group(
-        argv, cwd=cwd, env=os.environ, output=out.append, timeout=10, cancel=asyncio.Event(),
-        kill_timeout=1, stdin=script.encode(),
-    )  # fmt: skip
+        argv,
+        cwd=cwd,
+        env=os.environ,
+        output=out.append,
+        timeout=10,
+        cancel=asyncio.Event(),
+        kill_timeout=1,
+        stdin=script.encode(),
+    )
     return result.exit_code, b"".join(out).decode()
 
 

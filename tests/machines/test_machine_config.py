@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.config import AutoscalingConfig, MachineConfig, parse_config
+from alloy_runner.config.load import parse_config
+from alloy_runner.config.model import AutoscalingConfig, MachineConfig
 from alloy_runner.exceptions import ConfigError
 from tests.support import run_cli
 
@@ -25,10 +26,14 @@ def test_gitlab_keys_are_read() -> None:
     config = parse_config(text, "config.toml")
     assert config.warnings == ()
     assert config.runners[0].machine == MachineConfig(
-        machine_driver="virtualbox", machine_name="auto-%s",
-        machine_options=("virtualbox-memory=512",), idle_count=2, idle_time=30.0, max_builds=5,
+        machine_driver="virtualbox",
+        machine_name="auto-%s",
+        machine_options=("virtualbox-memory=512",),
+        idle_count=2,
+        idle_time=30.0,
+        max_builds=5,
         autoscaling=(AutoscalingConfig(("* * 9-17 * * mon-fri *",), "UTC", 9, 600.0),),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from alloy_runner.coordinator.spool import Spool
+from alloy_runner.coordinator.spool.store import Spool
 from tests.support import (
     RunnerProcess,
     StartRunner,
@@ -140,16 +140,18 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
     gate = tmp_path / "gate"
     (job,) = submit(runner, HELD, f"GATE={gate}")
     held = wait_until(
-        lambda: (s := states(runner))["used"] == 1 and s["idle"] == 2 and s, 15,
+        lambda: (s := states(runner))["used"] == 1 and s["idle"] == 2 and s,
+        15,
         what="the build on a used machine, and a new idle one",
-    )  # fmt: skip
+    )
     assert held == {"acquired": 0, "creating": 0, "idle": 2, "removing": 0, "used": 1}
     builds = {"stage": "build_script", "executor_stage": "docker_machine_use_machine"}
     # The machine is used from the build's prepare stage on; its script starts a moment later.
     in_script = wait_until(
-        lambda: sample_value(runner.families(), "ci_runner_builds", builds), 15,
+        lambda: sample_value(runner.families(), "ci_runner_builds", builds),
+        15,
         what="the build in its script on the machine",
-    )  # fmt: skip
+    )
     assert in_script == 1
     gate.touch()
     assert result(runner, job)["status"] == "success"
@@ -166,10 +168,15 @@ def test_max_builds_one_gives_each_job_a_fresh_local_machine(
     root = tmp_path / "machines"
     runner = start_runner(
         config(
-            executor="docker-ssh+machine", driver="local", options=(f"local-root={root}",),
-            idle_count=1, max_builds=1, limit=2, concurrent=1,
+            executor="docker-ssh+machine",
+            driver="local",
+            options=(f"local-root={root}",),
+            idle_count=1,
+            max_builds=1,
+            limit=2,
+            concurrent=1,
         )
-    )  # fmt: skip
+    )
     wait_until(lambda: states(runner, SSH)["idle"] == 1, 15, what="one idle machine")
     first, second = submit(runner, QUICK)
     assert result(runner, first)["status"] == "success"
@@ -177,9 +184,12 @@ def test_max_builds_one_gives_each_job_a_fresh_local_machine(
     ran_on = {machine_of(trace(runner, first)), machine_of(trace(runner, second))}
     assert len(ran_on) == 2, "each job ran on a machine of its own"
     final = wait_until(
-        lambda: (c := counters(runner, SSH))["removed"] == 2 and states(runner, SSH)["idle"] == 1
-        and c, 15, what="both used machines removed, one idle",
-    )  # fmt: skip
+        lambda: (
+            (c := counters(runner, SSH))["removed"] == 2 and states(runner, SSH)["idle"] == 1 and c
+        ),
+        15,
+        what="both used machines removed, one idle",
+    )
     assert final["used"] == 2
     left = sorted(p.name for p in root.iterdir())
     assert final["created"] - final["removed"] == len(left) == 1
@@ -197,9 +207,10 @@ def test_failing_creation_fails_the_job_with_a_clear_reason(
     (job,) = submit(runner, ONE)
     waiting = {"runner": "m", "executor_stage": "docker_machine_use_machine"}
     wait_until(
-        lambda: sample_value(runner.families(), "ci_runner_builds", waiting) == 1, 10,
+        lambda: sample_value(runner.families(), "ci_runner_builds", waiting) == 1,
+        10,
         what="the job waiting for a machine",
-    )  # fmt: skip
+    )
     done = result(runner, job)
     assert (done["status"], done["failure_reason"]) == ("failed", "runner_system_failure")
     log = trace(runner, job)

@@ -44,9 +44,13 @@ class PoolModel(RuleBasedStateMachine):
         self.limit, self.idle_count, self.idle_time = limit, idle_count, idle_time
         self.max_builds = max_builds
         self.pool = make_pool(
-            limit=limit, idle_count=idle_count, idle_time=idle_time, max_builds=max_builds,
-            clock=self.clock, metrics=self.metrics,
-        )  # fmt: skip
+            limit=limit,
+            idle_count=idle_count,
+            idle_time=idle_time,
+            max_builds=max_builds,
+            clock=self.clock,
+            metrics=self.metrics,
+        )
 
     # --- steps ---------------------------------------------------------------------------
 

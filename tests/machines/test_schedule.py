@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alloy_runner.config import AutoscalingConfig, MachineConfig
+from alloy_runner.config.model import AutoscalingConfig, MachineConfig
 from alloy_runner.exceptions import ConfigError
 from alloy_runner.machines.cron import parse_cron
 from alloy_runner.machines.schedule import IdlePolicy, IdleSchedule

@@ -278,6 +278,8 @@ def test_the_sample_pipeline_has_every_kind_of_job() -> None:
     jobs = {job.name: job for job in spec.jobs}
     assert any(j.allow_failure for j in jobs.values())
     assert any(not j.allow_failure and "exit 2" in j.script for j in jobs.values())
-    assert any("sleep" in " ".join(j.script) and "SLOW_SECONDS" in " ".join(j.script)
-               for j in jobs.values())  # fmt: skip
+    assert any(
+        "sleep" in " ".join(j.script) and "SLOW_SECONDS" in " ".join(j.script)
+        for j in jobs.values()
+    )
     assert any(j.timeout < 60 for j in jobs.values())

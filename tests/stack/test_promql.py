@@ -83,10 +83,21 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             prometheus.wait_for_query(f'up{{job="{JOB}"}} == 1')
             start = time.time()
             done = run_cli(
-                ["submit", "--spool", str(spool), "--file", str(PIPELINE), "--wait",
-                 "--timeout", "60", "--var", "SLOW_SECONDS=2"],
-                home, timeout=70,
-            )  # fmt: skip
+                [
+                    "submit",
+                    "--spool",
+                    str(spool),
+                    "--file",
+                    str(PIPELINE),
+                    "--wait",
+                    "--timeout",
+                    "60",
+                    "--var",
+                    "SLOW_SECONDS=2",
+                ],
+                home,
+                timeout=70,
+            )
             assert "compile: success" in done.stdout, done.stdout + done.stderr
             # Every job is counted, and Prometheus has scraped the counts.
             ran = len(re.findall(r"^job \d+ \S+: (?!skipped)", done.stdout, re.MULTILINE))

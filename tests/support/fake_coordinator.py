@@ -165,7 +165,9 @@ class FakeCoordinator(LoopbackHTTPServer):
                 "token": token,
                 "allow_git_fetch": False,
                 "job_info": {
-                    "name": name, "stage": "test", "project_id": 7,
+                    "name": name,
+                    "stage": "test",
+                    "project_id": 7,
                     "project_name": "fake-project",
                 },
                 "git_info": {"repo_url": "", "ref": "main", "sha": "0" * 40},
@@ -175,22 +177,42 @@ class FakeCoordinator(LoopbackHTTPServer):
                     *variables,
                 ],
                 "steps": [
-                    {"name": "script", "script": list(script), "timeout": timeout,
-                     "when": "on_success", "allow_failure": False},
+                    {
+                        "name": "script",
+                        "script": list(script),
+                        "timeout": timeout,
+                        "when": "on_success",
+                        "allow_failure": False,
+                    },
                 ],
                 "artifacts": (
-                    [{"name": "artifacts", "paths": list(artifacts), "when": "on_success",
-                      "artifact_type": "archive", "artifact_format": "zip", "expire_in": "1 day"}]
-                    if artifacts else []
+                    [
+                        {
+                            "name": "artifacts",
+                            "paths": list(artifacts),
+                            "when": "on_success",
+                            "artifact_type": "archive",
+                            "artifact_format": "zip",
+                            "expire_in": "1 day",
+                        }
+                    ]
+                    if artifacts
+                    else []
                 ),
                 "cache": [],
                 "dependencies": [
-                    {"id": d.id, "name": d.name, "token": d.token,
-                     "artifacts_file": {"filename": "artifacts.zip",
-                                        "size": len(d.artifacts[0].data) if d.artifacts else 0}}
+                    {
+                        "id": d.id,
+                        "name": d.name,
+                        "token": d.token,
+                        "artifacts_file": {
+                            "filename": "artifacts.zip",
+                            "size": len(d.artifacts[0].data) if d.artifacts else 0,
+                        },
+                    }
                     for d in dependencies
                 ],
-            }  # fmt: skip
+            }
             job = FakeJob(job_id, token, name, payload, time.monotonic())
             self.jobs[job_id] = job
             self.queue.append(job_id)
@@ -398,9 +420,10 @@ class FakeCoordinator(LoopbackHTTPServer):
         if job is None:
             return Reply(404, {"message": "404 Not Found"})
         allowed = {job.token} | {
-            j.token for j in self.jobs.values()
+            j.token
+            for j in self.jobs.values()
             if any(d["id"] == job_id for d in j.payload["dependencies"])
-        }  # fmt: skip
+        }
         if token not in allowed:
             return Reply(403, {"message": "403 Forbidden"})
         job.downloads.append((job_id, token))

@@ -286,8 +286,10 @@ class JobsRig:
         """Wait until each job of `ids` has run `touch "$OUT/started-$CI_JOB_ID"`."""
         wait_until(
             lambda: all((self.out / f"started-{i}").exists() for i in ids),
-            timeout, 0.05, f"jobs {list(ids)} in their build script",
-        )  # fmt: skip
+            timeout,
+            0.05,
+            f"jobs {list(ids)} in their build script",
+        )
 
     def release(self, job_id: int | None = None) -> None:
         """Let blocked job `job_id` go on (None: every blocked job)."""

@@ -55,10 +55,20 @@ def submit_loud(
     """
     pipeline = write_pipeline(home)
     args = [
-        "submit", "--file", str(pipeline), "--masked-var", f"SECRET_VALUE={SECRET}",
-        "--var", f"ROUNDS={rounds}", "--var", f"STOP_FILE={stop_file}",
-        "--var", f"CHUNK={chunk}", "--var", f"PAUSE={pause}",
-    ]  # fmt: skip
+        "submit",
+        "--file",
+        str(pipeline),
+        "--masked-var",
+        f"SECRET_VALUE={SECRET}",
+        "--var",
+        f"ROUNDS={rounds}",
+        "--var",
+        f"STOP_FILE={stop_file}",
+        "--var",
+        f"CHUNK={chunk}",
+        "--var",
+        f"PAUSE={pause}",
+    ]
     if wait:
         args += ["--wait", "--timeout", str(timeout)]
     return run_cli(args, home, timeout=timeout + 10)

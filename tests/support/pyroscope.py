@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from alloy_runner.telemetry.proto import profile_pb2
+from alloy_runner.telemetry.profiling.proto import profile_pb2
 from tests.support.loopback import LoopbackHTTPServer, QuietHandler
 from tests.support.proto import push_pb2
 

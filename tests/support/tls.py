@@ -38,9 +38,22 @@ def make_ca(directory: Path, name: str = "alloy-runner test CA") -> CertPair:
     directory.mkdir(parents=True, exist_ok=True)
     pair = CertPair(directory / "ca.pem", directory / "ca.key")
     _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-days", "2", "-subj", f"/CN={name}", "-keyout", str(pair.key), "-out", str(pair.cert),
-    )  # fmt: skip
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        str(pair.key),
+        "-out",
+        str(pair.cert),
+    )
     return pair
 
 
@@ -66,14 +79,38 @@ def make_cert(
         encoding="utf-8",
     )
     _openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", f"/CN={name}", "-keyout", str(pair.key), "-out", str(csr),
-    )  # fmt: skip
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        str(pair.key),
+        "-out",
+        str(csr),
+    )
     _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-        "-set_serial", str(abs(hash(name)) % 2**31 + 1), "-days", "2",
-        "-extfile", str(ext), "-out", str(pair.cert),
-    )  # fmt: skip
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca.cert),
+        "-CAkey",
+        str(ca.key),
+        "-set_serial",
+        str(abs(hash(name)) % 2**31 + 1),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(pair.cert),
+    )
     return pair
 
 

@@ -6,14 +6,14 @@ import socket
 
 import pytest
 
-from alloy_runner.exceptions import AddressError, ConfigError
-from alloy_runner.telemetry.address import (
+from alloy_runner.config.address import (
     DEFAULT_PORT,
     ListenAddress,
     format_hostport,
     parse_address,
     resolve,
 )
+from alloy_runner.exceptions import AddressError, ConfigError
 
 VALID = [
     pytest.param("", None, id="empty-disables"),

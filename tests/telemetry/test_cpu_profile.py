@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from alloy_runner.telemetry import cpu_profile
-from alloy_runner.telemetry.cpu_profile import CpuProfiler, schedstat_cpu_ns
-from alloy_runner.telemetry.pprof import Frame, ProfileBuilder
-from alloy_runner.telemetry.proto import profile_pb2
-from alloy_runner.telemetry.stacks import dump_profile, dump_text, task_stacks
+from alloy_runner.telemetry.profiling import cpu_sampler as cpu_profile
+from alloy_runner.telemetry.profiling.cpu_sampler import CpuProfiler, schedstat_cpu_ns
+from alloy_runner.telemetry.profiling.pprof import Frame, ProfileBuilder
+from alloy_runner.telemetry.profiling.proto import profile_pb2
+from alloy_runner.telemetry.profiling.stacks import dump_profile, dump_text, task_stacks
 from tests.support.pyroscope import function_weights, sample_labels
 
 
@@ -91,7 +91,9 @@ def test_wall_clock_fallback_without_proc(
 ) -> None:
     """Without per-thread CPU times every sampled stack counts once per tick, idle ones too,
     and a comment in the profile says it is a wall-clock profile."""
-    monkeypatch.setattr("alloy_runner.telemetry.cpu_profile.proc_available", lambda: False)
+    monkeypatch.setattr(
+        "alloy_runner.telemetry.profiling.cpu_sampler.proc_available", lambda: False
+    )
     profiler = CpuProfiler()
     assert profiler.try_begin()
     profile = _decode(profiler.profile(0.3))

@@ -6,9 +6,10 @@ import logging
 
 import pytest
 
-from alloy_runner.config import OtlpConfig, parse_config
+from alloy_runner.config.load import parse_config
+from alloy_runner.config.model import OtlpConfig
 from alloy_runner.exceptions import ConfigError
-from alloy_runner.telemetry.otlp import ExportHealth, resolve
+from alloy_runner.telemetry.otlp.targets import ExportHealth, resolve
 
 
 def test_no_endpoint_anywhere_means_no_otlp() -> None:
@@ -126,5 +127,5 @@ def test_the_libraries_complaints_are_demoted_to_debug(caplog: pytest.LogCapture
     finally:
         health.uninstall()
     [record] = caplog.records
-    assert record.name == "alloy_runner.telemetry.otlp"
+    assert record.name == "alloy_runner.telemetry.otlp.targets"
     assert "404, reason: Not Found" in record.getMessage()

@@ -70,10 +70,20 @@ headers = {{ "x-tenant" = "alloy-tests" }}
 def submit(home: Path, spool: Path, *args: str) -> dict[str, int]:
     """Submit the test pipeline and wait for it; return its job ids by name."""
     done = run_cli(
-        ["submit", "--spool", str(spool), "--file", str(home / ".alloy-ci.yml"), "--wait",
-         "--timeout", "30", *args],
-        home, timeout=40,
-    )  # fmt: skip
+        [
+            "submit",
+            "--spool",
+            str(spool),
+            "--file",
+            str(home / ".alloy-ci.yml"),
+            "--wait",
+            "--timeout",
+            "30",
+            *args,
+        ],
+        home,
+        timeout=40,
+    )
     assert "job" in done.stdout, done.stderr
     return {
         m["name"]: int(m["id"])
@@ -114,14 +124,25 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             jobs = submit(home, spool, "--var", f"TP_FILE={home / 'plain.tp'}")
             trace, span = secrets.token_hex(16), secrets.token_hex(8)
             continued = submit(
-                home, spool, "traced", "--var", f"TP_FILE={home / 'continued.tp'}",
-                "--var", f"TRACEPARENT=00-{trace}-{span}-01",
-            )  # fmt: skip
+                home,
+                spool,
+                "traced",
+                "--var",
+                f"TP_FILE={home / 'continued.tp'}",
+                "--var",
+                f"TRACEPARENT=00-{trace}-{span}-01",
+            )
             wait_until(lambda: jobs_counted(runner) == 5, 10, what="5 jobs counted")
             yield Run(
-                runner, receiver, jobs, continued["traced"], trace, span,
-                (home / "plain.tp").read_text(), (home / "continued.tp").read_text(),
-            )  # fmt: skip
+                runner,
+                receiver,
+                jobs,
+                continued["traced"],
+                trace,
+                span,
+                (home / "plain.tp").read_text(),
+                (home / "continued.tp").read_text(),
+            )
         finally:
             runner.stop()
 
@@ -138,8 +159,9 @@ def export_after(receiver: OtlpReceiver, moment: float) -> dict[str, Any]:
     """Wait for a metrics export that began after `moment`; return its metrics by name."""
     received = wait_until(
         lambda: [r for r in receiver.metric_requests() if r.at > moment + 0.05],
-        10, what="a metrics export after the scrape",
-    )  # fmt: skip
+        10,
+        what="a metrics export after the scrape",
+    )
     return metrics_of(received[0].message)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from alloy_runner.telemetry.profile_relay import (
+from alloy_runner.telemetry.profiling.relay import (
     TOKEN_HEADER,
     HttpSender,
     Outcome,
@@ -98,9 +98,12 @@ def test_failure_is_logged_once_until_uploads_work_again(
 ) -> None:
     """Failed uploads log one warning; a success logs recovery; a new failure warns again."""
     sender = Recorder(
-        Outcome(None, "refused"), Outcome(500, "HTTP 500"), Outcome(None, "timed out"),
-        Outcome(200), Outcome(503, "HTTP 503"),
-    )  # fmt: skip
+        Outcome(None, "refused"),
+        Outcome(500, "HTTP 500"),
+        Outcome(None, "timed out"),
+        Outcome(200),
+        Outcome(503, "HTTP 503"),
+    )
     relay = ProfileRelay("http://127.0.0.1:9", send=sender)
     relays.append(relay)
     relay.start()
@@ -108,7 +111,7 @@ def test_failure_is_logged_once_until_uploads_work_again(
     def warnings() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
-    with caplog.at_level(logging.DEBUG, logger="alloy_runner.telemetry.profile_relay"):
+    with caplog.at_level(logging.DEBUG, logger="alloy_runner.telemetry.profiling.relay"):
         for n in range(1, 6):
             assert _push(relay) == 200
             _drain(relay, n)

@@ -9,10 +9,15 @@ from typing import Any
 
 import pytest
 
-from alloy_runner.config import ProfilingConfig, parse_config
+from alloy_runner.config.load import parse_config
+from alloy_runner.config.model import ProfilingConfig
 from alloy_runner.exceptions import ConfigError
-from alloy_runner.telemetry.profile_relay import TOKEN_HEADER, Outcome, ProfileRelay, Upload
-from alloy_runner.telemetry.profiling import ContinuousProfiler, DebugProfiles, default_tags
+from alloy_runner.telemetry.profiling.continuous import (
+    ContinuousProfiler,
+    DebugProfiles,
+    default_tags,
+)
+from alloy_runner.telemetry.profiling.relay import TOKEN_HEADER, Outcome, ProfileRelay, Upload
 from alloy_runner.version import build_info
 
 
@@ -51,8 +56,10 @@ def test_defaults_leave_profiling_off() -> None:
     config = parse_config("", "config.toml").profiling
     assert not config.enabled
     assert (config.application_name, config.sample_rate, config.upload_interval) == (
-        "alloy-runner", 100, 10,
-    )  # fmt: skip
+        "alloy-runner",
+        100,
+        10,
+    )
 
 
 def test_every_key_is_read() -> None:
@@ -132,9 +139,11 @@ def test_agent_gets_the_settings_and_pushes_to_the_relay() -> None:
         assert settings["application_name"] == "alloy-runner"
         assert (settings["sample_rate"], settings["upload_interval"]) == (20, 5)
         assert settings["tags"] == {
-            "hostname": "override", "team": "ci", "runners": "a,b",
+            "hostname": "override",
+            "team": "ci",
+            "runners": "a,b",
             "version": build_info().version,
-        }  # fmt: skip
+        }
         assert settings["tenant_id"] == "t"
         assert settings["http_headers"]["X-A"] == "1"
         assert settings["http_headers"][TOKEN_HEADER] == profiler.relay.token
@@ -196,5 +205,8 @@ def test_index_routes_are_registered() -> None:
 
     DebugProfiles(lambda: None).install(Server())  # type: ignore[arg-type]
     assert sorted(paths) == [
-        "/debug/pprof", "/debug/pprof/", "/debug/pprof/goroutine", "/debug/pprof/profile",
-    ]  # fmt: skip
+        "/debug/pprof",
+        "/debug/pprof/",
+        "/debug/pprof/goroutine",
+        "/debug/pprof/profile",
+    ]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.telemetry.instruments import CATALOG
-from alloy_runner.telemetry.reference import COMMAND, render
+from alloy_runner.telemetry.catalog.instruments import CATALOG
+from alloy_runner.telemetry.catalog.reference import COMMAND, render
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "metrics.md"

@@ -15,9 +15,9 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 from opentelemetry.trace import StatusCode
 
 from alloy_runner.build.job import Job, Variable
+from alloy_runner.build.ports import NoTracer
 from alloy_runner.build.states import BuildStage, BuildState, FailureReason
-from alloy_runner.build.tracing import NoTracer
-from alloy_runner.telemetry.tracing import JobTracer, task_result
+from alloy_runner.telemetry.otlp.tracing import JobTracer, task_result
 
 
 @pytest.fixture
@@ -35,9 +35,13 @@ def tracer_of(exporter: InMemorySpanExporter) -> JobTracer:
 
 def job(*variables: tuple[str, str]) -> Job:
     return Job(
-        id=42, token="t", name="unit", stage="test", project_name="demo",
+        id=42,
+        token="t",
+        name="unit",
+        stage="test",
+        project_name="demo",
         variables=tuple(Variable(k, v) for k, v in variables),
-    )  # fmt: skip
+    )
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:

@@ -7,9 +7,9 @@ import threading
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from prometheus_client import CollectorRegistry
 
-from alloy_runner.telemetry import instruments as i
-from alloy_runner.telemetry.runtime import install_runtime
-from alloy_runner.telemetry.setup import Telemetry
+from alloy_runner.telemetry.catalog import instruments
+from alloy_runner.telemetry.metrics.runtime import install_runtime
+from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.version import build_info
 
 GENERATION = {"generation": "2"}
@@ -22,7 +22,7 @@ def otlp_gc_count(data: MetricsData | None) -> int:
         for resource in data.resource_metrics
         for scope in resource.scope_metrics
         for metric in scope.metrics
-        if metric.name == i.GC_DURATION.name
+        if metric.name == instruments.GC_DURATION.name
         for point in metric.data.data_points
         if dict(point.attributes or {}) == GENERATION
     )

@@ -11,11 +11,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from alloy_runner.daemon import open_access_warning
+from alloy_runner.app.daemon import open_access_warning
+from alloy_runner.config.address import parse_address
 from alloy_runner.exceptions import ConfigError, WebConfigError
-from alloy_runner.telemetry.address import parse_address
-from alloy_runner.telemetry.basicauth import BasicAuth, Verdict, parse_basic
-from alloy_runner.telemetry.webconfig import (
+from alloy_runner.telemetry.web.basicauth import BasicAuth, Verdict, parse_basic
+from alloy_runner.telemetry.web.webconfig import (
     ClientAuth,
     WebAccess,
     WebConfig,
@@ -286,10 +286,20 @@ def test_encrypted_key_is_refused_without_a_prompt(
 
     encrypted = tmp_path / "encrypted.key"
     subprocess.run(
-        ["openssl", "ec", "-in", str(certs["server"].key), "-aes256", "-passout", "pass:x",
-         "-out", str(encrypted)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "ec",
+            "-in",
+            str(certs["server"].key),
+            "-aes256",
+            "-passout",
+            "pass:x",
+            "-out",
+            str(encrypted),
+        ],
+        check=True,
+        capture_output=True,
+    )
     config = _parse(
         f"tls_server_config:\n  cert_file: {certs['server'].cert}\n  key_file: {encrypted}\n"
     )
@@ -413,9 +423,10 @@ def test_cached_check_passes_while_bad_attempts_hold_every_bcrypt_slot() -> None
 def test_healthy_is_open_only_when_configured() -> None:
     """/-/healthy skips the credentials check only with alloy_runner.healthy_without_auth."""
     users = f"basic_auth_users:\n  alice: '{HASH}'\n"
-    for text, healthy in ((users, Verdict.DENIED),
-                          (users + "alloy_runner:\n  healthy_without_auth: true\n",
-                           Verdict.ALLOWED)):  # fmt: skip
+    for text, healthy in (
+        (users, Verdict.DENIED),
+        (users + "alloy_runner:\n  healthy_without_auth: true\n", Verdict.ALLOWED),
+    ):
         config = _parse(text)
         access = WebAccess(config, None, BasicAuth(dict(config.users)))
         assert access.check("/-/healthy", None) is healthy

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alloy_runner.build import script
+from alloy_runner.build.joblog import JobTrace
+from alloy_runner.build.ports import TRACEPARENT, NoJobSpan, NoTracer
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
-from alloy_runner.build.trace import JobTrace
-from alloy_runner.build.tracing import TRACEPARENT, NoJobSpan, NoTracer
 from alloy_runner.coordinator.base import ArtifactsError
 from alloy_runner.executors import orphans
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
@@ -25,9 +25,8 @@ from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Job
-    from alloy_runner.build.metrics import BuildMetrics
-    from alloy_runner.build.tracing import BuildTracer, JobSpan
-    from alloy_runner.config import RunnerConfig
+    from alloy_runner.build.ports import BuildMetrics, BuildTracer, JobSpan
+    from alloy_runner.config.model import RunnerConfig
     from alloy_runner.coordinator.base import JobSource
     from alloy_runner.executors.base import Executor
 
@@ -154,9 +153,11 @@ class Build:
             log.error("job %d: the runner failed while running it", self.job.id, exc_info=True)
             self.trace.write_line("ERROR: Job failed (system failure): internal runner error")
             result = BuildResult(
-                BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, self.duration,
+                BuildState.FAILED,
+                FailureReason.RUNNER_SYSTEM_FAILURE,
+                self.duration,
                 dict(self._stage_durations),
-            )  # fmt: skip
+            )
         finally:
             watcher.cancel()
             self.executor_stage = ExecutorStage.FINISH
@@ -261,9 +262,13 @@ class Build:
         result: ScriptResult | None = None
         try:
             result = await self.executor.run(
-                body, workspace=workspace, env=env, output=self.trace.write,
-                timeout=timeout, cancel=stop if stop is not None else self._stop,
-            )  # fmt: skip
+                body,
+                workspace=workspace,
+                env=env,
+                output=self.trace.write,
+                timeout=timeout,
+                cancel=stop if stop is not None else self._stop,
+            )
             return result
         finally:
             self.trace.flush()
@@ -316,9 +321,13 @@ class Build:
         env = {**env, "CI_JOB_STATUS": _job_status(state)}
         # after_script runs even after a cancel or a timeout; only a forceful shutdown stops it.
         result = await self._run_stage(
-            BuildStage.AFTER_SCRIPT, script.commands(step.script), workspace, env,
-            timeout=float(min(step.timeout, AFTER_SCRIPT_TIMEOUT)), stop=self._terminate,
-        )  # fmt: skip
+            BuildStage.AFTER_SCRIPT,
+            script.commands(step.script),
+            workspace,
+            env,
+            timeout=float(min(step.timeout, AFTER_SCRIPT_TIMEOUT)),
+            stop=self._terminate,
+        )
         if not result.ok:
             self.trace.write_line("WARNING: after_script failed, but the job's result stands")
 
@@ -356,9 +365,13 @@ class Build:
         for index, artifact in enumerate(wanted):
             target = workspace.tmp_dir / f"artifacts-{index}.zip"
             result = await self._run_stage(
-                BuildStage.UPLOAD_ARTIFACTS, script.archive_artifact(target, artifact),
-                workspace, env, timeout=float(AFTER_SCRIPT_TIMEOUT), stop=self._terminate,
-            )  # fmt: skip
+                BuildStage.UPLOAD_ARTIFACTS,
+                script.archive_artifact(target, artifact),
+                workspace,
+                env,
+                timeout=float(AFTER_SCRIPT_TIMEOUT),
+                stop=self._terminate,
+            )
             if not result.ok:
                 self.trace.write_line("ERROR: Uploading artifacts failed")
                 ok = False

@@ -10,7 +10,7 @@ from alloy_runner.exceptions import AlloyRunnerError
 if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult
     from alloy_runner.build.job import Artifact, Dependency, Job
-    from alloy_runner.build.trace import Sink
+    from alloy_runner.build.joblog import Sink
 
 
 class ArtifactsError(AlloyRunnerError):

@@ -56,10 +56,14 @@ class MachineExecutor:
             project = home / "builds" / Path(*workspace_hint.parts[-3:])
             tmp = home / "tmp" / f"build-{secrets.token_hex(6)}"
             made = await self._script(
-                name, f"mkdir -p {shlex.quote(str(project))} {shlex.quote(str(tmp))}\n",
-                cwd=None, env=None, output=lambda _chunk: None, timeout=CLEANUP_TIMEOUT,
+                name,
+                f"mkdir -p {shlex.quote(str(project))} {shlex.quote(str(tmp))}\n",
+                cwd=None,
+                env=None,
+                output=lambda _chunk: None,
+                timeout=CLEANUP_TIMEOUT,
                 cancel=asyncio.Event(),
-            )  # fmt: skip
+            )
             if not made.ok:
                 raise MachineError(f"machine {name}: cannot make the build directory {project}")
         except asyncio.CancelledError:
@@ -85,9 +89,14 @@ class MachineExecutor:
         if self._machine is None:
             raise MachineError("no machine: prepare did not run")
         return await self._script(
-            self._machine, script, cwd=workspace.project_dir, env=env, output=output,
-            timeout=timeout, cancel=cancel,
-        )  # fmt: skip
+            self._machine,
+            script,
+            cwd=workspace.project_dir,
+            env=env,
+            output=output,
+            timeout=timeout,
+            cancel=cancel,
+        )
 
     async def _script(
         self,
@@ -114,9 +123,15 @@ class MachineExecutor:
         lines += ["{", script, "} < /dev/null", ""]
         local_env = env if env is not None and not shell.remote else os.environ
         return await run_process_group(
-            shell.argv, cwd=shell.cwd, env=local_env, output=output, timeout=timeout,
-            cancel=cancel, kill_timeout=self._kill_timeout, stdin="\n".join(lines).encode(),
-        )  # fmt: skip
+            shell.argv,
+            cwd=shell.cwd,
+            env=local_env,
+            output=output,
+            timeout=timeout,
+            cancel=cancel,
+            kill_timeout=self._kill_timeout,
+            stdin="\n".join(lines).encode(),
+        )
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:
         set_stage(ExecutorStage.DOCKER_MACHINE_RELEASE_MACHINE)
@@ -127,9 +142,14 @@ class MachineExecutor:
         try:
             if tmp is not None:
                 await self._script(
-                    name, f"rm -rf {shlex.quote(str(tmp))}\n", cwd=None, env=None,
-                    output=lambda _chunk: None, timeout=CLEANUP_TIMEOUT, cancel=asyncio.Event(),
-                )  # fmt: skip
+                    name,
+                    f"rm -rf {shlex.quote(str(tmp))}\n",
+                    cwd=None,
+                    env=None,
+                    output=lambda _chunk: None,
+                    timeout=CLEANUP_TIMEOUT,
+                    cancel=asyncio.Event(),
+                )
         except Exception:
             log.warning("machine %s: cannot remove %s", name, tmp, exc_info=True)
         finally:

@@ -37,11 +37,14 @@ async def run_process_group(
     `stdin`, when given, is written to the process and then closed.
     """
     proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=dict(env),
+        *argv,
+        cwd=cwd,
+        env=dict(env),
         stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     assert proc.stdout is not None
     reader = asyncio.create_task(_pump(proc.stdout, output))
     feeder = asyncio.create_task(_feed(proc.stdin, stdin)) if stdin is not None else None

@@ -52,9 +52,14 @@ class ShellExecutor:
         # bash reads no startup files; dash (sh on Debian) has no such options and reads none.
         flags = ("--noprofile", "--norc") if Path(self._shell).name == "bash" else ()
         return await run_process_group(
-            (self._shell, *flags, str(path)), cwd=workspace.project_dir, env=env,
-            output=output, timeout=timeout, cancel=cancel, kill_timeout=self._kill_timeout,
-        )  # fmt: skip
+            (self._shell, *flags, str(path)),
+            cwd=workspace.project_dir,
+            env=env,
+            output=output,
+            timeout=timeout,
+            cancel=cancel,
+            kill_timeout=self._kill_timeout,
+        )
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:
         set_stage(ExecutorStage.CLEANUP)

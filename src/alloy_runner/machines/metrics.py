@@ -1,4 +1,4 @@
-"""What the machine pool reports as it works; telemetry/machines.py implements it."""
+"""What the machine pool reports as it works; telemetry/metrics/machines.py implements it."""
 
 from __future__ import annotations
 

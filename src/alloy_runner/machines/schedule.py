@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from alloy_runner.config import MachineConfig
+from alloy_runner.config.model import MachineConfig
 from alloy_runner.machines.cron import CronExpression, parse_cron
 
 

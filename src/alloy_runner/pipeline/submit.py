@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alloy_runner.build.job import Dependency, GitInfo, Job, Variable
-from alloy_runner.coordinator.spool import PipelineJob, Spool
+from alloy_runner.coordinator.spool.store import PipelineJob, Spool
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.ci_yaml import JobSpec, PipelineSpec, job_steps
 
@@ -18,8 +18,11 @@ def _git(project_dir: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(project_dir), *args],
-            capture_output=True, text=True, timeout=10, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -37,9 +40,11 @@ def git_info_of(project_dir: Path) -> GitInfo:
         return GitInfo()
     ref = _git(project_dir, "symbolic-ref", "--short", "-q", "HEAD") or sha
     return GitInfo(
-        repo_url=Path(top).as_uri(), ref=ref, sha=sha,
+        repo_url=Path(top).as_uri(),
+        ref=ref,
+        sha=sha,
         refspecs=("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"),
-    )  # fmt: skip
+    )
 
 
 def select(spec: PipelineSpec, names: Sequence[str]) -> list[JobSpec]:
@@ -61,9 +66,10 @@ def _dependencies(
         earlier = {j.stage for j in chosen if j.stage != job.stage}
         order = [j.stage for j in chosen]
         names = tuple(
-            j.name for j in chosen
+            j.name
+            for j in chosen
             if j.stage in earlier and order.index(j.stage) < order.index(job.stage)
-        )  # fmt: skip
+        )
     return tuple(Dependency(id=ids[n], name=n) for n in names if n in ids)
 
 
@@ -94,16 +100,24 @@ def plan_jobs(
             Variable("CI_PROJECT_NAME", project),
         ]
         job = Job(
-            id=job_id, token=secrets.token_hex(16), name=spec.name, stage=spec.stage,
-            project_id=0, project_name=project, git_info=git, timeout=spec.timeout,
+            id=job_id,
+            token=secrets.token_hex(16),
+            name=spec.name,
+            stage=spec.stage,
+            project_id=0,
+            project_name=project,
+            git_info=git,
+            timeout=spec.timeout,
             variables=(
-                *predefined, *(Variable(k, v) for k, v in spec.variables), *variables,
+                *predefined,
+                *(Variable(k, v) for k, v in spec.variables),
+                *variables,
             ),
             steps=job_steps(spec),
             artifacts=(spec.artifacts,) if spec.artifacts is not None else (),
             cache=spec.cache,
             dependencies=_dependencies(spec, chosen, by_name),
-        )  # fmt: skip
+        )
         planned.append(Planned(job, spec))
     return planned
 
@@ -122,16 +136,24 @@ def submit(
         raise PipelineError("the pipeline has no jobs")
     pipeline_id, *ids = spool.allocate_ids(len(chosen) + 1)
     planned = plan_jobs(
-        chosen, ids, pipeline_id=pipeline_id, git=git_info_of(project_dir),
-        project=project_dir.resolve().name, variables=variables,
-    )  # fmt: skip
+        chosen,
+        ids,
+        pipeline_id=pipeline_id,
+        git=git_info_of(project_dir),
+        project=project_dir.resolve().name,
+        variables=variables,
+    )
     stages = [
-        (stage, [
-            PipelineJob(p.job.id, p.job.name, p.spec.allow_failure, p.spec.when)
-            for p in planned if p.job.stage == stage
-        ])
+        (
+            stage,
+            [
+                PipelineJob(p.job.id, p.job.name, p.spec.allow_failure, p.spec.when)
+                for p in planned
+                if p.job.stage == stage
+            ],
+        )
         for stage in spec.stages
         if any(p.job.stage == stage for p in planned)
-    ]  # fmt: skip
+    ]
     spool.add_pipeline(pipeline_id, stages, {p.job.id: p.job.to_payload() for p in planned})
     return pipeline_id, planned

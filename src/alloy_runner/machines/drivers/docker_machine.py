@@ -48,9 +48,13 @@ class DockerMachineDriver:
 
     async def create(self, name: str) -> None:
         await self._run(
-            "create", "--driver", self.machine_driver, *self.options, name,
+            "create",
+            "--driver",
+            self.machine_driver,
+            *self.options,
+            name,
             timeout=self.timeouts.create,
-        )  # fmt: skip
+        )
 
     async def remove(self, name: str) -> None:
         self._homes.pop(name, None)
@@ -89,10 +93,13 @@ class DockerMachineDriver:
         what = " ".join((self.executable, *args))
         try:
             proc = await asyncio.create_subprocess_exec(
-                self.executable, *args, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                self.executable,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         except OSError as exc:
             raise MachineError(f"{what}: cannot run {self.executable}: {exc}") from None
         try:

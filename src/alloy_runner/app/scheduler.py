@@ -1,0 +1,191 @@
+"""The worker loop: slots (`concurrent`, `limit`), job requests (`request_concurrency`), builds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alloy_runner.build.build import Build, BuildPaths
+from alloy_runner.build.states import BuildState
+from alloy_runner.config.paths import default_builds_dir, default_cache_dir
+from alloy_runner.executors.shell import ShellExecutor
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
+    from alloy_runner.build.ports import BuildMetrics, BuildTracer
+    from alloy_runner.build.registry import BuildRegistry
+    from alloy_runner.config.model import RunnerConfig
+    from alloy_runner.coordinator.base import JobSource
+    from alloy_runner.executors.base import Executor
+
+log = logging.getLogger(__name__)
+
+IDLE_WAIT = 1.0  # seconds a feeder waits for news from its source before asking again
+ERROR_BACKOFF = 1.0
+
+
+@dataclass
+class RunnerSlot:
+    """One configured runner with its source."""
+
+    config: RunnerConfig
+    source: JobSource
+    reserved: int = 0  # builds running or about to start
+    requests: int = 0  # job requests in flight
+
+
+def default_executor(runner: RunnerConfig) -> Executor:
+    return ShellExecutor(shell=runner.shell, kill_timeout=runner.kill_timeout)
+
+
+class Scheduler:
+    """Ask each runner's source for jobs while there is room, and run them as builds."""
+
+    def __init__(
+        self,
+        concurrent: int,
+        runners: list[RunnerSlot],
+        *,
+        registry: BuildRegistry,
+        metrics: BuildMetrics,
+        executor_for: Callable[[RunnerConfig], Executor] = default_executor,
+        tracer: BuildTracer | None = None,
+    ) -> None:
+        self.concurrent = concurrent
+        self.runners = runners
+        self._registry = registry
+        self._metrics = metrics
+        self._executor_for = executor_for
+        self._tracer = tracer
+        self._room = asyncio.Condition()
+        self._feeders: list[asyncio.Task[None]] = []
+        self._builds: set[asyncio.Task[None]] = set()
+        self._reserved = 0
+
+    def requests(self) -> dict[str, int]:
+        """Return the job requests in flight per runner (`ci_runner_request_concurrency`)."""
+        return {r.config.name: r.requests for r in self.runners}
+
+    def start(self) -> None:
+        for runner in self.runners:
+            for n in range(runner.config.request_concurrency):
+                task = asyncio.create_task(
+                    self._feed(runner), name=f"feed-{runner.config.name}-{n}"
+                )
+                self._feeders.append(task)
+
+    async def set_concurrent(self, concurrent: int) -> None:
+        """Apply a new `concurrent`; running builds beyond it finish, none start until below."""
+        async with self._room:
+            self.concurrent = concurrent
+            self._room.notify_all()
+
+    def _has_room(self, runner: RunnerSlot) -> bool:
+        limit = runner.config.limit
+        return self._reserved < self.concurrent and (limit == 0 or runner.reserved < limit)
+
+    async def _reserve(self, runner: RunnerSlot) -> None:
+        async with self._room:
+            await self._room.wait_for(lambda: self._has_room(runner))
+            self._reserved += 1
+            runner.reserved += 1
+
+    async def _release(self, runner: RunnerSlot) -> None:
+        async with self._room:
+            self._reserved -= 1
+            runner.reserved -= 1
+            self._room.notify_all()
+
+    async def _feed(self, runner: RunnerSlot) -> None:
+        name = runner.config.name
+        while True:
+            await self._reserve(runner)
+            started = False
+            try:
+                runner.requests += 1
+                try:
+                    job = await runner.source.request()
+                finally:
+                    runner.requests -= 1
+                if job is not None:
+                    task = asyncio.create_task(self._run(runner, job), name=f"job-{job.id}")
+                    self._builds.add(task)
+                    task.add_done_callback(self._builds.discard)
+                    started = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.error("runner %s: asking for a job failed", name, exc_info=True)
+                await asyncio.sleep(ERROR_BACKOFF)
+            finally:
+                if not started:
+                    await self._release(runner)
+            if not started:
+                await runner.source.wait_for_jobs(IDLE_WAIT)
+
+    async def _run(self, runner: RunnerSlot, job: Job) -> None:
+        cfg = runner.config
+        paths = BuildPaths(
+            builds_root=Path(cfg.builds_dir).expanduser()
+            if cfg.builds_dir
+            else default_builds_dir(),
+            cache_root=Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
+        )
+        project = job.project_name or f"project-{job.project_id}"
+        slot = self._registry.claim_slot(cfg.name, project)
+        build = Build(
+            job,
+            cfg,
+            executor=self._executor_for(cfg),
+            source=runner.source,
+            metrics=self._metrics,
+            paths=paths,
+            slot=slot,
+            tracer=self._tracer,
+        )
+        self._registry.add(build)
+        try:
+            self._metrics.job_picked(cfg.name, job.queued_seconds)
+            log.info("job %d (%s) started on runner %s", job.id, job.name, cfg.name)
+            result = await build.run()
+            log.info(
+                "job %d (%s) finished: %s%s in %.2fs",
+                job.id,
+                job.name,
+                result.state.value,
+                f" ({result.failure_reason.value})" if result.failure_reason else "",
+                result.duration,
+            )
+        finally:
+            self._registry.remove(build)
+            self._registry.release_slot(cfg.name, project, slot)
+            await self._release(runner)
+
+    async def stop_taking(self) -> None:
+        """Stop asking for jobs; running builds go on."""
+        for task in self._feeders:
+            task.cancel()
+        await asyncio.gather(*self._feeders, return_exceptions=True)
+        self._feeders.clear()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for running builds; True if all ended."""
+        if not self._builds:
+            return True
+        _, pending = await asyncio.wait(set(self._builds), timeout=timeout)
+        return not pending
+
+    async def terminate(self, timeout: float) -> None:
+        """End every running build as terminated, and wait for them to record it."""
+        for build in self._registry.snapshot():
+            build.cancel(BuildState.TERMINATED)
+        if self._builds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*self._builds, return_exceptions=True), timeout
+                )

@@ -1,0 +1,91 @@
+"""The Protocols a build needs from outside: metrics and tracing; telemetry implements them.
+
+Tests record through the same seams (tests/support/fakes.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from alloy_runner.build.states import BuildStage, BuildState, FailureReason
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
+
+TRACEPARENT = "TRACEPARENT"  # the job variable that joins a trace, and the one scripts see
+
+
+class BuildMetrics(Protocol):
+    """Events of a build, recorded when they happen."""
+
+    def job_picked(self, runner: str, queued_seconds: float | None) -> None:
+        """A runner took a job that waited `queued_seconds` in the queue (None: unknown)."""
+
+    def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
+        """A stage of a build ended after `seconds`."""
+
+    def job_finished(
+        self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+    ) -> None:
+        """A build ended in a final `state` after `seconds` (None: unknown, e.g. recovered)."""
+
+
+class NoMetrics:
+    """A BuildMetrics that records nothing (the `exec` command)."""
+
+    def job_picked(self, runner: str, queued_seconds: float | None) -> None:
+        pass
+
+    def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
+        pass
+
+    def job_finished(
+        self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+    ) -> None:
+        pass
+
+
+class JobSpan(Protocol):
+    """The trace of one running job. No method raises: tracing never fails a build."""
+
+    def stage_started(self, stage: BuildStage) -> None:
+        """A stage began."""
+
+    def stage_finished(self, stage: BuildStage, ok: bool) -> None:
+        """A stage ended; `ok` is False when its script failed, timed out or was stopped."""
+
+    def finished(self, state: BuildState, reason: FailureReason | None) -> None:
+        """The job ended in a final `state`; stages still open end with it."""
+
+    def traceparent(self) -> str | None:
+        """Return the W3C `traceparent` of the job's span for its scripts (None: none)."""
+
+
+class BuildTracer(Protocol):
+    """Start the trace of a job when a runner begins to run it."""
+
+    def job_started(self, runner: str, job: Job) -> JobSpan:
+        """Open the job's span; a `TRACEPARENT` among its variables makes it a child of that."""
+
+
+class NoJobSpan:
+    """A JobSpan that records nothing."""
+
+    def stage_started(self, stage: BuildStage) -> None:
+        pass
+
+    def stage_finished(self, stage: BuildStage, ok: bool) -> None:
+        pass
+
+    def finished(self, state: BuildState, reason: FailureReason | None) -> None:
+        pass
+
+    def traceparent(self) -> str | None:
+        return None
+
+
+class NoTracer:
+    """A BuildTracer that traces nothing (no OTLP endpoint, and the `exec` command)."""
+
+    def job_started(self, runner: str, job: Job) -> JobSpan:
+        return NoJobSpan()

@@ -1,0 +1,7 @@
+"""The `alloy-runner` command: main and exit codes, and one module per group of commands."""
+
+from __future__ import annotations
+
+from alloy_runner.cli.main import cli, main
+
+__all__ = ["cli", "main"]

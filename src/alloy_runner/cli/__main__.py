@@ -1,0 +1,5 @@
+"""`python -m alloy_runner.cli`."""
+
+from alloy_runner.cli.main import main
+
+main()

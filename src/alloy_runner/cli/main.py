@@ -1,0 +1,76 @@
+"""The `alloy-runner` command group; a known error becomes one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from alloy_runner.exceptions import EXIT_USAGE, AlloyRunnerError
+from alloy_runner.version import build_info
+
+
+def _fail(message: str) -> None:
+    click.echo(f"alloy-runner: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    package_name="alloy-runner", message="%(prog)s\n" + "", prog_name="alloy-runner"
+)
+def cli() -> None:
+    """A CI runner built to be watched."""
+
+
+def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(build_info().banner())
+        ctx.exit(0)
+
+
+# Replace click's one-line version with the build banner (GitLab Runner's `--version`).
+cli.params = [p for p in cli.params if p.name != "version"]
+cli.params.append(
+    click.Option(
+        ["--version", "-v"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_version_callback,
+        help="Show the version and build information.",
+    )
+)
+
+
+def _add_commands() -> None:
+    from alloy_runner.cli.exec import exec_group
+    from alloy_runner.cli.run import run
+    from alloy_runner.cli.runners import list_command, register, verify
+    from alloy_runner.cli.spool import cancel, submit
+
+    for command in (run, submit, cancel, exec_group, register, verify, list_command):
+        cli.add_command(command)
+
+
+_add_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    try:
+        cli.main(args=argv, prog_name="alloy-runner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        _fail(exc.format_message().replace("\n", " "))
+    except AlloyRunnerError as exc:
+        _fail(str(exc).replace("\n", " "))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""`alloy-runner run`: the long-running process, its flags and environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from alloy_runner.config.model import Config
+
+
+@click.command()
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="config.toml to use (default: ~/.alloy-runner/config.toml; as root /etc/alloy-runner).",
+)
+@click.option(
+    "--metrics-server",
+    "--listen-address",
+    "metrics_server",
+    help="[host]:<port> for /metrics; empty disables. Wins over $METRICS_SERVER and the file.",
+)
+@click.option(
+    "--spool",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory of the runners without a url (wins over spool_dir in the file).",
+)
+@click.option(
+    "--web.config.file",
+    "web_config",
+    metavar="PATH",
+    help="exporter-toolkit web config (TLS, basic auth) for the metrics server; empty: none. "
+    "Wins over metrics_web_config in the file.",
+)
+@click.option(
+    "--profiling-server",
+    "profiling_server",
+    metavar="URL",
+    help="Pyroscope URL to push continuous profiles to; empty: off. "
+    "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
+)
+def run(
+    config_path: Path | None,
+    metrics_server: str | None,
+    spool: Path | None,
+    web_config: str | None,
+    profiling_server: str | None,
+) -> None:
+    """Run the runner: take jobs and serve metrics until a signal stops it."""
+    from alloy_runner.app import daemon
+    from alloy_runner.config.load import find_and_load
+
+    config = find_and_load(config_path)
+    env_address = os.environ.get("METRICS_SERVER")
+    override = metrics_server if metrics_server is not None else env_address
+    if override is not None:
+        config = config.with_overrides(metrics_server=override)
+    _check_address(config, from_flag=metrics_server is not None, from_env=env_address is not None)
+    if spool is not None:
+        config = config.with_overrides(spool_dir=spool)
+    if web_config is not None:
+        config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
+    pyroscope = os.environ.get("PYROSCOPE_SERVER_ADDRESS")
+    where = "--profiling-server" if profiling_server is not None else "PYROSCOPE_SERVER_ADDRESS"
+    if profiling_server is not None:
+        pyroscope = profiling_server
+    if pyroscope is not None:
+        config = config.with_overrides(profiling=config.profiling.with_server(pyroscope, where))
+    daemon.run(config)
+
+
+def _check_address(config: Config, *, from_flag: bool, from_env: bool) -> None:
+    """Say where a bad metrics address came from: the flag, the environment or the file."""
+    from alloy_runner.config.address import parse_address
+    from alloy_runner.exceptions import AddressError
+
+    try:
+        parse_address(config.metrics_server)
+    except AddressError as exc:
+        if from_flag:
+            origin = "--metrics-server"
+        elif from_env:
+            origin = "$METRICS_SERVER"
+        else:
+            origin = f"{config.path}: key 'metrics_server'"
+        raise AddressError(f"{origin}: {exc}") from None

@@ -1,0 +1,1 @@
+"""config.toml, flags and environment into one validated, frozen `Config`."""

@@ -1,0 +1,232 @@
+"""Load config.toml into a `Config`; every error names the file and the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+from alloy_runner.config.model import (
+    DEFAULT_METRICS_SERVER,
+    EXECUTORS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MACHINE_EXECUTORS,
+    AutoscalingConfig,
+    Config,
+    MachineConfig,
+    OtlpConfig,
+    ProfilingConfig,
+    RunnerConfig,
+    embedded_default,
+)
+from alloy_runner.config.paths import default_config_path, default_spool_dir
+from alloy_runner.config.table import Table
+from alloy_runner.exceptions import ConfigError
+
+
+def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
+    name = table.string("name", default=f"runner-{index}")
+    executor = table.string("executor", default="shell", choices=EXECUTORS)
+    machine = _machine(table, executor, nested)
+    url = table.string("url", default="")
+    if url and not url.startswith(("http://", "https://")):
+        raise table.error("url", "an http:// or https:// URL of the coordinator", url)
+    token = table.string("token", default="")
+    if url and not token:
+        raise table.error("token", "the runner's token (a runner with a url needs one)", token)
+    return RunnerConfig(
+        name=name,
+        url=url,
+        token=token,
+        tls_ca_file=table.string("tls-ca-file", default=""),
+        executor=executor,
+        machine=machine,
+        limit=table.integer("limit", 0),
+        request_concurrency=table.integer("request_concurrency", 1, minimum=1),
+        builds_dir=table.string("builds_dir", default=""),
+        cache_dir=table.string("cache_dir", default=""),
+        shell=table.string("shell", default="bash", choices=("bash", "sh")),
+        environment=table.strings("environment"),
+        output_limit=table.integer("output_limit", 4096, minimum=1),
+        kill_timeout=table.seconds("kill_timeout", 10.0),
+    )
+
+
+_MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+
+
+def _machine(runner: Table, executor: str, nested: list[Table]) -> MachineConfig | None:
+    if not runner.has("machine") and executor not in MACHINE_EXECUTORS:
+        return None
+    table = runner.table("machine")
+    nested.append(table)
+    name = table.string("MachineName", default="")
+    if executor in MACHINE_EXECUTORS or name:
+        bare = name.replace("%s", "x", 1)
+        if name.count("%s") != 1 or "%" in bare or not _MACHINE_NAME.fullmatch(bare):
+            raise table.error(
+                "MachineName",
+                "a machine name with exactly one %s, of letters, digits, . and -",
+                name,
+            )
+    driver = table.string("MachineDriver", default="")
+    if executor in MACHINE_EXECUTORS and not driver:
+        raise table.error("MachineDriver", "a docker-machine driver name, or local", driver)
+    periods = table.tables("autoscaling")
+    nested.extend(periods)
+    return MachineConfig(
+        machine_driver=driver,
+        machine_name=name,
+        machine_options=table.strings("MachineOptions"),
+        idle_count=table.integer("IdleCount", 0),
+        idle_time=table.seconds("IdleTime", 0.0),
+        max_builds=table.integer("MaxBuilds", 0),
+        autoscaling=tuple(_autoscaling(t) for t in periods),
+    )
+
+
+def _autoscaling(table: Table) -> AutoscalingConfig:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from alloy_runner.machines.cron import parse_cron
+
+    periods = table.strings("Periods")
+    if not periods:
+        raise table.error("Periods", "a non-empty list of cron expressions", list(periods))
+    for period in periods:
+        try:
+            parse_cron(period)
+        except ConfigError as exc:
+            raise table.invalid("Periods", str(exc)) from None
+    timezone = table.string("Timezone", default="")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise table.error("Timezone", "an IANA time zone name", timezone) from None
+    return AutoscalingConfig(
+        periods=periods,
+        timezone=timezone,
+        idle_count=table.integer("IdleCount", 0),
+        idle_time=table.seconds("IdleTime", 0.0),
+    )
+
+
+def _otlp(table: Table) -> OtlpConfig:
+    endpoint = table.string("endpoint", default="")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise table.error("endpoint", "an http:// or https:// URL", endpoint)
+    return OtlpConfig(
+        endpoint=endpoint,
+        headers=table.string_table("headers"),
+        interval=table.positive_seconds("interval", 60.0),
+        timeout=table.positive_seconds("timeout", 10.0),
+    )
+
+
+_TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_RESERVED_TAGS = ("service_name",)  # set from application_name
+
+
+def _profiling(table: Table) -> ProfilingConfig:
+    server = table.string("server_address", default="")
+    if server and not server.startswith(("http://", "https://")):
+        raise table.error("server_address", "an http:// or https:// URL", server)
+    name = table.string("application_name", default="alloy-runner")
+    if not name.strip():
+        raise table.error("application_name", "a non-empty string", name)
+    tags = table.string_table("tags")
+    for key, _ in tags:
+        if not _TAG_NAME.fullmatch(key) or key.startswith("__") or key in _RESERVED_TAGS:
+            raise table.error(
+                "tags", "tag names like [A-Za-z_][A-Za-z0-9_.]* (not __* or service_name)", key
+            )
+    headers = table.string_table("http_headers")
+    for key, _ in headers:
+        if not _HEADER_NAME.fullmatch(key):
+            raise table.error("http_headers", "HTTP header names", key)
+    return ProfilingConfig(
+        server_address=server,
+        application_name=name,
+        sample_rate=table.integer("sample_rate", 100, minimum=1),
+        upload_interval=table.integer("upload_interval", 10, minimum=1),
+        tags=tags,
+        basic_auth_username=table.string("basic_auth_username", default=""),
+        basic_auth_password=table.string("basic_auth_password", default=""),
+        tenant_id=table.string("tenant_id", default=""),
+        http_headers=headers,
+    )
+
+
+def parse_config(text: str, where: str) -> Config:
+    """Parse and validate the text of a config.toml; `where` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
+    top = Table(data, where)
+    spool = top.string("spool_dir", default="")
+    web_config = top.string("metrics_web_config", default="")
+    runner_tables = top.tables("runners")
+    telemetry = top.table("telemetry")
+    otlp_table = telemetry.table("otlp")
+    profiling_table = top.table("profiling")
+    nested: list[Table] = []  # [runners.machine] and its periods, for unknown keys
+    runners = tuple(_runner(t, i, nested) for i, t in enumerate(runner_tables))
+    names = [r.name for r in runners]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{where}: two [[runners]] are named {name!r}; names must be unique")
+    config = Config(
+        concurrent=top.integer("concurrent", 1, minimum=1),
+        check_interval=top.seconds("check_interval", 3.0),
+        log_level=top.string("log_level", default="info", choices=LOG_LEVELS),
+        log_format=top.string("log_format", default="text", choices=LOG_FORMATS),
+        metrics_server=top.string(
+            "metrics_server", "listen_address", default=DEFAULT_METRICS_SERVER
+        ),
+        metrics_web_config=Path(web_config).expanduser() if web_config else None,
+        shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
+        spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
+        spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
+        runners=runners,
+        otlp=_otlp(otlp_table),
+        profiling=_profiling(profiling_table),
+    )
+    warnings = top.unknown()
+    for table in (*runner_tables, *nested, telemetry, otlp_table, profiling_table):
+        warnings += table.unknown()
+    return replace(config, warnings=tuple(warnings))
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate config.toml at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    config = replace(parse_config(text, str(path)), path=path)
+    web_config = config.metrics_web_config
+    if web_config is not None and not web_config.is_absolute():
+        # A path in the file is relative to the file, as the paths in a web config are.
+        config = replace(config, metrics_web_config=path.parent / web_config)
+    return config
+
+
+def find_and_load(explicit: Path | None) -> Config:
+    """Load `explicit`, else `$CONFIG_FILE`, else the default path, else the embedded default."""
+    if explicit is not None:
+        return load_config(explicit)
+    env = os.environ.get("CONFIG_FILE")
+    if env:
+        return load_config(Path(env))
+    path = default_config_path()
+    if path.is_file():
+        return load_config(path)
+    return embedded_default()

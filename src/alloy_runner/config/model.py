@@ -1,0 +1,133 @@
+"""The configuration model: frozen dataclasses with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from alloy_runner.config.paths import default_spool_dir
+from alloy_runner.exceptions import ConfigError
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
+LOG_FORMATS = ("text", "json")
+DEFAULT_METRICS_SERVER = "localhost:9252"
+EMBEDDED_RUNNER_NAME = "embedded"
+MACHINE_EXECUTORS = ("docker+machine", "docker-ssh+machine")
+EXECUTORS = ("shell", *MACHINE_EXECUTORS)
+
+
+@dataclass(frozen=True)
+class AutoscalingConfig:
+    """One `[[runners.machine.autoscaling]]` period: IdleCount and IdleTime while it matches."""
+
+    periods: tuple[str, ...]  # cron expressions (see machines/cron.py)
+    timezone: str = ""  # IANA name; empty: the host's local time
+    idle_count: int = 0
+    idle_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """`[runners.machine]`: the autoscaled machines of a docker+machine runner (GitLab's keys)."""
+
+    machine_driver: str = ""  # `MachineDriver`: docker-machine's --driver, or `local`
+    machine_name: str = ""  # `MachineName`: a template with one %s
+    machine_options: tuple[str, ...] = ()  # `MachineOptions`: `--` is prepended to each
+    idle_count: int = 0  # `IdleCount`: machines kept idle, waiting for jobs
+    idle_time: float = 0.0  # `IdleTime`: seconds an extra idle machine lives
+    max_builds: int = 0  # `MaxBuilds`: builds after which a machine is removed; 0: no limit
+    autoscaling: tuple[AutoscalingConfig, ...] = ()  # the last matching period wins
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """One `[[runners]]` entry."""
+
+    name: str
+    url: str = ""
+    token: str = ""
+    executor: str = "shell"
+    limit: int = 0
+    request_concurrency: int = 1
+    builds_dir: str = ""
+    cache_dir: str = ""
+    shell: str = "bash"
+    environment: tuple[str, ...] = ()
+    output_limit: int = 4096  # KiB, GitLab Runner's default
+    kill_timeout: float = 10.0  # seconds between TERM and KILL when a build is stopped
+    tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
+    machine: MachineConfig | None = None  # `[runners.machine]`, for the machine executors
+
+    @property
+    def uses_spool(self) -> bool:
+        """Tell whether this runner takes jobs from the local spool (it has no `url`)."""
+        return self.url == ""
+
+
+@dataclass(frozen=True)
+class OtlpConfig:
+    """`[telemetry.otlp]`: push metrics and traces over OTLP/HTTP; off while `endpoint` is empty."""
+
+    endpoint: str = ""  # base URL; /v1/metrics and /v1/traces are appended
+    headers: tuple[tuple[str, str], ...] = ()
+    interval: float = 60.0  # seconds between metric exports
+    timeout: float = 10.0  # seconds one export may take, retries included
+
+
+@dataclass(frozen=True)
+class ProfilingConfig:
+    """`[profiling]`: continuous profiling into Pyroscope; off while `server_address` is empty."""
+
+    server_address: str = ""  # Pyroscope's base URL, e.g. http://localhost:4040
+    application_name: str = "alloy-runner"  # the profiles' service_name
+    sample_rate: int = 100  # Hz
+    upload_interval: int = 10  # seconds between uploads
+    tags: tuple[tuple[str, str], ...] = ()
+    basic_auth_username: str = ""
+    basic_auth_password: str = ""
+    tenant_id: str = ""  # sent as X-Scope-OrgID
+    http_headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.server_address != ""
+
+    def with_server(self, address: str, where: str) -> ProfilingConfig:
+        """Return a copy pushing to `address` (a flag or env value named by `where`; empty: off)."""
+        if address and not address.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: expected an http:// or https:// URL, got {address!r}")
+        return replace(self, server_address=address)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration of one runner process."""
+
+    concurrent: int = 1
+    check_interval: float = 3.0
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_server: str = DEFAULT_METRICS_SERVER
+    metrics_web_config: Path | None = None  # exporter-toolkit web config: TLS, basic auth
+    shutdown_timeout: float = 30.0
+    spool_dir: Path = field(default_factory=default_spool_dir)
+    spool_recovery: str = "fail"
+    runners: tuple[RunnerConfig, ...] = ()
+    otlp: OtlpConfig = field(default_factory=OtlpConfig)
+    profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
+    path: Path | None = None
+    warnings: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """Return a copy with the given fields replaced (flags and env over the file).
+
+        The changes are kept in `overrides`, so that a reload of the file applies them again.
+        """
+        return replace(self, **changes, overrides=(*self.overrides, *changes.items()))
+
+
+def embedded_default() -> Config:
+    """Return the configuration used when there is no config file."""
+    return Config(runners=(RunnerConfig(name=EMBEDDED_RUNNER_NAME),))

@@ -1,0 +1,195 @@
+"""`register`, `verify` and `list`: the `[[runners]]` of config.toml, edited with its comments kept.
+
+The file is edited with tomlkit, so the user's comments, order and layout
+survive; it is checked with the same loader `run` uses before it replaces the
+old one (atomically, and readable only by its owner since it holds tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import tomlkit
+from tomlkit.items import AoT, Array, InlineTable, Table
+from tomlkit.toml_document import TOMLDocument
+
+from alloy_runner.config.load import parse_config
+from alloy_runner.config.paths import default_config_path
+from alloy_runner.coordinator.gitlab.api import (
+    ApiClient,
+    CoordinatorError,
+    Unreachable,
+    api_base,
+    short_token,
+)
+from alloy_runner.exceptions import ConfigError
+
+T = TypeVar("T")
+Transport = httpx.AsyncBaseTransport | None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What the coordinator said of one runner's token: True alive, False removed, None unknown."""
+
+    name: str
+    alive: bool | None
+    why: str = ""
+
+
+def config_path(explicit: Path | None) -> Path:
+    """Return the file to edit: `--config`, else `$CONFIG_FILE`, else the default path."""
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("CONFIG_FILE")
+    return Path(env) if env else default_config_path()
+
+
+def _load(path: Path, *, must_exist: bool) -> TOMLDocument:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if must_exist:
+            raise ConfigError(f"{path}: config file does not exist") from None
+        return tomlkit.document()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    parse_config(text, str(path))  # the same checks, and messages, as `run`
+    return tomlkit.parse(text)
+
+
+def _save(path: Path, doc: TOMLDocument) -> None:
+    text = tomlkit.dumps(doc)
+    parse_config(text, str(path))  # never write a file that `run` would refuse
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def _runners(doc: TOMLDocument) -> list[Table | InlineTable]:
+    runners = doc.get("runners")
+    return list(runners) if isinstance(runners, AoT | Array) else []
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(make())
+    except Unreachable as exc:
+        raise CoordinatorError(f"cannot reach the coordinator: {exc}") from None
+
+
+def register(
+    path: Path,
+    *,
+    url: str,
+    registration_token: str,
+    name: str,
+    executor: str = "shell",
+    limit: int = 0,
+    request_concurrency: int = 1,
+    tls_ca_file: str = "",
+    transport: Transport = None,
+) -> str:
+    """Register a runner with the coordinator and append it to `path`; return its short token."""
+    api_base(url)
+    if not name.strip():
+        raise ConfigError("--name: a runner needs a name")
+    if not registration_token:
+        raise ConfigError("--registration-token: the coordinator's registration token is needed")
+    doc = _load(path, must_exist=False)
+    if any(str(t.get("name", "")) == name for t in _runners(doc)):
+        raise ConfigError(f"{path}: a runner named {name!r} is already configured")
+
+    async def call() -> str:
+        client = ApiClient(url, runner=name, tls_ca_file=tls_ca_file, transport=transport)
+        try:
+            return await client.register(registration_token, description=name, executor=executor)
+        finally:
+            await client.aclose()
+
+    token = _run(call)
+    entry = tomlkit.table()
+    entry.add("name", name)
+    entry.add("url", url)
+    entry.add("token", token)
+    if tls_ca_file:
+        entry.add("tls-ca-file", tls_ca_file)
+    entry.add("executor", executor)
+    entry.add("limit", limit)
+    entry.add("request_concurrency", request_concurrency)
+    runners = doc.get("runners")
+    if isinstance(runners, AoT):
+        if len(runners) and not tomlkit.dumps(doc).endswith("\n\n"):
+            runners[-1].add(tomlkit.nl())
+        runners.append(entry)
+    elif runners:
+        raise ConfigError(f"{path}: write runners as [[runners]] tables to let register add one")
+    else:
+        doc.pop("runners", None)
+        if "concurrent" not in doc:
+            doc.add("concurrent", 1)
+        aot = tomlkit.aot()
+        aot.append(entry)
+        doc.add(tomlkit.nl())
+        doc.add("runners", aot)
+    _save(path, doc)
+    return short_token(token)
+
+
+def verify(path: Path, *, delete: bool = False, transport: Transport = None) -> list[Verified]:
+    """Ask the coordinator about each runner's token; with `delete`, drop the removed ones."""
+    doc = _load(path, must_exist=True)
+    tables = _runners(doc)
+    results: list[Verified] = []
+    for table in tables:
+        name, url = str(table.get("name", "")), str(table.get("url", ""))
+        if not url:
+            continue
+        token, ca_file = str(table.get("token", "")), str(table.get("tls-ca-file", ""))
+
+        async def call(
+            url: str = url, name: str = name, token: str = token, ca_file: str = ca_file
+        ) -> bool:
+            client = ApiClient(url, runner=name, tls_ca_file=ca_file, transport=transport)
+            try:
+                return await client.verify(token)
+            finally:
+                await client.aclose()
+
+        try:
+            results.append(Verified(name, _run(call)))
+        except CoordinatorError as exc:
+            results.append(Verified(name, None, str(exc)))
+    removed = {r.name for r in results if r.alive is False}
+    if delete and removed:
+        runners = doc["runners"]
+        assert isinstance(runners, AoT | Array)
+        for index in reversed(range(len(runners))):
+            if str(runners[index].get("name", "")) in removed:
+                del runners[index]
+        if not len(runners):
+            del doc["runners"]
+        _save(path, doc)
+    return results
+
+
+def list_runners(path: Path) -> list[str]:
+    """Return one line per configured runner, its token cut to what GitLab shows (8 chars)."""
+    doc = _load(path, must_exist=True)
+    lines = []
+    for table in _runners(doc):
+        url = str(table.get("url", "")) or "(local spool)"
+        token = short_token(str(table.get("token", "")))
+        executor = str(table.get("executor", "shell"))
+        lines.append(f"{table.get('name', '')}\tExecutor={executor} Token={token or '-'} URL={url}")
+    return lines

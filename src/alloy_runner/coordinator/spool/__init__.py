@@ -1,0 +1,1 @@
+"""The local spool directory: the embedded default coordinator (store) and its job source."""

@@ -1,0 +1,1 @@
+"""The runner's `gitlab-runner-helper`: archive and extract artifacts and caches."""

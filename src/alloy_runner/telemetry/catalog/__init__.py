@@ -1,0 +1,1 @@
+"""Every instrument the runner exposes (`instruments`) and the metrics reference made from it."""

@@ -1,0 +1,1 @@
+"""The MeterProvider and its readers, and the adapters behind the domain's metric Protocols."""

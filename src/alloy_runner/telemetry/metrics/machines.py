@@ -1,0 +1,76 @@
+"""The machine families: pool states read at collection, machine events recorded as they happen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from alloy_runner.config.model import MACHINE_EXECUTORS
+from alloy_runner.machines.metrics import MachineEvent
+from alloy_runner.machines.pool import MachineState
+from alloy_runner.telemetry.catalog import instruments
+
+if TYPE_CHECKING:
+    from alloy_runner.telemetry.catalog.instruments import Family
+    from alloy_runner.telemetry.metrics.setup import Reading, Telemetry
+
+# Per executor: its counter, its provider gauge and its creation histogram.
+FAMILIES: dict[str, tuple[Family, Family, Family]] = {
+    "docker+machine": (
+        instruments.DOCKER_MACHINES,
+        instruments.DOCKER_MACHINES_PROVIDER,
+        instruments.DOCKER_MACHINES_CREATION,
+    ),
+    "docker-ssh+machine": (
+        instruments.SSH_DOCKER_MACHINES,
+        instruments.SSH_DOCKER_MACHINES_PROVIDER,
+        instruments.SSH_DOCKER_MACHINES_CREATION,
+    ),
+}
+assert set(FAMILIES) == set(MACHINE_EXECUTORS)
+
+Snapshot = Callable[[str], Mapping[MachineState, int]]
+
+
+class MachineTelemetry:
+    """The telemetry side of `MachineMetrics`, for the providers of one machine executor."""
+
+    def __init__(self, telemetry: Telemetry, executor: str, snapshot: Snapshot) -> None:
+        counter, provider, creation = FAMILIES[executor]
+        self._executor = executor
+        self._snapshot = snapshot
+        self._events = telemetry.counter(counter)
+        self._creation = telemetry.histogram(creation)
+        telemetry.observe(provider, self._states)
+        # Every series of the closed label set exists from the start, as in the seed's sample.
+        for event in MachineEvent:
+            self._events.add(0, {"type": event.value})
+
+    def _states(self) -> Reading:
+        counts = self._snapshot(self._executor)
+        return [(float(counts.get(state, 0)), {"state": state.value}) for state in MachineState]
+
+    # --- MachineMetrics ----------------------------------------------------------------
+
+    def machine_created(self, seconds: float) -> None:
+        self._events.add(1, {"type": MachineEvent.CREATED.value})
+        self._creation.record(seconds)
+
+    def machine_removed(self) -> None:
+        self._events.add(1, {"type": MachineEvent.REMOVED.value})
+
+    def machine_used(self) -> None:
+        self._events.add(1, {"type": MachineEvent.USED.value})
+
+    def creation_failed(self) -> None:
+        self._events.add(1, {"type": MachineEvent.CREATION_FAILED.value})
+
+
+def install_machine_telemetry(
+    telemetry: Telemetry, snapshot: Snapshot
+) -> dict[str, MachineTelemetry]:
+    """Register both machine executors' families; return their MachineMetrics by executor.
+
+    Both are always exposed, with every state and event at 0 when no runner uses them.
+    """
+    return {e: MachineTelemetry(telemetry, e, snapshot) for e in MACHINE_EXECUTORS}

@@ -1,0 +1,168 @@
+"""The MeterProvider, its readers and views, and the resource that names this process."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from prometheus_client import CollectorRegistry
+
+from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from alloy_runner.version import BuildInfo
+
+log = logging.getLogger(__name__)
+
+# What an observing source returns: one value, or (value, attributes) pairs.
+Reading = float | Iterable[tuple[float, dict[str, str]]]
+
+
+def make_resource(build: BuildInfo) -> Resource:
+    """Name this process; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over defaults."""
+    defaults = Resource.create(
+        {
+            "service.name": build.name,
+            "service.version": build.version,
+            "service.instance.id": str(uuid.uuid4()),
+            "host.name": socket.gethostname(),
+        }
+    )
+    return defaults.merge(OTELResourceDetector().detect())
+
+
+def catalog_views(catalog: Sequence[Family] = CATALOG) -> list[View]:
+    """Return one View per histogram family, giving it the catalog's buckets in seconds."""
+    return [
+        View(
+            instrument_name=family.name,
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=family.buckets),
+        )
+        for family in catalog
+        if family.kind is Kind.HISTOGRAM
+    ]
+
+
+class Telemetry:
+    """One MeterProvider feeding `/metrics` (and OTLP when configured) from one set of instruments.
+
+    The Prometheus reader writes into `registry`, this process's own
+    CollectorRegistry, so nothing global leaks in or out. `tracer_provider`,
+    when given, is shut down with the meters, within the same deadline.
+    """
+
+    def __init__(
+        self,
+        build: BuildInfo,
+        *,
+        registry: CollectorRegistry | None = None,
+        resource: Resource | None = None,
+        extra_readers: Sequence[MetricReader] = (),
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.build = build
+        self.tracer_provider = tracer_provider
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self._prometheus = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
+        self.provider = MeterProvider(
+            metric_readers=[self._prometheus, *extra_readers],
+            resource=resource if resource is not None else make_resource(build),
+            views=catalog_views(),
+            shutdown_on_exit=False,  # `shutdown` does it, within its deadline
+        )
+        self.meter = self.provider.get_meter("alloy_runner", build.version)
+        self._families: set[str] = set()
+        self._shutdown_lock = threading.Lock()
+        self._is_shut_down = False
+
+    def _claim(self, family: Family, kinds: tuple[Kind, ...]) -> None:
+        if family.kind not in kinds:
+            raise ValueError(f"{family.name} is a {family.kind.value}, not one of {kinds}")
+        if family.name in self._families:
+            raise ValueError(f"{family.name} is already registered")
+        self._families.add(family.name)
+
+    def counter(self, family: Family) -> Counter:
+        """Create the counter that records `family`'s events."""
+        self._claim(family, (Kind.COUNTER,))
+        return self.meter.create_counter(family.name, unit=family.unit, description=family.help)
+
+    def histogram(self, family: Family) -> Histogram:
+        """Create the histogram that records `family`'s observations."""
+        self._claim(family, (Kind.HISTOGRAM,))
+        return self.meter.create_histogram(family.name, unit=family.unit, description=family.help)
+
+    def observe(self, family: Family, source: Callable[[], Reading]) -> None:
+        """Expose `family` as read from `source` at every collection (a scrape or an export)."""
+        self._claim(family, (Kind.GAUGE, Kind.OBSERVED_COUNTER))
+
+        def callback(_options: CallbackOptions) -> Iterable[Observation]:
+            reading = source()
+            if isinstance(reading, int | float):
+                return [Observation(reading)]
+            return [Observation(value, attributes) for value, attributes in reading]
+
+        if family.kind is Kind.GAUGE:
+            self.meter.create_observable_gauge(
+                family.name, [callback], unit=family.unit, description=family.help
+            )
+        else:
+            self.meter.create_observable_counter(
+                family.name, [callback], unit=family.unit, description=family.help
+            )
+
+    @property
+    def families(self) -> frozenset[str]:
+        """Return the names of the instruments registered so far."""
+        return frozenset(self._families)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and stop every reader and span processor within `timeout` seconds; safe twice.
+
+        Each provider shuts down on a thread of its own, so a collector that
+        never answers costs at most `timeout`: what it has not taken by then
+        is dropped, and the process exits without waiting for it.
+        """
+        with self._shutdown_lock:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+        deadline = time.monotonic() + timeout
+        stoppers = [("metrics", lambda: self.provider.shutdown(timeout_millis=timeout * 1000))]
+        if self.tracer_provider is not None:
+            stoppers.append(("traces", self.tracer_provider.shutdown))
+        threads = [
+            threading.Thread(target=_stop, args=(what, stop), name=f"stop-{what}", daemon=True)
+            for what, stop in stoppers
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        late = [t.name.removeprefix("stop-") for t in threads if t.is_alive()]
+        if late:
+            log.warning(
+                "telemetry shutdown: %s not flushed within %.1fs; the rest is dropped",
+                " and ".join(late),
+                timeout,
+            )
+
+
+def _stop(what: str, stop: Callable[[], object]) -> None:
+    try:
+        stop()
+    except Exception:  # a sink failing at exit must not fail the exit
+        log.warning("telemetry shutdown: %s did not finish cleanly", what, exc_info=True)

@@ -1,0 +1,1 @@
+"""OTLP push to an OpenTelemetry Collector: targets, guarded exporters, job tracing."""

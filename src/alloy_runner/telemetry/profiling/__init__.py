@@ -1,0 +1,1 @@
+"""Continuous profiling into Pyroscope, its push relay, and the /debug/pprof/ routes."""
