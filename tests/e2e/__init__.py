@@ -1,0 +1,1 @@
+"""End-to-end tests: the real process, real servers, real tools."""

@@ -1,0 +1,11 @@
+"""Every test under tests/e2e/ is marked `e2e`: `pytest -m "not e2e"` is the quick loop."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
