@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from alloy_runner.exceptions import HelperError, UnsafeEntryError
 from alloy_runner.helper import archive as helper
-from alloy_runner.helper.archive import HelperError, UnsafeEntryError, archive, extract
+from alloy_runner.helper.archive import archive, extract
 
 
 def run_helper(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,16 +1,87 @@
-"""The errors alloy-runner knows how to explain in one line."""
+"""Every error alloy-runner knows how to explain in one line, in one hierarchy.
+
+The CLI (`alloy_runner.cli.main`) prints any of them as one line on stderr,
+`alloy-runner: error: MESSAGE`, and exits with the class's `exit_code`: 2 when
+the input was wrong (a flag, a config file, a pipeline, a refused token), 1 when
+the input was fine and the world was not (an unreachable coordinator, a full
+disk, a pipeline that did not end in time).
+
+Our exception hierarchy:
+
+* AlloyRunnerError                      exit 1 unless a subclass says 2
+  + UsageError                          exit 2: the user's input is wrong
+  |  + ConfigError                      config.toml, a flag or an environment variable
+  |  |  + AddressError                  a `[host]:<port>` listen address
+  |  |  + WebConfigError                the metrics server's web config file
+  |  + PipelineError                    a `.alloy-ci.yml` (the message starts `FILE:LINE:`)
+  + CoordinatorError                    the coordinator answered in a way the runner cannot use
+  |  + TokenRefused                     exit 2: it refused a token the user gave
+  |  + Unreachable                      no usable answer at all: try again later
+  + ArtifactsError                      an artifacts archive could not be moved
+  + JobPayloadError                     a job payload is not shaped like API v4's job JSON
+  + MachineError                        a machine driver call failed
+  |  + MachineUnavailable               no machine could be had for a build
+  + HelperError                         an archive cannot be written, read or extracted
+  |  + ArchiveNotFoundError             the archive to extract does not exist
+  |  + UnsafeEntryError                 an entry would be written outside its directory
+  + WaitTimeout                         `submit --wait`: the pipeline did not end in time
+
+An `OSError` that reaches the CLI (a full disk, a directory that cannot be
+created) is a runtime failure too: one line, exit 1.
+
+Standard library only: the build helper (`python -m alloy_runner.helper`)
+imports this module and must start fast.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from alloy_runner.coordinator.api_metrics import Endpoint
 
 EXIT_FAILURE = 1  # a runtime failure: the input was fine, the world was not
 EXIT_USAGE = 2  # bad usage or configuration
 
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "AddressError",
+    "AlloyRunnerError",
+    "ArchiveNotFoundError",
+    "ArtifactsError",
+    "ConfigError",
+    "CoordinatorError",
+    "HelperError",
+    "JobPayloadError",
+    "MachineError",
+    "MachineUnavailable",
+    "PipelineError",
+    "TokenRefused",
+    "Unreachable",
+    "UnsafeEntryError",
+    "UsageError",
+    "WaitTimeout",
+    "WebConfigError",
+]
+
 
 class AlloyRunnerError(Exception):
-    """Root of every error the CLI turns into one line on stderr and exit status 2."""
+    """Root of every error the CLI turns into one line on stderr and exit status `exit_code`."""
+
+    exit_code: ClassVar[int] = EXIT_FAILURE
 
 
-class ConfigError(AlloyRunnerError):
+# --- the input was wrong: exit 2 -----------------------------------------------------------
+
+
+class UsageError(AlloyRunnerError):
+    """A flag, file or value the user gave cannot be used."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class ConfigError(UsageError):
     """A configuration file, flag or environment variable is not usable."""
 
 
@@ -22,5 +93,58 @@ class WebConfigError(ConfigError):
     """The metrics server's web config file (TLS, basic auth) cannot be read or used."""
 
 
-class PipelineError(AlloyRunnerError):
+class PipelineError(UsageError):
     """A `.alloy-ci.yml` cannot be read into a pipeline (the message starts `FILE:LINE:`)."""
+
+
+# --- the world was not as it should be: exit 1 ---------------------------------------------
+
+
+class CoordinatorError(AlloyRunnerError):
+    """The coordinator refused a call, or answered one in a way the runner cannot use."""
+
+
+class TokenRefused(CoordinatorError):
+    """The coordinator refused a token the user gave (`register --registration-token`)."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class Unreachable(CoordinatorError):
+    """A call got no usable answer (no connection, a timeout, a reset, a 5xx): try again later."""
+
+    def __init__(self, endpoint: Endpoint, why: str) -> None:
+        super().__init__(f"{endpoint.value}: {why}")
+        self.endpoint = endpoint
+
+
+class ArtifactsError(AlloyRunnerError):
+    """A source could not move an artifacts archive; the build fails at that stage."""
+
+
+class JobPayloadError(AlloyRunnerError):
+    """A job payload is not shaped like the API v4 job JSON."""
+
+
+class MachineError(AlloyRunnerError):
+    """A driver could not create, remove, list or reach a machine; the message says why."""
+
+
+class MachineUnavailable(MachineError):
+    """No machine could be had for a build; the message says why."""
+
+
+class HelperError(AlloyRunnerError):
+    """An archive cannot be written, read or extracted; the helper exits 1."""
+
+
+class ArchiveNotFoundError(HelperError):
+    """The archive to extract does not exist (a missing cache is not a failure)."""
+
+
+class UnsafeEntryError(HelperError):
+    """An archive entry would be written outside the extraction directory."""
+
+
+class WaitTimeout(AlloyRunnerError):
+    """`submit --wait` gave up: the pipeline did not end within its timeout."""

@@ -17,9 +17,9 @@ from alloy_runner.build.job import Artifact, Dependency, GitInfo, Job
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.model import RunnerConfig
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
-from alloy_runner.coordinator.base import ArtifactsError
 from alloy_runner.coordinator.gitlab.api import Backoff
 from alloy_runner.coordinator.gitlab.source import GitlabSource
+from alloy_runner.exceptions import ArtifactsError
 from tests.coordinator.conftest import StartFake
 from tests.support import free_port
 from tests.support.fake_coordinator import FakeCoordinator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import tomllib
 from pathlib import Path
@@ -104,14 +105,16 @@ def test_register_with_a_wrong_registration_token_fails_in_one_line(
     assert config.read_text() == USER_CONFIG
 
 
-def test_register_rejects_bad_input_with_exit_2(tmp_path: Path) -> None:
-    """A URL that is not http(s), or an unreachable coordinator, is one line on stderr, exit 2."""
-    for url in ("ftp://example.test", f"http://127.0.0.1:{free_port()}"):
+def test_register_rejects_bad_input_with_exit_2_and_an_unreachable_coordinator_with_1(
+    tmp_path: Path,
+) -> None:
+    """A URL that is not http(s) exits 2, an unreachable coordinator 1; one line on stderr each."""
+    for url, status in (("ftp://example.test", 2), (f"http://127.0.0.1:{free_port()}", 1)):
         result = run_cli(
             ["register", "-c", str(tmp_path / "c.toml"), "-u", url, "-r", "x", "-n", "ci"],
             tmp_path,
         )
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == status, result.stderr
         assert result.stderr.startswith("alloy-runner: error: ")
         assert result.stderr.count("\n") == 1
     missing = run_cli(["register", "-c", str(tmp_path / "c.toml"), "-n", "ci"], tmp_path)
@@ -157,4 +160,23 @@ def test_list_shows_the_runners_but_never_a_whole_token(tmp_path: Path) -> None:
     assert lines[0] == f"Listing configured runners ConfigFile={config}"
     assert lines[1].startswith("local\t")
     assert lines[2] == "ci\tExecutor=shell Token=glrt-012 URL=https://ci.test"
+    assert token not in result.stdout + result.stderr
+
+
+def test_list_json_shows_the_runners_but_never_a_whole_token(tmp_path: Path) -> None:
+    """`list --json` prints one document: the file, and each runner with its short token."""
+    config = tmp_path / "config.toml"
+    token = "glrt-0123456789abcdefghij"
+    config.write_text(
+        USER_CONFIG + f'\n[[runners]]\nname = "ci"\nurl = "https://ci.test"\ntoken = "{token}"\n'
+    )
+    result = run_cli(["list", "--json", "-c", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "config_file": str(config),
+        "runners": [
+            {"name": "local", "executor": "shell", "token": None, "url": None},
+            {"name": "ci", "executor": "shell", "token": "glrt-012", "url": "https://ci.test"},
+        ],
+    }
     assert token not in result.stdout + result.stderr

@@ -89,7 +89,7 @@ def test_canceling_a_running_job_stops_it_as_canceled(shared: Shared) -> None:
     job = rig.submit(project).jobs["held"]
     rig.wait_started([job])
     pgid = int((rig.out / f"pgid-{job}").read_text())
-    assert rig.cancel(job) == f"job {job}: canceling"
+    assert rig.cancel(job) == {"id": job, "result": "canceling", "status": "running"}
     result = rig.wait_results([job], timeout=15)[job]
     assert (result["status"], result["failure_reason"]) == ("canceled", "job_canceled")
     assert b"ERROR: Job was canceled" in rig.trace(job)
@@ -113,8 +113,8 @@ def test_canceling_pending_and_waiting_jobs_means_they_never_run(rig: JobsRig) -
     assert rig.in_dir("pending") == {jobs["queued"]}
     assert rig.in_dir("waiting") == {jobs["later"]}
 
-    assert rig.cancel(jobs["queued"]) == f"job {jobs['queued']}: canceled"
-    assert rig.cancel(jobs["later"]) == f"job {jobs['later']}: canceled"
+    for job in (jobs["queued"], jobs["later"]):
+        assert rig.cancel(job) == {"id": job, "result": "canceled", "status": "canceled"}
     for job in (jobs["queued"], jobs["later"]):
         result = rig.result(job)
         assert result is not None, "a canceled waiting job has its result at once"

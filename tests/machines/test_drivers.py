@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from alloy_runner.exceptions import MachineError
 from alloy_runner.executors.process import run_process_group
-from alloy_runner.machines.driver import MachineError
 from alloy_runner.machines.drivers.docker_machine import DockerMachineDriver, Timeouts
 from alloy_runner.machines.drivers.local import METADATA, LocalDriver
 from tests.support.fake_docker_machine import calls, install_fake_docker_machine, machine_names

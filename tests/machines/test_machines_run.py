@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from alloy_runner.build.states import FailureReason
+from alloy_runner.coordinator.spool.records import JobResult, SpoolStatus
 from alloy_runner.coordinator.spool.store import Spool
 from tests.support import (
     RunnerProcess,
@@ -103,15 +105,17 @@ def counters(runner: RunnerProcess, family: str = DOCKER) -> dict[str, float]:
 def submit(runner: RunnerProcess, pipeline: str, *variables: str) -> list[int]:
     """Submit `pipeline` into the runner's spool; return the job ids."""
     (runner.home / ".alloy-ci.yml").write_text(pipeline)
-    args = ["submit"]
+    args = ["submit", "--json"]
     for variable in variables:
         args += ["--var", variable]
     done = run_cli(args, runner.home)
     assert done.returncode == 0, done.stderr
-    return [int(n) for n in re.findall(r"^  job (\d+) ", done.stdout, re.MULTILINE)]
+    jobs = json.loads(done.stdout)["jobs"]
+    assert jobs and all(job["status"] in ("waiting", "pending", "running") for job in jobs), jobs
+    return [int(job["id"]) for job in jobs]
 
 
-def result(runner: RunnerProcess, job_id: int, timeout: float = 30) -> dict[str, Any]:
+def result(runner: RunnerProcess, job_id: int, timeout: float = 30) -> JobResult:
     """Wait for job `job_id` to finish and return its result."""
     spool = Spool(runner.home / ".alloy-runner" / "spool")
     return wait_until(lambda: spool.result(job_id), timeout, what=f"job {job_id} finished")
@@ -154,7 +158,7 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
     )
     assert in_script == 1
     gate.touch()
-    assert result(runner, job)["status"] == "success"
+    assert result(runner, job).status == "success"
     wait_until(lambda: states(runner)["idle"] == 3, 10, what="the machine idle again")
     assert counters(runner) == {"created": 3, "removed": 0, "used": 1, "creation_failed": 0}
     assert machine_of(trace(runner, job)) in machine_names(fake_state)
@@ -179,8 +183,8 @@ def test_max_builds_one_gives_each_job_a_fresh_local_machine(
     )
     wait_until(lambda: states(runner, SSH)["idle"] == 1, 15, what="one idle machine")
     first, second = submit(runner, QUICK)
-    assert result(runner, first)["status"] == "success"
-    assert result(runner, second)["status"] == "success"
+    assert result(runner, first).status == "success"
+    assert result(runner, second).status == "success"
     ran_on = {machine_of(trace(runner, first)), machine_of(trace(runner, second))}
     assert len(ran_on) == 2, "each job ran on a machine of its own"
     final = wait_until(
@@ -212,7 +216,10 @@ def test_failing_creation_fails_the_job_with_a_clear_reason(
         what="the job waiting for a machine",
     )
     done = result(runner, job)
-    assert (done["status"], done["failure_reason"]) == ("failed", "runner_system_failure")
+    assert (done.status, done.failure_reason) == (
+        SpoolStatus.FAILED,
+        FailureReason.RUNNER_SYSTEM_FAILURE,
+    )
     log = trace(runner, job)
     assert "no machine could be created (3 attempts failed" in log
     assert "Error creating machine" in log
@@ -229,7 +236,7 @@ def test_a_failing_removal_stays_visible_until_it_succeeds(
     runner = start_runner(config(idle_count=0, max_builds=1, limit=1), env=fake_env)
     (fake_state / "fail-remove").touch()
     (job,) = submit(runner, ONE)
-    assert result(runner, job)["status"] == "success"
+    assert result(runner, job).status == "success"
     wait_until(lambda: states(runner)["removing"] == 1, 10, what="the machine seen removing")
     assert machine_names(fake_state) == [machine_of(trace(runner, job))]
     (fake_state / "fail-remove").unlink()

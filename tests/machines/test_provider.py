@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
+from alloy_runner.exceptions import MachineUnavailable
 from alloy_runner.machines.drivers.memory import MemoryDriver
 from alloy_runner.machines.metrics import MachineEvent
 from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
-from alloy_runner.machines.provider import MachineProvider, MachineUnavailable
+from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
 from tests.machines.support import CountingMetrics, make_pool
 

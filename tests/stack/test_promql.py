@@ -7,7 +7,6 @@ scrapes it every second; then each expression is evaluated over that time.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,6 +84,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
             done = run_cli(
                 [
                     "submit",
+                    "--json",
                     "--spool",
                     str(spool),
                     "--file",
@@ -98,9 +98,12 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
                 home,
                 timeout=70,
             )
-            assert "compile: success" in done.stdout, done.stdout + done.stderr
+            document = json.loads(done.stdout or "null")
+            assert isinstance(document, dict), done.stdout + done.stderr
+            statuses = {job["name"]: job["status"] for job in document["jobs"]}
+            assert statuses["compile"] == "success", document
             # Every job is counted, and Prometheus has scraped the counts.
-            ran = len(re.findall(r"^job \d+ \S+: (?!skipped)", done.stdout, re.MULTILINE))
+            ran = sum(status != "skipped" for status in statuses.values())
             prometheus.wait_for_query(f"sum(ci_runner_jobs_total) == {ran}")
             time.sleep(1.5)
             yield Scraped(prometheus, start, time.time())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -28,8 +27,7 @@ from tests.support.polling import wait_until
 from tests.support.runner import RunnerProcess, run_cli
 
 SPOOL_DIRS = ("waiting", "pending", "running", "done")
-SUBMITTED = re.compile(r"^pipeline (?P<pipeline>\d+): ")
-SUBMITTED_JOB = re.compile(r"^  job (?P<id>\d+) (?P<name>\S+) \(stage (?P<stage>[^)]+)\)$")
+FINAL_STATUSES = ("success", "failed", "canceled", "terminated", "timedout", "skipped")
 
 WAIT_FOR_SCRIPT = """#!/bin/bash
 # wait-for FILE...: return once one of the FILEs exists; give up (exit 3) after a minute.
@@ -55,17 +53,21 @@ class Submitted:
         return sorted(self.jobs.values())
 
 
-def parse_submitted(stdout: str) -> Submitted:
-    """Read `submit`'s report (`pipeline P: ...` then `  job ID NAME (stage S)` lines)."""
-    lines = stdout.splitlines()
-    head = SUBMITTED.match(lines[0]) if lines else None
-    assert head is not None, f"unexpected submit output: {stdout!r}"
+def parse_submitted(stdout: str, spool: Path | None = None) -> Submitted:
+    """Read `submit --json`'s document: the pipeline, then each job's id, name and stage."""
+    document = json.loads(stdout)
+    assert set(document) == {"pipeline", "spool", "jobs"}, document
+    assert isinstance(document["pipeline"], int), document
+    if spool is not None:
+        assert Path(document["spool"]) == spool, document
     jobs: dict[str, int] = {}
-    for line in lines[1:]:
-        match = SUBMITTED_JOB.match(line)
-        assert match is not None, f"unexpected submit output line: {line!r}"
-        jobs[match["name"]] = int(match["id"])
-    return Submitted(int(head["pipeline"]), jobs)
+    for job in document["jobs"]:
+        assert set(job) == {"id", "name", "stage", "allow_failure", "status"}, job
+        assert isinstance(job["id"], int) and job["id"] > document["pipeline"], job
+        assert job["name"] and job["stage"], job
+        assert job["status"] in ("waiting", "pending", "running", *FINAL_STATUSES), job
+        jobs[job["name"]] = job["id"]
+    return Submitted(document["pipeline"], jobs)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -222,14 +224,19 @@ class JobsRig:
 
     def submit(self, project: Project, *args: str) -> Submitted:
         """Submit the project's pipeline into the rig's spool; fail unless it exits 0."""
-        done = self.cli("submit", "--file", str(project.file), "--spool", str(self.spool), *args)
+        done = self.cli(
+            "submit", "--json", "--file", str(project.file), "--spool", str(self.spool), *args
+        )
         assert done.returncode == 0, done.stderr
-        return parse_submitted(done.stdout)
+        return parse_submitted(done.stdout, self.spool)
 
-    def cancel(self, job_id: int) -> str:
-        done = self.cli("cancel", str(job_id), "--spool", str(self.spool))
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        """Cancel a job with `cancel --json`; return its document (id, result, status)."""
+        done = self.cli("cancel", "--json", str(job_id), "--spool", str(self.spool))
         assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        document = json.loads(done.stdout)
+        assert isinstance(document, dict) and document["id"] == job_id, done.stdout
+        return document
 
     # --- the spool ------------------------------------------------------------------------
 

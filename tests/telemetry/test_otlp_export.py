@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import json
 import secrets
 import signal
 import time
@@ -72,6 +72,7 @@ def submit(home: Path, spool: Path, *args: str) -> dict[str, int]:
     done = run_cli(
         [
             "submit",
+            "--json",
             "--spool",
             str(spool),
             "--file",
@@ -84,11 +85,10 @@ def submit(home: Path, spool: Path, *args: str) -> dict[str, int]:
         home,
         timeout=40,
     )
-    assert "job" in done.stdout, done.stderr
-    return {
-        m["name"]: int(m["id"])
-        for m in re.finditer(r"job (?P<id>\d+) (?P<name>\w+) \(", done.stdout)
-    }
+    document = json.loads(done.stdout or "null")
+    assert isinstance(document, dict) and document["jobs"], done.stderr
+    assert all(job["result"]["id"] == job["id"] for job in document["jobs"]), document
+    return {job["name"]: job["id"] for job in document["jobs"]}
 
 
 def jobs_counted(runner: RunnerProcess) -> float:

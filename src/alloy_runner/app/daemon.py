@@ -19,7 +19,7 @@ from alloy_runner.config.address import parse_address
 from alloy_runner.config.load import load_config
 from alloy_runner.config.model import Config
 from alloy_runner.coordinator.spool.source import SpoolSource
-from alloy_runner.coordinator.spool.store import Recovery, Spool
+from alloy_runner.coordinator.spool.store import Spool
 from alloy_runner.exceptions import AlloyRunnerError, ConfigError
 from alloy_runner.machines.runner_providers import MachineProviders
 from alloy_runner.telemetry.catalog import instruments
@@ -135,7 +135,7 @@ class Daemon:
         if not spool_runners:
             return
         runner = spool_runners[0].config.name
-        for job_id, what in self.spool.recover(Recovery(self.config.spool_recovery), runner):
+        for job_id, what in self.spool.recover(self.config.spool_recovery, runner):
             log.warning("job %d was left running by a runner that died: %s", job_id, what)
             if what == "failed" and self.builds is not None:
                 self.builds.job_finished(

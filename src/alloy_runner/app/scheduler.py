@@ -7,12 +7,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alloy_runner.build.build import Build, BuildPaths
 from alloy_runner.build.states import BuildState
-from alloy_runner.config.paths import default_builds_dir, default_cache_dir
 from alloy_runner.executors.shell import ShellExecutor
 
 if TYPE_CHECKING:
@@ -130,12 +128,7 @@ class Scheduler:
 
     async def _run(self, runner: RunnerSlot, job: Job) -> None:
         cfg = runner.config
-        paths = BuildPaths(
-            builds_root=Path(cfg.builds_dir).expanduser()
-            if cfg.builds_dir
-            else default_builds_dir(),
-            cache_root=Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
-        )
+        paths = BuildPaths(builds_root=cfg.builds_dir, cache_root=cfg.cache_dir)
         project = job.project_name or f"project-{job.project_id}"
         slot = self._registry.claim_slot(cfg.name, project)
         build = Build(

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alloy_runner.build import script
+from alloy_runner.build.job import ArtifactWhen
 from alloy_runner.build.joblog import JobTrace
 from alloy_runner.build.ports import TRACEPARENT, NoJobSpan, NoTracer
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
-from alloy_runner.coordinator.base import ArtifactsError
+from alloy_runner.exceptions import ArtifactsError
 from alloy_runner.executors import orphans
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 from alloy_runner.version import build_info
@@ -291,7 +292,7 @@ class Build:
             files = [
                 script.cache_file(self.paths.cache_root, self.project, c)
                 for c in job.cache
-                if c.policy in ("pull-push", "pull")
+                if c.policy.pulls
             ]
             return script.extract(files, "cache") if files else None
         if stage is BuildStage.DOWNLOAD_ARTIFACTS:
@@ -332,11 +333,7 @@ class Build:
             self.trace.write_line("WARNING: after_script failed, but the job's result stands")
 
     async def _archive_cache(self, workspace: Workspace, env: dict[str, str]) -> None:
-        caches = [
-            c
-            for c in self.job.cache
-            if c.policy in ("pull-push", "push") and (c.paths or c.untracked)
-        ]
+        caches = [c for c in self.job.cache if c.policy.pushes and (c.paths or c.untracked)]
         if not caches:
             return
         body = "".join(
@@ -471,9 +468,9 @@ def _job_status(state: BuildState) -> str:
     return "failed"
 
 
-def _artifact_wanted(when: str, state: BuildState) -> bool:
-    if when == "always":
+def _artifact_wanted(when: ArtifactWhen, state: BuildState) -> bool:
+    if when is ArtifactWhen.ALWAYS:
         return True
-    if when == "on_failure":
+    if when is ArtifactWhen.ON_FAILURE:
         return state is not BuildState.SUCCESS
     return state is BuildState.SUCCESS

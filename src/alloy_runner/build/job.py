@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from alloy_runner.exceptions import AlloyRunnerError
+from alloy_runner.exceptions import JobPayloadError
 
 DEFAULT_TIMEOUT = 3600  # seconds, GitLab's default job timeout
 
 
-class JobPayloadError(AlloyRunnerError):
-    """A job payload is not shaped like the API v4 job JSON."""
+class CachePolicy(StrEnum):
+    """When a cache moves: restored before the build (pull), archived after it (push), or both."""
+
+    PULL_PUSH = "pull-push"
+    PULL = "pull"
+    PUSH = "push"
+
+    @property
+    def pulls(self) -> bool:
+        return self is not CachePolicy.PUSH
+
+    @property
+    def pushes(self) -> bool:
+        return self is not CachePolicy.PULL
+
+
+class ArtifactWhen(StrEnum):
+    """Which build results archive an artifact (GitLab's `artifacts:when`, also `cache:when`)."""
+
+    ON_SUCCESS = "on_success"
+    ON_FAILURE = "on_failure"
+    ALWAYS = "always"
+
+
+WireEnum = TypeVar("WireEnum", CachePolicy, ArtifactWhen)
 
 
 def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -21,6 +45,15 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise JobPayloadError(f"job payload: {key!r} has the wrong type ({type(value).__name__})")
     return value
+
+
+def _choice(data: dict[str, Any], key: str, kind: type[WireEnum], default: WireEnum) -> WireEnum:
+    value = str(_get(data, key, str, default.value))
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise JobPayloadError(f"job payload: {key!r} is {value!r}, not one of {choices}") from None
 
 
 def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -96,7 +129,7 @@ class Artifact:
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     untracked: bool = False
-    when: str = "on_success"
+    when: ArtifactWhen = ArtifactWhen.ON_SUCCESS
     artifact_type: str = "archive"
     artifact_format: str = "zip"
     expire_in: str = ""
@@ -108,7 +141,7 @@ class Artifact:
             paths=_str_list(data, "paths"),
             exclude=_str_list(data, "exclude"),
             untracked=bool(data.get("untracked", False)),
-            when=str(_get(data, "when", str, "on_success")),
+            when=_choice(data, "when", ArtifactWhen, ArtifactWhen.ON_SUCCESS),
             artifact_type=str(_get(data, "artifact_type", str, "archive")),
             artifact_format=str(_get(data, "artifact_format", str, "zip")),
             expire_in=str(_get(data, "expire_in", str, "")),
@@ -120,7 +153,7 @@ class Artifact:
             "paths": list(self.paths),
             "exclude": list(self.exclude),
             "untracked": self.untracked,
-            "when": self.when,
+            "when": self.when.value,
             "artifact_type": self.artifact_type,
             "artifact_format": self.artifact_format,
             "expire_in": self.expire_in,
@@ -134,8 +167,8 @@ class Cache:
     key: str = "default"
     paths: tuple[str, ...] = ()
     untracked: bool = False
-    policy: str = "pull-push"
-    when: str = "on_success"
+    policy: CachePolicy = CachePolicy.PULL_PUSH
+    when: ArtifactWhen = ArtifactWhen.ON_SUCCESS
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Cache:
@@ -143,8 +176,8 @@ class Cache:
             key=str(_get(data, "key", str, "default")) or "default",
             paths=_str_list(data, "paths"),
             untracked=bool(data.get("untracked", False)),
-            policy=str(_get(data, "policy", str, "pull-push")),
-            when=str(_get(data, "when", str, "on_success")),
+            policy=_choice(data, "policy", CachePolicy, CachePolicy.PULL_PUSH),
+            when=_choice(data, "when", ArtifactWhen, ArtifactWhen.ON_SUCCESS),
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -152,8 +185,8 @@ class Cache:
             "key": self.key,
             "paths": list(self.paths),
             "untracked": self.untracked,
-            "policy": self.policy,
-            "when": self.when,
+            "policy": self.policy.value,
+            "when": self.when.value,
         }
 
 

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 from alloy_runner.build.build import Build, BuildPaths
 from alloy_runner.build.ports import NoMetrics
 from alloy_runner.build.states import BuildStage, BuildState
-from alloy_runner.config.model import RunnerConfig
-from alloy_runner.config.paths import default_builds_dir, default_cache_dir
+from alloy_runner.config.model import exec_runner
 from alloy_runner.executors.shell import ShellExecutor
 from alloy_runner.pipeline.ci_yaml import load_pipeline
 from alloy_runner.pipeline.submit import git_info_of, plan_jobs, select
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult
     from alloy_runner.build.job import Artifact, Dependency, Job, Variable
     from alloy_runner.build.joblog import Sink
-
-EXEC_RUNNER = "exec"
 
 
 class ExecSource:
@@ -120,11 +117,8 @@ def exec_job(
     job = planned.job
     if timeout is not None:
         job = dataclasses.replace(job, timeout=timeout)
-    paths = BuildPaths(
-        builds_root=builds_dir or default_builds_dir() / EXEC_RUNNER,
-        cache_root=default_cache_dir(),
-    )
-    runner = RunnerConfig(name=EXEC_RUNNER)
+    runner = exec_runner(builds_dir)
+    paths = BuildPaths(builds_root=runner.builds_dir, cache_root=runner.cache_dir)
     build = Build(
         job,
         runner,

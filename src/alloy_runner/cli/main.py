@@ -1,4 +1,8 @@
-"""The `alloy-runner` command group; a known error becomes one line on stderr and exit 2."""
+"""The `alloy-runner` command group and its exit statuses.
+
+A known error becomes one line on stderr: exit 2 for bad usage or
+configuration, 1 for a runtime failure (see `alloy_runner.exceptions`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ import sys
 
 import click
 
-from alloy_runner.exceptions import EXIT_USAGE, AlloyRunnerError
+from alloy_runner.exceptions import EXIT_FAILURE, EXIT_USAGE, AlloyRunnerError
 from alloy_runner.version import build_info
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = EXIT_USAGE) -> None:
     click.echo(f"alloy-runner: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+    sys.exit(status)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message().replace("\n", " "))
     except AlloyRunnerError as exc:
-        _fail(str(exc).replace("\n", " "))
+        _fail(str(exc).replace("\n", " "), exc.exit_code)
+    except OSError as exc:  # a full disk, a directory that cannot be made: the world, not the input
+        _fail(str(exc).replace("\n", " "), EXIT_FAILURE)
     except KeyboardInterrupt:
         sys.exit(130)
 

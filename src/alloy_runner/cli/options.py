@@ -64,3 +64,16 @@ var_options = [
         help="A job variable whose value never appears in logs.",
     ),
 ]
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document on stdout instead of text (see docs).",
+)
+
+
+def print_json(document: object) -> None:
+    """Print `document` as the one JSON document of a `--json` command."""
+    import json
+
+    click.echo(json.dumps(document, indent=2))

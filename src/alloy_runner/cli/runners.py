@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from alloy_runner.cli.options import json_option, print_json
+
 _editconfig_option = click.option(
     "--config",
     "-c",
@@ -80,12 +82,16 @@ def verify(config_path: Path | None, delete: bool) -> None:
 
 @click.command(name="list")
 @_editconfig_option
-def list_command(config_path: Path | None) -> None:
+@json_option
+def list_command(config_path: Path | None, as_json: bool) -> None:
     """List the runners of config.toml (tokens shortened to 8 characters)."""
     from alloy_runner.coordinator.gitlab import registration
 
     path = registration.config_path(config_path)
-    lines = registration.list_runners(path)
+    runners = registration.list_runners(path)
+    if as_json:
+        print_json({"config_file": str(path), "runners": [runner.to_json() for runner in runners]})
+        return
     click.echo(f"Listing configured runners ConfigFile={path}")
-    for line in lines:
-        click.echo(line)
+    for runner in runners:
+        click.echo(runner.line())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,20 +17,27 @@ from alloy_runner.config.model import (
     MACHINE_EXECUTORS,
     AutoscalingConfig,
     Config,
+    ExecutorName,
     MachineConfig,
     OtlpConfig,
     ProfilingConfig,
     RunnerConfig,
+    SpoolRecovery,
     embedded_default,
 )
-from alloy_runner.config.paths import default_config_path, default_spool_dir
+from alloy_runner.config.paths import (
+    default_builds_dir,
+    default_cache_dir,
+    default_config_path,
+    default_spool_dir,
+)
 from alloy_runner.config.table import Table
 from alloy_runner.exceptions import ConfigError
 
 
 def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
     name = table.string("name", default=f"runner-{index}")
-    executor = table.string("executor", default="shell", choices=EXECUTORS)
+    executor = ExecutorName(table.string("executor", default="shell", choices=EXECUTORS))
     machine = _machine(table, executor, nested)
     url = table.string("url", default="")
     if url and not url.startswith(("http://", "https://")):
@@ -46,8 +54,8 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
         machine=machine,
         limit=table.integer("limit", 0),
         request_concurrency=table.integer("request_concurrency", 1, minimum=1),
-        builds_dir=table.string("builds_dir", default=""),
-        cache_dir=table.string("cache_dir", default=""),
+        builds_dir=_directory(table, "builds_dir", default_builds_dir),
+        cache_dir=_directory(table, "cache_dir", default_cache_dir),
         shell=table.string("shell", default="bash", choices=("bash", "sh")),
         environment=table.strings("environment"),
         output_limit=table.integer("output_limit", 4096, minimum=1),
@@ -55,10 +63,16 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
     )
 
 
+def _directory(table: Table, key: str, default: Callable[[], Path]) -> Path:
+    """Return the directory `key` names, `~` expanded, or `default()` when it is not set."""
+    value = table.string(key, default="")
+    return Path(value).expanduser() if value else default()
+
+
 _MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 
 
-def _machine(runner: Table, executor: str, nested: list[Table]) -> MachineConfig | None:
+def _machine(runner: Table, executor: ExecutorName, nested: list[Table]) -> MachineConfig | None:
     if not runner.has("machine") and executor not in MACHINE_EXECUTORS:
         return None
     table = runner.table("machine")
@@ -192,7 +206,9 @@ def parse_config(text: str, where: str) -> Config:
         metrics_web_config=Path(web_config).expanduser() if web_config else None,
         shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
         spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
-        spool_recovery=top.string("spool_recovery", default="fail", choices=("fail", "requeue")),
+        spool_recovery=SpoolRecovery(
+            top.string("spool_recovery", default="fail", choices=tuple(SpoolRecovery))
+        ),
         runners=runners,
         otlp=_otlp(otlp_table),
         profiling=_profiling(profiling_table),

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from alloy_runner.config.paths import default_spool_dir
+from alloy_runner.config.paths import default_builds_dir, default_cache_dir, default_spool_dir
 from alloy_runner.exceptions import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
 LOG_FORMATS = ("text", "json")
 DEFAULT_METRICS_SERVER = "localhost:9252"
 EMBEDDED_RUNNER_NAME = "embedded"
-MACHINE_EXECUTORS = ("docker+machine", "docker-ssh+machine")
-EXECUTORS = ("shell", *MACHINE_EXECUTORS)
+EXEC_RUNNER_NAME = "exec"
+
+
+class ExecutorName(StrEnum):
+    """A runner's `executor`: what runs its builds."""
+
+    SHELL = "shell"
+    DOCKER_MACHINE = "docker+machine"
+    DOCKER_SSH_MACHINE = "docker-ssh+machine"
+
+
+class SpoolRecovery(StrEnum):
+    """`spool_recovery`: what a runner does with a job whose runner process died."""
+
+    FAIL = "fail"
+    REQUEUE = "requeue"
+
+
+MACHINE_EXECUTORS = (ExecutorName.DOCKER_MACHINE, ExecutorName.DOCKER_SSH_MACHINE)
+EXECUTORS = tuple(ExecutorName)
 
 
 @dataclass(frozen=True)
@@ -47,11 +66,11 @@ class RunnerConfig:
     name: str
     url: str = ""
     token: str = ""
-    executor: str = "shell"
+    executor: ExecutorName = ExecutorName.SHELL
     limit: int = 0
     request_concurrency: int = 1
-    builds_dir: str = ""
-    cache_dir: str = ""
+    builds_dir: Path = field(default_factory=default_builds_dir)  # `~` expanded, default applied
+    cache_dir: Path = field(default_factory=default_cache_dir)
     shell: str = "bash"
     environment: tuple[str, ...] = ()
     output_limit: int = 4096  # KiB, GitLab Runner's default
@@ -112,7 +131,7 @@ class Config:
     metrics_web_config: Path | None = None  # exporter-toolkit web config: TLS, basic auth
     shutdown_timeout: float = 30.0
     spool_dir: Path = field(default_factory=default_spool_dir)
-    spool_recovery: str = "fail"
+    spool_recovery: SpoolRecovery = SpoolRecovery.FAIL
     runners: tuple[RunnerConfig, ...] = ()
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
     profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
@@ -131,3 +150,11 @@ class Config:
 def embedded_default() -> Config:
     """Return the configuration used when there is no config file."""
     return Config(runners=(RunnerConfig(name=EMBEDDED_RUNNER_NAME),))
+
+
+def exec_runner(builds_dir: Path | None = None) -> RunnerConfig:
+    """Return the runner of `exec`: it builds in `builds_dir`, else in the default's `exec/`."""
+    return RunnerConfig(
+        name=EXEC_RUNNER_NAME,
+        builds_dir=builds_dir if builds_dir is not None else default_builds_dir() / "exec",
+    )

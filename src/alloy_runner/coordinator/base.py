@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from alloy_runner.exceptions import AlloyRunnerError
-
 if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult
     from alloy_runner.build.job import Artifact, Dependency, Job
     from alloy_runner.build.joblog import Sink
-
-
-class ArtifactsError(AlloyRunnerError):
-    """A source could not move an artifacts archive; the build fails at that stage."""
 
 
 class JobSource(Protocol):

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from alloy_runner.build.states import ExecutorStage
+from alloy_runner.exceptions import MachineError
 from alloy_runner.executors.base import ScriptResult, Workspace
 from alloy_runner.executors.process import run_process_group
-from alloy_runner.machines.driver import MachineError
 from alloy_runner.machines.provider import MachineProvider
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alloy_runner.exceptions import AlloyRunnerError
+from alloy_runner.exceptions import ArchiveNotFoundError, HelperError, UnsafeEntryError
 
 __all__ = [
     "ArchiveNotFoundError",
@@ -40,18 +40,6 @@ _GLOB = re.compile(r"(^|/)\*\*(/|$)|\*|\?|\[!?[^]/]+\]")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _OUTSIDE = "artifact path is not a subpath of project directory"
 _RELATIVE = "Ensure that the artifact path is relative to the working directory"
-
-
-class HelperError(AlloyRunnerError):
-    """An archive cannot be written, read or extracted; the helper exits 1."""
-
-
-class ArchiveNotFoundError(HelperError):
-    """The archive to extract does not exist (a missing cache is not a failure)."""
-
-
-class UnsafeEntryError(HelperError):
-    """An archive entry would be written outside the extraction directory."""
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from alloy_runner.exceptions import AlloyRunnerError
-
-
-class MachineError(AlloyRunnerError):
-    """A driver could not create, remove, list or reach a machine; the message says why."""
-
 
 @dataclass(frozen=True)
 class MachineShell:

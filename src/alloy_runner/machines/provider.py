@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from alloy_runner.machines.driver import MachineDriver, MachineError
+from alloy_runner.exceptions import MachineUnavailable
+from alloy_runner.machines.driver import MachineDriver
 from alloy_runner.machines.pool import MachinePool
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,6 @@ PARALLELISM = 8  # driver calls in flight at once, per provider
 INTERVAL = 1.0  # seconds between reconciles when nothing wakes the loop earlier
 ACQUIRE_TIMEOUT = 900.0  # seconds a build waits for a machine at most
 ATTEMPTS = 3  # failed creations a waiting build sits through before it fails
-
-
-class MachineUnavailable(MachineError):
-    """No machine could be had for a build; the message says why."""
 
 
 class MachineProvider:

@@ -11,7 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, NoReturn
 
-from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, Cache, Step
+from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, ArtifactWhen, Cache, CachePolicy, Step
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.durations import parse_duration
 from alloy_runner.pipeline.marked_yaml import LineMap, load_yaml, merge
@@ -28,9 +28,9 @@ __all__ = [
 
 DEFAULT_STAGES = (".pre", "build", "test", "deploy", ".post")
 DEFAULT_STAGE = "test"
-WHENS = ("on_success", "on_failure", "always")
+WHENS = tuple(when.value for when in ArtifactWhen)  # also the job-level whens that run
 KEPT_WHENS = ("manual", "delayed")  # reported, and left in JobSpec.when for the caller
-CACHE_POLICIES = ("pull-push", "pull", "push")
+CACHE_POLICIES = tuple(policy.value for policy in CachePolicy)
 DEFAULT_KEYS = ("before_script", "after_script", "cache", "artifacts", "timeout")
 LEGACY_GLOBALS = ("before_script", "after_script", "cache")  # GitLab's top-level defaults
 UNSUPPORTED_GLOBALS = ("workflow", "include", "image", "services", "types")
@@ -335,7 +335,7 @@ class _Reader:
             paths=self._strings(value, "paths", here),
             exclude=self._strings(value, "exclude", here),
             untracked=self._flag(value, "untracked", here),
-            when=self._word(value, "when", here, WHENS),
+            when=ArtifactWhen(self._word(value, "when", here, WHENS)),
             expire_in=str(expire_in),
         )
         return artifact if artifact.paths or artifact.untracked else None
@@ -363,8 +363,8 @@ class _Reader:
                 key=str(key) or "default",
                 paths=self._strings(item, "paths", here),
                 untracked=self._flag(item, "untracked", here),
-                policy=self._word(item, "policy", here, CACHE_POLICIES),
-                when=self._word(item, "when", here, WHENS),
+                policy=CachePolicy(self._word(item, "policy", here, CACHE_POLICIES)),
+                when=ArtifactWhen(self._word(item, "when", here, WHENS)),
             )
             if cache.paths or cache.untracked:
                 caches.append(cache)

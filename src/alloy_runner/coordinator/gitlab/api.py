@@ -24,7 +24,7 @@ from alloy_runner.coordinator.api_metrics import (
     NoApiMetrics,
     TransportFailure,
 )
-from alloy_runner.exceptions import AlloyRunnerError, ConfigError
+from alloy_runner.exceptions import ConfigError, CoordinatorError, TokenRefused, Unreachable
 from alloy_runner.version import build_info
 
 DEFAULT_TIMEOUT = 30.0  # seconds for any one call (each of connect, read, write, pool)
@@ -59,18 +59,6 @@ FEATURES: dict[str, bool] = {
     "return_exit_code": True,
     "service_variables": False,
 }
-
-
-class CoordinatorError(AlloyRunnerError):
-    """The coordinator refused a call, or answered one in a way the runner cannot use."""
-
-
-class Unreachable(CoordinatorError):
-    """A call got no usable answer (no connection, a timeout, a reset, a 5xx): try again later."""
-
-    def __init__(self, endpoint: Endpoint, why: str) -> None:
-        super().__init__(f"{endpoint.value}: {why}")
-        self.endpoint = endpoint
 
 
 def is_transient(status: int) -> bool:
@@ -268,7 +256,7 @@ class ApiClient:
                 return token
             raise CoordinatorError("register: the coordinator's answer has no runner token")
         if response.status_code == 403:
-            raise CoordinatorError("register: the coordinator refused the registration token (403)")
+            raise TokenRefused("register: the coordinator refused the registration token (403)")
         raise CoordinatorError(f"register: the coordinator answered HTTP {response.status_code}")
 
     async def verify(self, token: str) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from alloy_runner.coordinator.api_metrics import Endpoint
-from alloy_runner.coordinator.gitlab.api import ApiClient, Backoff, Unreachable, is_transient
+from alloy_runner.coordinator.gitlab.api import ApiClient, Backoff, is_transient
+from alloy_runner.exceptions import Unreachable
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,10 @@ from alloy_runner.config.load import parse_config
 from alloy_runner.config.paths import default_config_path
 from alloy_runner.coordinator.gitlab.api import (
     ApiClient,
-    CoordinatorError,
-    Unreachable,
     api_base,
     short_token,
 )
-from alloy_runner.exceptions import ConfigError
+from alloy_runner.exceptions import ConfigError, CoordinatorError, Unreachable
 
 T = TypeVar("T")
 Transport = httpx.AsyncBaseTransport | None
@@ -183,13 +181,37 @@ def verify(path: Path, *, delete: bool = False, transport: Transport = None) -> 
     return results
 
 
-def list_runners(path: Path) -> list[str]:
-    """Return one line per configured runner, its token cut to what GitLab shows (8 chars)."""
+@dataclass(frozen=True)
+class ListedRunner:
+    """One runner of config.toml as `list` shows it: its token cut to what GitLab shows."""
+
+    name: str
+    executor: str
+    short_token: str  # empty: the runner has no token
+    url: str  # empty: the runner takes jobs from the local spool
+
+    def line(self) -> str:
+        url = self.url or "(local spool)"
+        return f"{self.name}\tExecutor={self.executor} Token={self.short_token or '-'} URL={url}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "name": self.name,
+            "executor": self.executor,
+            "token": self.short_token or None,
+            "url": self.url or None,
+        }
+
+
+def list_runners(path: Path) -> list[ListedRunner]:
+    """Return the configured runners, each token cut to what GitLab shows (8 chars)."""
     doc = _load(path, must_exist=True)
-    lines = []
-    for table in _runners(doc):
-        url = str(table.get("url", "")) or "(local spool)"
-        token = short_token(str(table.get("token", "")))
-        executor = str(table.get("executor", "shell"))
-        lines.append(f"{table.get('name', '')}\tExecutor={executor} Token={token or '-'} URL={url}")
-    return lines
+    return [
+        ListedRunner(
+            name=str(table.get("name", "")),
+            executor=str(table.get("executor", "shell")),
+            short_token=short_token(str(table.get("token", ""))),
+            url=str(table.get("url", "")),
+        )
+        for table in _runners(doc)
+    ]

@@ -18,15 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from alloy_runner.build.job import Job, JobPayloadError
+from alloy_runner.build.job import Job
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.coordinator.api_metrics import ApiMetrics, Endpoint
-from alloy_runner.coordinator.base import ArtifactsError
 from alloy_runner.coordinator.gitlab.api import (
     LONG_POLL_TIMEOUT,
     ApiClient,
     Backoff,
-    Unreachable,
     is_transient,
     runner_info,
 )
@@ -36,6 +34,7 @@ from alloy_runner.coordinator.gitlab.log_sender import (
     TRACE_INTERVAL,
     TraceSender,
 )
+from alloy_runner.exceptions import ArtifactsError, JobPayloadError, Unreachable
 
 if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from alloy_runner.coordinator.spool.records import SpoolStatus
 from alloy_runner.coordinator.spool.store import Spool, Taken
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class SpoolSource:
         await asyncio.to_thread(
             lambda: self.spool.complete(
                 taken,
-                result.state.value,
+                SpoolStatus.of(result.state),
                 result.failure_reason,
                 duration=result.duration,
                 exit_code=result.exit_code,

@@ -25,31 +25,30 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from alloy_runner.build.job import Job, JobPayloadError
-from alloy_runner.build.states import BuildState, FailureReason
+from alloy_runner.build.job import Job
+from alloy_runner.build.states import FailureReason
+from alloy_runner.config.model import SpoolRecovery
+from alloy_runner.coordinator.spool.records import (
+    Cancellation,
+    CancelResult,
+    JobResult,
+    PipelineJob,
+    RecoveryOutcome,
+    SpoolStatus,
+    pipeline_of,
+    pipeline_of_payload,
+    public_payload,
+    write_json,
+)
+from alloy_runner.exceptions import JobPayloadError
 from alloy_runner.executors.orphans import kill_job_processes
 
+__all__ = ["PipelineJob", "Spool", "Taken"]
+
 DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
-SKIPPED = "skipped"  # a pipeline state, not a build state: the job never ran
-
-
-class Recovery(Enum):
-    """What a runner does with a job whose runner process died (`spool_recovery`)."""
-
-    FAIL = "fail"
-    REQUEUE = "requeue"
-
-
-@dataclass(frozen=True)
-class PipelineJob:
-    id: int
-    name: str
-    allow_failure: bool
-    when: str
 
 
 @dataclass
@@ -60,12 +59,6 @@ class Taken:
     fd: int
     queued_seconds: float
     taken_at: float = 0.0
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.rename(path)
 
 
 def _lock(path: Path) -> int | None:
@@ -126,35 +119,35 @@ class Spool:
         """Store a pipeline and its jobs, then make its first runnable stage pending."""
         self.ensure()
         for job_id, payload in payloads.items():
-            _write_json(self.dir("waiting") / f"{job_id}.json", payload)
+            write_json(self.dir("waiting") / f"{job_id}.json", payload)
         plan = {
             "id": pipeline_id,
             "created_at": time.time(),
             "stages": [{"name": name, "jobs": [vars(j) for j in jobs]} for name, jobs in stages],
         }
-        _write_json(self.dir("pipelines") / f"{pipeline_id}.json", plan)
+        write_json(self.dir("pipelines") / f"{pipeline_id}.json", plan)
         self.advance(pipeline_id)
 
     def pipeline(self, pipeline_id: int) -> list[tuple[str, list[PipelineJob]]]:
         data = json.loads((self.dir("pipelines") / f"{pipeline_id}.json").read_text())
         return [(s["name"], [PipelineJob(**j) for j in s["jobs"]]) for s in data["stages"]]
 
-    def result(self, job_id: int) -> dict[str, Any] | None:
+    def result(self, job_id: int) -> JobResult | None:
         """Return a finished job's result.json, or None while it has not finished."""
         try:
-            return dict(json.loads((self.dir("done") / str(job_id) / "result.json").read_text()))
+            return JobResult.read(self.dir("done") / str(job_id) / "result.json")
         except FileNotFoundError:
             return None
 
-    def status(self, job_id: int) -> str:
+    def status(self, job_id: int) -> SpoolStatus:
         """Return a job's state as the spool sees it: waiting, pending, running or its result."""
         result = self.result(job_id)
         if result is not None:
-            return str(result["status"])
-        for name in ("running", "pending", "waiting"):
-            if (self.dir(name) / f"{job_id}.json").exists():
-                return name
-        return "unknown"
+            return result.status
+        for status in (SpoolStatus.RUNNING, SpoolStatus.PENDING, SpoolStatus.WAITING):
+            if (self.dir(status.value) / f"{job_id}.json").exists():
+                return status
+        return SpoolStatus.UNKNOWN
 
     def advance(self, pipeline_id: int) -> None:
         """Make the jobs of the next stage pending, or skip them, once earlier stages ended.
@@ -178,7 +171,9 @@ class Spool:
                     with contextlib.suppress(FileNotFoundError):
                         waiting.rename(self.dir("pending") / waiting.name)
                 else:
-                    self._close_unrun(waiting, SKIPPED, None, "the pipeline did not need it")
+                    self._close_unrun(
+                        waiting, SpoolStatus.SKIPPED, None, "the pipeline did not need it"
+                    )
             # Jobs are taken in id order, so the last of a stage is the likeliest to be unfinished:
             # looking from the end, an unfinished stage is found at once, not after every result.
             results = []
@@ -189,30 +184,29 @@ class Spool:
                 results.append(result)
             results.reverse()
             failed = failed or any(
-                r["status"] != BuildState.SUCCESS.value
-                and r["status"] != SKIPPED
-                and not j.allow_failure
-                for j, r in zip(jobs, results, strict=True)
+                not result.succeeded and not job.allow_failure
+                for job, result in zip(jobs, results, strict=True)
             )
 
-    def cancel(self, job_id: int) -> str:
-        """Cancel a job; return what happened ("canceled", "canceling", or its final state)."""
+    def cancel(self, job_id: int) -> Cancellation:
+        """Cancel a job: a waiting or pending one at once, a running one through its runner."""
         for name in ("pending", "waiting"):
             path = self.dir(name) / f"{job_id}.json"
             if self._close_unrun(
-                path,
-                BuildState.CANCELED.value,
-                FailureReason.JOB_CANCELED,
-                "canceled before it started",
+                path, SpoolStatus.CANCELED, FailureReason.JOB_CANCELED, "canceled before it started"
             ):
                 self._advance_of(job_id)
-                return "canceled"
+                return Cancellation(CancelResult.CANCELED, SpoolStatus.CANCELED)
         if (self.dir("running") / f"{job_id}.json").exists():
             (self.dir("cancel") / str(job_id)).touch()
-            return "canceling"
-        return self.status(job_id)
+            return Cancellation(CancelResult.CANCELING, SpoolStatus.RUNNING)
+        status = self.status(job_id)
+        ended = CancelResult.UNKNOWN if status is SpoolStatus.UNKNOWN else CancelResult.ENDED
+        return Cancellation(ended, status)
 
-    def _close_unrun(self, path: Path, status: str, reason: FailureReason | None, why: str) -> bool:
+    def _close_unrun(
+        self, path: Path, status: SpoolStatus, reason: FailureReason | None, why: str
+    ) -> bool:
         """Move a job that never ran straight to done/; False if another process got it."""
         fd = _lock(path)
         if fd is None:
@@ -235,7 +229,7 @@ class Spool:
             os.close(fd)
 
     def _advance_of(self, job_id: int) -> None:
-        pipeline = _pipeline_of(self.dir("done") / str(job_id) / "job.json")
+        pipeline = pipeline_of(self.dir("done") / str(job_id) / "job.json")
         if pipeline is not None:
             self.advance(pipeline)
 
@@ -266,7 +260,7 @@ class Spool:
                 self._append_trace(job_id, f"ERROR: the job's payload is malformed: {exc}\n")
                 self.complete(
                     Taken(Job(job_id, "", "", ""), fd, 0.0),
-                    BuildState.FAILED.value,
+                    SpoolStatus.FAILED,
                     FailureReason.RUNNER_CONFIGURATION_ERROR,
                     duration=0.0,
                     exit_code=None,
@@ -289,7 +283,7 @@ class Spool:
     def complete(
         self,
         taken: Taken,
-        status: str,
+        status: SpoolStatus,
         reason: FailureReason | None,
         *,
         duration: float,
@@ -315,7 +309,7 @@ class Spool:
             )
         finally:
             os.close(taken.fd)
-        pipeline = _pipeline_of_payload(payload)
+        pipeline = pipeline_of_payload(payload)
         if pipeline is not None:
             self.advance(pipeline)
 
@@ -323,7 +317,7 @@ class Spool:
         self,
         job_id: int,
         payload: dict[str, Any],
-        status: str,
+        status: SpoolStatus,
         reason: FailureReason | None,
         *,
         duration: float,
@@ -334,24 +328,22 @@ class Spool:
         work = self.dir("work") / str(job_id)
         work.mkdir(parents=True, exist_ok=True)
         info = payload.get("job_info") or {}
-        _write_json(work / "job.json", _public_payload(payload))
-        _write_json(
-            work / "result.json",
-            {
-                "id": job_id,
-                "name": info.get("name", ""),
-                "stage": info.get("stage", ""),
-                "pipeline_id": _pipeline_of_payload(payload),
-                "status": status,
-                "failure_reason": reason.value if reason else None,
-                "duration": round(duration, 6),
-                "exit_code": exit_code,
-                "runner": runner,
-                "started_at": taken[0] if taken else None,
-                "queued_seconds": round(taken[1], 6) if taken else None,
-                "finished_at": time.time(),
-            },
+        write_json(work / "job.json", public_payload(payload))
+        result = JobResult(
+            id=job_id,
+            name=info.get("name", ""),
+            stage=info.get("stage", ""),
+            pipeline_id=pipeline_of_payload(payload),
+            status=status,
+            failure_reason=reason,
+            duration=round(duration, 6),
+            exit_code=exit_code,
+            runner=runner,
+            started_at=taken[0] if taken else None,
+            queued_seconds=round(taken[1], 6) if taken else None,
+            finished_at=time.time(),
         )
+        write_json(work / "result.json", result.to_json())
         done = self.dir("done") / str(job_id)
         if done.exists():  # a crash after the rename and before the unlink
             shutil.rmtree(work, ignore_errors=True)
@@ -362,7 +354,7 @@ class Spool:
         with contextlib.suppress(FileNotFoundError):
             (self.dir("cancel") / str(job_id)).unlink()
 
-    def recover(self, mode: Recovery, runner: str) -> list[tuple[int, str]]:
+    def recover(self, mode: SpoolRecovery, runner: str) -> list[tuple[int, RecoveryOutcome]]:
         """Finish or re-queue the jobs whose runner died; return (id, what was done)."""
         recovered = []
         for entry in sorted(os.scandir(self.dir("running")), key=lambda e: e.name):
@@ -376,15 +368,15 @@ class Spool:
             if (self.dir("done") / str(job_id)).exists():
                 path.unlink(missing_ok=True)
                 os.close(fd)
-                recovered.append((job_id, "already done"))
+                recovered.append((job_id, RecoveryOutcome.ALREADY_DONE))
                 continue
             # Its processes outlived their runner: stop them before anything reruns or reports it.
             kill_job_processes(self.job_url(job_id))
-            if mode is Recovery.REQUEUE:
+            if mode is SpoolRecovery.REQUEUE:
                 shutil.rmtree(self.dir("work") / str(job_id), ignore_errors=True)
                 path.rename(self.dir("pending") / path.name)
                 os.close(fd)
-                recovered.append((job_id, "requeued"))
+                recovered.append((job_id, RecoveryOutcome.REQUEUED))
                 continue
             (self.dir("work") / str(job_id)).mkdir(exist_ok=True)
             self._append_trace(
@@ -392,41 +384,15 @@ class Spool:
             )
             self.complete(
                 Taken(Job(job_id, "", "", ""), fd, 0.0),
-                BuildState.FAILED.value,
+                SpoolStatus.FAILED,
                 FailureReason.RUNNER_SYSTEM_FAILURE,
                 duration=0.0,
                 exit_code=None,
                 runner=runner,
             )
-            recovered.append((job_id, "failed"))
+            recovered.append((job_id, RecoveryOutcome.FAILED))
         return recovered
 
     def job_url(self, job_id: int) -> str:
         """Return the address of a job in this spool (its work directory)."""
         return (self.dir("work") / str(job_id)).as_uri()
-
-
-def _pipeline_of_payload(payload: dict[str, Any]) -> int | None:
-    for variable in payload.get("variables") or []:
-        if isinstance(variable, dict) and variable.get("key") == "CI_PIPELINE_ID":
-            value = str(variable.get("value", ""))
-            return int(value) if value.isdigit() else None
-    return None
-
-
-def _pipeline_of(job_json: Path) -> int | None:
-    try:
-        return _pipeline_of_payload(json.loads(job_json.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def _public_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """Return the payload without its token and with masked values hidden."""
-    public = dict(payload)
-    public.pop("token", None)
-    public["variables"] = [
-        {**v, "value": "[MASKED]"} if isinstance(v, dict) and v.get("masked") else v
-        for v in payload.get("variables") or []
-    ]
-    return public

@@ -9,7 +9,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from alloy_runner.machines.driver import MachineError, MachineShell
+from alloy_runner.exceptions import MachineError
+from alloy_runner.machines.driver import MachineShell
 
 EXECUTABLE = "docker-machine"
 

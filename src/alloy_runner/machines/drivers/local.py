@@ -9,7 +9,8 @@ import shutil
 import time
 from pathlib import Path
 
-from alloy_runner.machines.driver import MachineError, MachineShell
+from alloy_runner.exceptions import MachineError
+from alloy_runner.machines.driver import MachineShell
 
 METADATA = "machine.json"
 _TRASH = ".removing-"  # a machine being removed is renamed first, so it vanishes at once

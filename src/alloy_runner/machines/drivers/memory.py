@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alloy_runner.machines.driver import MachineError, MachineShell
+from alloy_runner.exceptions import MachineError
+from alloy_runner.machines.driver import MachineShell
 
 
 class MemoryDriver:
