@@ -1,28 +1,43 @@
-"""A Build runs one job's stages in order on an executor and reports what happened."""
+"""A Build runs one job's stages in order on an executor and reports what happened.
+
+`BuildResult` (build/states.py) and `BuildPaths` (build/environment.py) are imported from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
-import platform
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alloy_runner.build import script
-from alloy_runner.build.job import ArtifactWhen
+from alloy_runner.build.environment import (
+    BuildPaths,
+    BuildPlace,
+    artifact_wanted,
+    footer_line,
+    header_lines,
+    job_environment,
+    job_status,
+)
 from alloy_runner.build.joblog import JobTrace
-from alloy_runner.build.ports import TRACEPARENT, NoJobSpan, NoTracer
-from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
+from alloy_runner.build.ports import NoJobSpan, NoTracer
+from alloy_runner.build.states import (
+    STAGE_FAILURE,
+    STOP_FAILURE,
+    BuildResult,
+    BuildStage,
+    BuildState,
+    ExecutorStage,
+    FailureReason,
+)
 from alloy_runner.exceptions import ArtifactsError
-from alloy_runner.executors import orphans
+
+__all__ = ["AFTER_SCRIPT_TIMEOUT", "Build", "BuildPaths", "BuildResult"]
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
-from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Job
@@ -34,40 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AFTER_SCRIPT_TIMEOUT = 300  # seconds, GitLab Runner's default for after_script
-CANCEL_STATES = (BuildState.CANCELED, BuildState.TERMINATED)
-
-# Which failure reason a failed stage gives the build.
-_STAGE_FAILURE = {
-    BuildStage.PREPARE_SCRIPT: FailureReason.RUNNER_SYSTEM_FAILURE,
-    BuildStage.GET_SOURCES: FailureReason.SCRIPT_FAILURE,
-    BuildStage.DOWNLOAD_ARTIFACTS: FailureReason.RUNNER_EXTERNAL_DEPENDENCY_FAILURE,
-    BuildStage.BUILD_SCRIPT: FailureReason.SCRIPT_FAILURE,
-    BuildStage.UPLOAD_ARTIFACTS: FailureReason.RUNNER_SYSTEM_FAILURE,
-}
-_STOP_FAILURE = {
-    BuildState.CANCELED: FailureReason.JOB_CANCELED,
-    BuildState.TERMINATED: FailureReason.RUNNER_INTERRUPTED,
-    BuildState.TIMEDOUT: FailureReason.JOB_EXECUTION_TIMEOUT,
-}
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """How a build ended."""
-
-    state: BuildState
-    failure_reason: FailureReason | None
-    duration: float
-    stage_durations: dict[BuildStage, float] = field(default_factory=dict)
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True)
-class BuildPaths:
-    """Where builds and caches of a runner live on this host."""
-
-    builds_root: Path
-    cache_root: Path
 
 
 class Build:
@@ -185,7 +166,8 @@ class Build:
 
     async def _run_stages(self) -> tuple[BuildState, FailureReason | None, int | None]:
         job = self.job
-        self._header()
+        for line in header_lines(self.runner, self.executor.name):
+            self.trace.write_line(line)
         self.stage = BuildStage.PREPARE_SCRIPT
         began = self._clock()
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
@@ -232,7 +214,7 @@ class Build:
             upload = await self._upload_artifacts(workspace, env, state)
             if not upload and state is BuildState.SUCCESS:
                 state, reason = BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE
-        self._footer(state, reason, exit_code)
+        self.trace.write_line(footer_line(state, reason, exit_code))
         return state, reason, exit_code
 
     def _failure(self, stage: BuildStage, result: ScriptResult) -> tuple[BuildState, FailureReason]:
@@ -240,8 +222,8 @@ class Build:
             return BuildState.TIMEDOUT, FailureReason.JOB_EXECUTION_TIMEOUT
         if result.outcome is Outcome.CANCELED:
             stop = self._stop_state or BuildState.CANCELED
-            return stop, _STOP_FAILURE[stop]
-        return BuildState.FAILED, _STAGE_FAILURE.get(stage, FailureReason.SCRIPT_FAILURE)
+            return stop, STOP_FAILURE[stop]
+        return BuildState.FAILED, STAGE_FAILURE.get(stage, FailureReason.SCRIPT_FAILURE)
 
     async def _run_stage(
         self,
@@ -290,9 +272,9 @@ class Build:
             return script.get_sources(job.git_info)
         if stage is BuildStage.RESTORE_CACHE:
             files = [
-                script.cache_file(self.paths.cache_root, self.project, c)
-                for c in job.cache
-                if c.policy.pulls
+                script.cache_file(self.paths.cache_root, self.project, cache)
+                for cache in job.cache
+                if cache.policy.pulls
             ]
             return script.extract(files, "cache") if files else None
         if stage is BuildStage.DOWNLOAD_ARTIFACTS:
@@ -319,7 +301,7 @@ class Build:
         if step is None or not step.script:
             return
         self.trace.write_line("Running after_script")
-        env = {**env, "CI_JOB_STATUS": _job_status(state)}
+        env = {**env, "CI_JOB_STATUS": job_status(state)}
         # after_script runs even after a cancel or a timeout; only a forceful shutdown stops it.
         result = await self._run_stage(
             BuildStage.AFTER_SCRIPT,
@@ -333,12 +315,18 @@ class Build:
             self.trace.write_line("WARNING: after_script failed, but the job's result stands")
 
     async def _archive_cache(self, workspace: Workspace, env: dict[str, str]) -> None:
-        caches = [c for c in self.job.cache if c.policy.pushes and (c.paths or c.untracked)]
+        caches = [
+            cache
+            for cache in self.job.cache
+            if cache.policy.pushes and (cache.paths or cache.untracked)
+        ]
         if not caches:
             return
         body = "".join(
-            script.archive_cache(script.cache_file(self.paths.cache_root, self.project, c), c)
-            for c in caches
+            script.archive_cache(
+                script.cache_file(self.paths.cache_root, self.project, cache), cache
+            )
+            for cache in caches
         )
         for cache in caches:
             script.cache_file(self.paths.cache_root, self.project, cache).parent.mkdir(
@@ -354,9 +342,9 @@ class Build:
         self, workspace: Workspace, env: dict[str, str], state: BuildState
     ) -> bool:
         wanted = [
-            a
-            for a in self.job.artifacts
-            if _artifact_wanted(a.when, state) and (a.paths or a.untracked)
+            artifact
+            for artifact in self.job.artifacts
+            if artifact_wanted(artifact.when, state) and (artifact.paths or artifact.untracked)
         ]
         ok = True
         for index, artifact in enumerate(wanted):
@@ -383,94 +371,15 @@ class Build:
                 self.trace.write_line(f"Uploading artifacts: {artifact.name} ({size} bytes)")
         return ok
 
-    # --- the log's frame and the job's environment -------------------------------------
-
-    def _header(self) -> None:
-        info = build_info()
-        self.trace.write_line(
-            f"Running with alloy-runner {info.version} (revision {info.revision})"
-        )
-        self.trace.write_line(f"  on {self.runner}")
-        self.trace.write_line(
-            f"Running on {socket.gethostname()} with the {self.executor.name} executor..."
-        )
-
-    def _footer(
-        self, state: BuildState, reason: FailureReason | None, exit_code: int | None
-    ) -> None:
-        if state is BuildState.SUCCESS:
-            self.trace.write_line("Job succeeded")
-        elif state is BuildState.FAILED and reason is FailureReason.SCRIPT_FAILURE:
-            self.trace.write_line(f"ERROR: Job failed: exit code {exit_code}")
-        else:
-            what = reason.value if reason else state.value
-            self.trace.write_line(f"ERROR: Job failed: {state.value} ({what})")
+    # --- the job's environment ---------------------------------------------------------
 
     def _environment(self, workspace: Workspace) -> dict[str, str]:
-        job, info = self.job, build_info()
-        env = dict(os.environ)
-        for entry in self.runner_config.environment:
-            key, _, value = entry.partition("=")
-            env[key] = value
-        env.update(
-            {
-                "CI": "true",
-                "CI_SERVER": "yes",
-                "ALLOY_CI": "true",
-                "CI_JOB_ID": str(job.id),
-                "CI_JOB_NAME": job.name,
-                "CI_JOB_STAGE": job.stage,
-                "CI_JOB_TIMEOUT": str(job.timeout),
-                "CI_PROJECT_ID": str(job.project_id),
-                "CI_PROJECT_NAME": self.project,
-                "CI_COMMIT_SHA": job.git_info.sha,
-                "CI_COMMIT_SHORT_SHA": job.git_info.sha[:8],
-                "CI_COMMIT_BEFORE_SHA": job.git_info.before_sha,
-                "CI_COMMIT_REF_NAME": job.git_info.ref,
-                "CI_REPOSITORY_URL": job.git_info.repo_url,
-            }
+        place = BuildPlace(
+            runner=self.runner,
+            project=self.project,
+            builds_root=self.paths.builds_root,
+            slot=self.slot,
+            job_url=self.source.job_url(self.job),
+            environment=self.runner_config.environment,
         )
-        for variable in job.variables:
-            if variable.file:
-                path = workspace.tmp_dir / variable.key
-                path.write_text(variable.value)
-                env[variable.key] = str(path)
-            else:
-                env[variable.key] = variable.value
-        env.update(
-            {
-                "CI_PROJECT_DIR": str(workspace.project_dir),
-                "CI_BUILDS_DIR": str(self.paths.builds_root),
-                "CI_CONCURRENT_ID": str(self.slot),
-                "CI_CONCURRENT_PROJECT_ID": str(self.slot),
-                "CI_RUNNER_DESCRIPTION": self.runner,
-                "CI_RUNNER_VERSION": info.version,
-                "CI_RUNNER_REVISION": info.revision,
-                "CI_RUNNER_EXECUTABLE_ARCH": f"{info.os}/{info.architecture}",
-                "CI_RUNNER_SHORT_TOKEN": "",
-                "CI_SERVER_NAME": "alloy-runner",
-                "CI_NODE_NAME": platform.node(),
-                # Lets a restarted runner find this job's processes if this one dies.
-                orphans.ENV_KEY: self.source.job_url(self.job),
-            }
-        )
-        traceparent = self._span.traceparent()
-        if traceparent is not None:  # the job's span, so that tools in the script can join it
-            env[TRACEPARENT] = traceparent
-        return env
-
-
-def _job_status(state: BuildState) -> str:
-    if state is BuildState.SUCCESS:
-        return "success"
-    if state in CANCEL_STATES:
-        return "canceled"
-    return "failed"
-
-
-def _artifact_wanted(when: ArtifactWhen, state: BuildState) -> bool:
-    if when is ArtifactWhen.ALWAYS:
-        return True
-    if when is ArtifactWhen.ON_FAILURE:
-        return state is not BuildState.SUCCESS
-    return state is BuildState.SUCCESS
+        return job_environment(self.job, place, workspace, self._span.traceparent())

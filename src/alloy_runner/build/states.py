@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -59,6 +60,32 @@ class FailureReason(Enum):
     RUNNER_INTERRUPTED = "runner_interrupted"
     JOB_CANCELED = "job_canceled"
     UNKNOWN_FAILURE = "unknown_failure"
+
+
+# Which failure reason a failed stage gives the build, and a stop of each kind.
+STAGE_FAILURE = {
+    BuildStage.PREPARE_SCRIPT: FailureReason.RUNNER_SYSTEM_FAILURE,
+    BuildStage.GET_SOURCES: FailureReason.SCRIPT_FAILURE,
+    BuildStage.DOWNLOAD_ARTIFACTS: FailureReason.RUNNER_EXTERNAL_DEPENDENCY_FAILURE,
+    BuildStage.BUILD_SCRIPT: FailureReason.SCRIPT_FAILURE,
+    BuildStage.UPLOAD_ARTIFACTS: FailureReason.RUNNER_SYSTEM_FAILURE,
+}
+STOP_FAILURE = {
+    BuildState.CANCELED: FailureReason.JOB_CANCELED,
+    BuildState.TERMINATED: FailureReason.RUNNER_INTERRUPTED,
+    BuildState.TIMEDOUT: FailureReason.JOB_EXECUTION_TIMEOUT,
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How a build ended."""
+
+    state: BuildState
+    failure_reason: FailureReason | None
+    duration: float
+    stage_durations: dict[BuildStage, float] = field(default_factory=dict)
+    exit_code: int | None = None
 
 
 IDLE = "idle"  # the stage, state and executor_stage of the per-runner idle series

@@ -11,7 +11,6 @@ import argparse
 import itertools
 import os
 import posixpath
-import re
 import shutil
 import stat
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alloy_runner.exceptions import ArchiveNotFoundError, HelperError, UnsafeEntryError
+from alloy_runner.helper.globs import compile_glob, glob_paths, inside, normalize, walk
 
 __all__ = [
     "ArchiveNotFoundError",
@@ -34,9 +34,6 @@ __all__ = [
     "main",
 ]
 
-_MAGIC = re.compile(r"[*?\[]")
-# `**` as a whole component (any number of directories), `*`, `?`, and a `[...]` class.
-_GLOB = re.compile(r"(^|/)\*\*(/|$)|\*|\?|\[!?[^]/]+\]")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _OUTSIDE = "artifact path is not a subpath of project directory"
 _RELATIVE = "Ensure that the artifact path is relative to the working directory"
@@ -51,72 +48,6 @@ class ArchiveResult:
     entries: int
     size: int
     lines: tuple[str, ...]
-
-
-def _token(match: re.Match[str]) -> str:
-    lead, trail = match.group(1, 2)
-    text = match.group()
-    if trail is not None:  # `**`: `a/**/b` matches a/b, `a/**` matches a itself
-        return lead + "(?:.*/)?" if trail else "(?:/.*)?" if lead else ".*"
-    if text in ("*", "?"):
-        return "[^/]*" if text == "*" else "[^/]"
-    body = text[1:-1].replace("\\", "\\\\")
-    return f"[^/{body[1:]}]" if body[0] in "!^" else f"[{body}]"
-
-
-def _regex(pattern: str) -> re.Pattern[str]:
-    """Compile a doublestar glob over `/`-separated relative paths (use `fullmatch`)."""
-    parts, pos = [], 0
-    for match in _GLOB.finditer(pattern):
-        parts += [re.escape(pattern[pos : match.start()]), _token(match)]
-        pos = match.end()
-    return re.compile("".join([*parts, re.escape(pattern[pos:])]), re.DOTALL)
-
-
-def _normalize(pattern: str, root: Path) -> str | None:
-    """Return `pattern` relative to `root` in `/` form ("" for root itself), None if outside."""
-    path = os.path.relpath(pattern, root) if os.path.isabs(pattern) else pattern
-    path = posixpath.normpath(path.replace(os.sep, "/"))
-    if path == ".." or path.startswith("../"):
-        return None
-    return "" if path == "." else path
-
-
-def _walk(root: Path, rel: str, depth: int | None = None) -> Iterator[str]:
-    """Yield the paths below `rel`, sorted, `depth` levels deep, not entering symlinked dirs."""
-    if depth == 0:
-        return
-    try:
-        with os.scandir(root / rel) as scan:
-            entries = sorted(scan, key=lambda entry: entry.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        child = f"{rel}/{entry.name}" if rel else entry.name
-        yield child
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(root, child, None if depth is None else depth - 1)
-
-
-def _glob(root: Path, pattern: str) -> Iterator[str]:
-    """Yield the paths a normalized pattern matches, walking only below its literal prefix."""
-    parts = pattern.split("/") if pattern else []
-    literal = 0
-    while literal < len(parts) and not _MAGIC.search(parts[literal]):
-        literal += 1
-    base = "/".join(parts[:literal])
-    if literal == len(parts):
-        if os.path.lexists(root / base):
-            yield base
-        return
-    depth = None if "**" in parts[literal:] else len(parts) - literal
-    regex = _regex(pattern)  # `a/**` matches `a` itself too
-    yield from (p for p in itertools.chain([base], _walk(root, base, depth)) if regex.fullmatch(p))
-
-
-def _inside(path: str, root_real: str) -> bool:
-    """Tell whether a resolved path is `root_real` or below it."""
-    return os.path.commonpath([path, root_real]) == root_real
 
 
 def _untracked(root: Path) -> tuple[list[str], str | None]:
@@ -140,7 +71,9 @@ class _Selection:
     ) -> None:
         self.root, self.root_real, self.skip, self.say = root, os.path.realpath(root), skip, say
         self.excludes = {
-            pattern: _regex(norm) for pattern in excludes if (norm := _normalize(pattern, root))
+            pattern: compile_glob(norm)
+            for pattern in excludes
+            if (norm := normalize(pattern, root))
         }
         self.excluded: dict[str, set[str]] = {pattern: set() for pattern in self.excludes}
         self.entries: set[str] = set()
@@ -153,13 +86,13 @@ class _Selection:
         parent = posixpath.dirname(match)
         if parent not in self.parents:
             real = os.path.realpath(self.root / parent)
-            self.parents[parent] = _inside(real, self.root_real)
+            self.parents[parent] = inside(real, self.root_real)
         if match and not self.parents[parent]:
             self.say(f"WARNING: {match}: {_OUTSIDE}: {self.root}")
             return 0
         rels: Iterator[str] = iter([match] if match else [])
         if not (match and os.path.islink(self.root / match)):
-            rels = itertools.chain(rels, _walk(self.root, match))
+            rels = itertools.chain(rels, walk(self.root, match))
         found = 0
         for rel in rels:
             visited.add(rel)
@@ -185,7 +118,7 @@ class _Selection:
             return True
         if not stat.S_ISLNK(mode):
             self.say(f"WARNING: {rel}: not a regular file, directory or symlink, skipped")
-        elif _inside(os.path.realpath(path), self.root_real):
+        elif inside(os.path.realpath(path), self.root_real):
             return True
         else:
             self.say(f"WARNING: {rel}: symlink points outside the project directory, skipped")
@@ -194,21 +127,65 @@ class _Selection:
 
 def _write_entry(zf: zipfile.ZipFile, path: Path, rel: str) -> None:
     """Add one file or directory, or a symlink as a symlink (its target is the content)."""
-    st = os.lstat(path)
-    if not stat.S_ISLNK(st.st_mode):
+    status = os.lstat(path)
+    if not stat.S_ISLNK(status.st_mode):
         zf.write(path, rel)
         return
-    t = time.localtime(st.st_mtime)
-    stamp = (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+    mtime = time.localtime(status.st_mtime)
+    stamp = (mtime.tm_year, mtime.tm_mon, mtime.tm_mday, mtime.tm_hour, mtime.tm_min, mtime.tm_sec)
     info = zipfile.ZipInfo(rel, max(stamp, _ZIP_EPOCH))
     info.create_system = 3  # unix: readers take the mode, and so the link type, from it
-    info.external_attr = (st.st_mode & 0xFFFF) << 16
+    info.external_attr = (status.st_mode & 0xFFFF) << 16
     zf.writestr(info, os.readlink(path))
 
 
 def _human(size: int) -> str:
     power = min(3, max(0, (size.bit_length() - 1) // 10))
     return f"{size} bytes" if power == 0 else f"{size / 1024**power:.1f} {'KMG'[power - 1]}iB"
+
+
+def _select(selection: _Selection, paths: Sequence[str], untracked: bool) -> _Selection:
+    """Add what each of `paths` (and git's untracked files) matches, saying what was found."""
+    root, say = selection.root, selection.say
+    for pattern in paths:
+        norm = normalize(pattern, root)
+        if norm is None:
+            say(f"WARNING: {pattern}: {_OUTSIDE}: {root}")
+            continue
+        visited: set[str] = set()
+        matches = sorted(glob_paths(root, norm))
+        found = sum(selection.add(match, visited) for match in matches)
+        if found:
+            say(f"{pattern}: found {found} matching artifact files and directories")
+        else:
+            say(f"WARNING: {pattern}: no matching files. {_RELATIVE} ({root})")
+    if untracked:
+        names, problem = _untracked(root)
+        if problem is None:
+            visited = set()
+            found = sum(selection.add(name, visited) for name in names)
+            say(f"untracked: found {found} files")
+        else:
+            say(f"WARNING: untracked: not a git work tree, ignored ({problem})")
+    for pattern, rels in selection.excluded.items():
+        say(f"{pattern}: excluded {len(rels)} files and directories")
+    return selection
+
+
+def _write_zip(target: Path, tmp: Path, root: Path, entries: set[str], out: Path) -> int:
+    """Write `entries` to `tmp`, then rename it to `target`; return the archive's size."""
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf:
+            for rel in sorted(entries):
+                _write_entry(zf, root / rel, rel)
+        os.replace(tmp, target)
+        return target.stat().st_size
+    except BaseException as exc:
+        if tmp.is_file():
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise HelperError(f"{out}: cannot write archive: {exc}") from exc
+        raise
 
 
 def archive(
@@ -238,44 +215,12 @@ def archive(
         if log is not None:
             log(line)
 
-    skip = {rel for p in (target, tmp) if (rel := _normalize(str(p), root))}
-    selection = _Selection(root, excludes, skip, say)
-    for pattern in paths:
-        norm = _normalize(pattern, root)
-        if norm is None:
-            say(f"WARNING: {pattern}: {_OUTSIDE}: {root}")
-            continue
-        visited: set[str] = set()
-        matches = sorted(_glob(root, norm))
-        found = sum(selection.add(match, visited) for match in matches)
-        if found:
-            say(f"{pattern}: found {found} matching artifact files and directories")
-        else:
-            say(f"WARNING: {pattern}: no matching files. {_RELATIVE} ({root})")
-    if untracked:
-        names, problem = _untracked(root)
-        if problem is None:
-            visited = set()
-            say(f"untracked: found {sum(selection.add(n, visited) for n in names)} files")
-        else:
-            say(f"WARNING: untracked: not a git work tree, ignored ({problem})")
-    for pattern, rels in selection.excluded.items():
-        say(f"{pattern}: excluded {len(rels)} files and directories")
+    skip = {rel for path in (target, tmp) if (rel := normalize(str(path), root))}
+    selection = _select(_Selection(root, excludes, skip, say), paths, untracked)
     if not selection.entries:
         say(f"WARNING: {out}: no matching files, archive not created")
         return ArchiveResult(target, False, 0, 0, tuple(lines))
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf:
-            for rel in sorted(selection.entries):
-                _write_entry(zf, root / rel, rel)
-        os.replace(tmp, target)
-        size = target.stat().st_size
-    except BaseException as exc:
-        if tmp.is_file():
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise HelperError(f"{out}: cannot write archive: {exc}") from exc
-        raise
+    size = _write_zip(target, tmp, root, selection.entries, out)
     entries = len(selection.entries)
     say(f"{out}: created archive with {entries} entries, {_human(size)}")
     return ArchiveResult(target, True, entries, size, tuple(lines))
@@ -326,7 +271,7 @@ def extract(archive: Path, root: Path | None = None) -> int:
                 if not parts:
                     continue
                 dest = root.joinpath(*parts)
-                if not _inside(os.path.realpath(dest.parent), root_real):
+                if not inside(os.path.realpath(dest.parent), root_real):
                     raise UnsafeEntryError(f"{info.filename}: would be written through a symlink")
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 if info.is_dir():

@@ -6,15 +6,15 @@ one line per key; what cannot run at all raises PipelineError as one `FILE:LINE:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, NoReturn
 
-from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, ArtifactWhen, Cache, CachePolicy, Step
+from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, ArtifactWhen, Cache, CachePolicy
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.durations import parse_duration
 from alloy_runner.pipeline.marked_yaml import LineMap, load_yaml, merge
+from alloy_runner.pipeline.order import check_order
+from alloy_runner.pipeline.spec import JobSpec, PipelineSpec, job_steps
 
 __all__ = [
     "JobSpec",
@@ -42,41 +42,6 @@ JOB_KEYS = (
 ARTIFACT_KEYS = ("paths", "exclude", "name", "when", "expire_in", "untracked")
 CACHE_KEYS = ("key", "paths", "policy", "untracked", "when")
 VARIABLE_KEYS = ("value", "description", "options", "expand")  # description/options: UI only
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One job of the plan, with defaults, templates and global variables applied."""
-
-    name: str
-    stage: str
-    script: tuple[str, ...]  # before_script + script, as GitLab sends them in the "script" step
-    after_script: tuple[str, ...]
-    variables: tuple[tuple[str, str], ...]  # global merged with the job's (job wins), in order
-    timeout: int = DEFAULT_TIMEOUT
-    allow_failure: bool = False
-    when: str = "on_success"
-    artifacts: Artifact | None = None
-    cache: tuple[Cache, ...] = ()
-    dependencies: tuple[str, ...] | None = None  # None: every job of the earlier stages
-    needs: tuple[str, ...] | None = None  # None: no `needs`, the job waits for earlier stages
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """A pipeline's stages, its jobs in stage then file order, and what was ignored."""
-
-    stages: tuple[str, ...]
-    jobs: tuple[JobSpec, ...]
-    warnings: tuple[str, ...] = ()
-
-
-def job_steps(spec: JobSpec) -> tuple[Step, ...]:
-    """Return the API v4 steps of a job: `script`, then `after_script` when it has one."""
-    steps = [Step("script", spec.script, spec.timeout, "on_success", allow_failure=False)]
-    if spec.after_script:
-        steps.append(Step("after_script", spec.after_script, spec.timeout, "always", True))
-    return tuple(steps)
 
 
 def load_pipeline(path: Path) -> PipelineSpec:
@@ -148,7 +113,7 @@ class _Reader:
                 if key not in job:
                     job.put(key, value, defaults.at(key))
             parsed[name] = (self._job(name, job), job)
-        self._check_order(parsed)
+        check_order(parsed, stages, self.fail)
         specs = sorted((spec for spec, _ in parsed.values()), key=lambda s: stages.index(s.stage))
         return PipelineSpec(stages, tuple(specs), tuple(self.warnings))
 
@@ -209,27 +174,9 @@ class _Reader:
         script = self._script(job, "script", where)
         if not script:
             self.fail(job.at("script"), f"{where}script is empty")
-        timeout = DEFAULT_TIMEOUT
-        if job.get("timeout") is not None:
-            timeout = self._duration(job["timeout"], job.at("timeout"), f"{where}timeout")
-            if timeout <= 0:
-                self.fail(job.at("timeout"), f"{where}timeout must be longer than 0 seconds")
-        allow_failure = job.get("allow_failure", False)
-        if isinstance(allow_failure, LineMap):  # exit_codes: not something a plan can carry
-            for key in allow_failure:
-                note = " (allow_failure is false)"
-                self.ignore(allow_failure.at(key), where, f"allow_failure:{key}", note)
-            allow_failure = False
-        if not isinstance(allow_failure, bool):
-            self.fail(job.at("allow_failure"), f"{where}allow_failure must be true or false")
-        when = job.get("when", "on_success")
-        if when in KEPT_WHENS:
-            self.warnings.append(
-                f"{self.source}:{job.at('when')}: {where}key 'when: {when}' is not supported;"
-                f" the job is kept with when={when!r}"
-            )
-        elif when not in WHENS:
-            self.fail(job.at("when"), f"{where}when must be one of {', '.join(WHENS)}")
+        timeout = self._timeout(job, where)
+        allow_failure = self._allow_failure(job, where)
+        when = self._when(job, where)  # warnings in the order of the keys checked
         variables = {**self.variables, **self._variables(job, where)}
         needs, needs_artifacts = self._needs(job, where)
         dependencies = self._names(job, "dependencies", where)
@@ -249,6 +196,36 @@ class _Reader:
             dependencies=dependencies,
             needs=needs,
         )
+
+    def _timeout(self, job: LineMap, where: str) -> int:
+        if job.get("timeout") is None:
+            return DEFAULT_TIMEOUT
+        timeout = self._duration(job["timeout"], job.at("timeout"), f"{where}timeout")
+        if timeout <= 0:
+            self.fail(job.at("timeout"), f"{where}timeout must be longer than 0 seconds")
+        return timeout
+
+    def _allow_failure(self, job: LineMap, where: str) -> bool:
+        allow_failure = job.get("allow_failure", False)
+        if isinstance(allow_failure, LineMap):  # exit_codes: not something a plan can carry
+            for key in allow_failure:
+                note = " (allow_failure is false)"
+                self.ignore(allow_failure.at(key), where, f"allow_failure:{key}", note)
+            allow_failure = False
+        if not isinstance(allow_failure, bool):
+            self.fail(job.at("allow_failure"), f"{where}allow_failure must be true or false")
+        return allow_failure
+
+    def _when(self, job: LineMap, where: str) -> str:
+        when = job.get("when", "on_success")
+        if when in KEPT_WHENS:
+            self.warnings.append(
+                f"{self.source}:{job.at('when')}: {where}key 'when: {when}' is not supported;"
+                f" the job is kept with when={when!r}"
+            )
+        elif when not in WHENS:
+            self.fail(job.at("when"), f"{where}when must be one of {', '.join(WHENS)}")
+        return str(when)
 
     def _script(self, job: LineMap, key: str, where: str) -> tuple[str, ...]:
         value = job.get(key)
@@ -405,26 +382,3 @@ class _Reader:
             elif entry["artifacts"] is not False:
                 self.fail(entry.at("artifacts"), f"{where}needs:artifacts must be true or false")
         return tuple(needs), tuple(artifacts)
-
-    def _check_order(self, parsed: dict[str, tuple[JobSpec, LineMap]]) -> None:
-        """Fail on needs or dependencies that name unknown jobs, later jobs, or a cycle."""
-        rank = {name: self.stages.index(spec.stage) for name, (spec, _) in parsed.items()}
-        for name, (spec, job) in parsed.items():
-            for key, others in (("needs", spec.needs), ("dependencies", spec.dependencies)):
-                for other in others or ():
-                    line, what = job.at(key), f"job {name!r}: {key}"
-                    if other not in rank:
-                        self.fail(line, f"{what}: unknown job {other!r}")
-                    if rank[other] > rank[name]:
-                        stage = parsed[other][0].stage
-                        self.fail(line, f"{what}: job {other!r} is in a later stage ({stage!r})")
-                    if key == "dependencies" and spec.needs is not None and other not in spec.needs:
-                        self.fail(line, f"{what}: job {other!r} must also be in needs")
-                    if key == "dependencies" and spec.needs is None and rank[other] == rank[name]:
-                        self.fail(line, f"{what}: job {other!r} is in the same stage")
-        try:
-            TopologicalSorter({n: s.needs or () for n, (s, _) in parsed.items()}).prepare()
-        except CycleError as exc:
-            cycle = [str(n) for n in exc.args[1]]
-            job = parsed[cycle[0]][1]
-            self.fail(job.at("needs"), f"job {cycle[0]!r}: needs loop: {' -> '.join(cycle)}")

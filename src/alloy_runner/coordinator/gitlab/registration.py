@@ -125,6 +125,13 @@ def register(
     entry.add("executor", executor)
     entry.add("limit", limit)
     entry.add("request_concurrency", request_concurrency)
+    _append_runner(doc, entry, path)
+    _save(path, doc)
+    return short_token(token)
+
+
+def _append_runner(doc: TOMLDocument, entry: Table, path: Path) -> None:
+    """Append a `[[runners]]` table after the others, keeping the file's layout."""
     runners = doc.get("runners")
     if isinstance(runners, AoT):
         if len(runners) and not tomlkit.dumps(doc).endswith("\n\n"):
@@ -140,8 +147,6 @@ def register(
         aot.append(entry)
         doc.add(tomlkit.nl())
         doc.add("runners", aot)
-    _save(path, doc)
-    return short_token(token)
 
 
 def verify(path: Path, *, delete: bool = False, transport: Transport = None) -> list[Verified]:

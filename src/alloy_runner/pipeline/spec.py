@@ -1,0 +1,42 @@
+"""The plan a `.alloy-ci.yml` is read into: its stages and jobs, defaults and templates applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, Cache, Step
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job of the plan, with defaults, templates and global variables applied."""
+
+    name: str
+    stage: str
+    script: tuple[str, ...]  # before_script + script, as GitLab sends them in the "script" step
+    after_script: tuple[str, ...]
+    variables: tuple[tuple[str, str], ...]  # global merged with the job's (job wins), in order
+    timeout: int = DEFAULT_TIMEOUT
+    allow_failure: bool = False
+    when: str = "on_success"
+    artifacts: Artifact | None = None
+    cache: tuple[Cache, ...] = ()
+    dependencies: tuple[str, ...] | None = None  # None: every job of the earlier stages
+    needs: tuple[str, ...] | None = None  # None: no `needs`, the job waits for earlier stages
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A pipeline's stages, its jobs in stage then file order, and what was ignored."""
+
+    stages: tuple[str, ...]
+    jobs: tuple[JobSpec, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def job_steps(spec: JobSpec) -> tuple[Step, ...]:
+    """Return the API v4 steps of a job: `script`, then `after_script` when it has one."""
+    steps = [Step("script", spec.script, spec.timeout, "on_success", allow_failure=False)]
+    if spec.after_script:
+        steps.append(Step("after_script", spec.after_script, spec.timeout, "always", True))
+    return tuple(steps)
