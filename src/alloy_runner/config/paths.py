@@ -31,3 +31,8 @@ def default_builds_dir() -> Path:
 def default_cache_dir() -> Path:
     """Return where caches are kept when a runner sets no `cache_dir`."""
     return Path.home() / ".alloy-runner" / "cache"
+
+
+def default_machines_dir() -> Path:
+    """Return where the `local` machine driver keeps machines without a `local-root` option."""
+    return Path.home() / ".alloy-runner" / "machines"

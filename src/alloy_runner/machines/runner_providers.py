@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from alloy_runner.config.model import MACHINE_EXECUTORS, RunnerConfig
+from alloy_runner.config.paths import default_machines_dir
 from alloy_runner.executors.base import Executor
 from alloy_runner.executors.machine import MachineExecutor
 from alloy_runner.machines.driver import MachineDriver
@@ -23,18 +24,13 @@ LOCAL_DRIVER = "local"  # MachineDriver that makes machines as directories on th
 LOCAL_ROOT_OPTION = "local-root"  # MachineOptions entry `local-root=PATH` of the local driver
 
 
-def default_local_root() -> Path:
-    """Return where the local driver keeps machines when no `local-root` option is given."""
-    return Path.home() / ".alloy-runner" / "machines"
-
-
 def make_driver(runner: RunnerConfig) -> MachineDriver:
     """Return the driver of a machine runner: `local`, else the docker-machine CLI."""
     machine = runner.machine
     assert machine is not None
     if machine.machine_driver != LOCAL_DRIVER:
         return DockerMachineDriver(machine.machine_driver, machine.machine_options)
-    root = default_local_root()
+    root = default_machines_dir()
     for option in machine.machine_options:
         key, _, value = option.lstrip("-").partition("=")
         if key == LOCAL_ROOT_OPTION and value:

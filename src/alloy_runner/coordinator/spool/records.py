@@ -9,7 +9,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from alloy_runner.build.job import Job
 from alloy_runner.build.states import BuildState, FailureReason
+
+
+@dataclass
+class Taken:
+    """A job this process took from `pending/`, with the lock that says it is alive."""
+
+    job: Job
+    fd: int
+    queued_seconds: float
+    taken_at: float = 0.0
 
 
 class SpoolStatus(StrEnum):
@@ -33,6 +44,7 @@ class SpoolStatus(StrEnum):
 
     @property
     def ended(self) -> bool:
+        """Tell whether the job has ended (or is unknown): it will not change any more."""
         return self not in (SpoolStatus.WAITING, SpoolStatus.PENDING, SpoolStatus.RUNNING)
 
 

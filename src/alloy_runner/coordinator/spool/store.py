@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from alloy_runner.coordinator.spool.records import (
     PipelineJob,
     RecoveryOutcome,
     SpoolStatus,
+    Taken,
     pipeline_of,
     pipeline_of_payload,
     public_payload,
@@ -49,16 +49,6 @@ from alloy_runner.executors.orphans import kill_job_processes
 __all__ = ["PipelineJob", "Spool", "Taken"]
 
 DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
-
-
-@dataclass
-class Taken:
-    """A job this process took from `pending/`, with the lock that says it is alive."""
-
-    job: Job
-    fd: int
-    queued_seconds: float
-    taken_at: float = 0.0
 
 
 def _lock(path: Path) -> int | None:
@@ -190,19 +180,22 @@ class Spool:
 
     def cancel(self, job_id: int) -> Cancellation:
         """Cancel a job: a waiting or pending one at once, a running one through its runner."""
-        for name in ("pending", "waiting"):
-            path = self.dir(name) / f"{job_id}.json"
-            if self._close_unrun(
-                path, SpoolStatus.CANCELED, FailureReason.JOB_CANCELED, "canceled before it started"
-            ):
-                self._advance_of(job_id)
-                return Cancellation(CancelResult.CANCELED, SpoolStatus.CANCELED)
-        if (self.dir("running") / f"{job_id}.json").exists():
-            (self.dir("cancel") / str(job_id)).touch()
-            return Cancellation(CancelResult.CANCELING, SpoolStatus.RUNNING)
-        status = self.status(job_id)
-        ended = CancelResult.UNKNOWN if status is SpoolStatus.UNKNOWN else CancelResult.ENDED
-        return Cancellation(ended, status)
+        while True:
+            for name in ("pending", "waiting"):
+                path = self.dir(name) / f"{job_id}.json"
+                why = "canceled before it started"
+                if self._close_unrun(path, SpoolStatus.CANCELED, FailureReason.JOB_CANCELED, why):
+                    self._advance_of(job_id)
+                    return Cancellation(CancelResult.CANCELED, SpoolStatus.CANCELED)
+            if (self.dir("running") / f"{job_id}.json").exists():
+                (self.dir("cancel") / str(job_id)).touch()
+                return Cancellation(CancelResult.CANCELING, SpoolStatus.RUNNING)
+            status = self.status(job_id)
+            if status is SpoolStatus.UNKNOWN:
+                return Cancellation(CancelResult.UNKNOWN, status)
+            if status.ended:
+                return Cancellation(CancelResult.ENDED, status)
+            # Another process held the job's lock while it moved it (a runner taking it): again.
 
     def _close_unrun(
         self, path: Path, status: SpoolStatus, reason: FailureReason | None, why: str
