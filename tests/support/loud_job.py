@@ -1,7 +1,7 @@
 """A job that keeps the runner process itself busy: it prints a lot, with a secret to mask.
 
-Everything a job prints passes through the runner (`JobTrace.write`, which
-masks secrets with `JobTrace.mask`, then the spool's trace sink), so a loud
+Everything a job prints passes through the runner (`JobLog.write`, which
+masks secrets with `JobLog.mask`, then the spool's trace sink), so a loud
 job makes the runner spend CPU in known functions of its own: what a profile
 of the runner should then show.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.support.runner import run_cli
 
 SECRET = "hunter2"
-BUSY_FUNCTIONS = frozenset({"JobTrace.write", "JobTrace.mask", "JobTrace._emit"})
+BUSY_FUNCTIONS = frozenset({"JobLog.write", "JobLog.mask", "JobLog._emit"})
 CHUNK = 10_000_000  # bytes printed per round, by default
 OUTPUT_LIMIT_KIB = 4_000_000  # a config's output_limit that a loud job does not reach
 

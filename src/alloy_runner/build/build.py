@@ -23,7 +23,7 @@ from alloy_runner.build.environment import (
     job_environment,
     job_status,
 )
-from alloy_runner.build.joblog import JobTrace
+from alloy_runner.build.joblog import JobLog
 from alloy_runner.build.ports import NoJobSpan, NoTracer
 from alloy_runner.build.states import (
     STAGE_FAILURE,
@@ -86,7 +86,7 @@ class Build:
         self._terminate = asyncio.Event()  # forceful shutdown: after_script and uploads end too
         self._stop_state: BuildState | None = None
         self._stage_durations: dict[BuildStage, float] = {}
-        self.trace = JobTrace(
+        self.trace = JobLog(
             (*job.masked_values, *([job.token] if job.token else [])),
             runner.output_limit * 1024,
         )

@@ -17,7 +17,7 @@ def limit_message(limit: int) -> bytes:
     ).encode()
 
 
-class JobTrace:
+class JobLog:
     """Mask secrets in the output of a job, enforce its size limit, and pass it to sinks.
 
     A secret can arrive split over two writes, so the last `len(longest) - 1`
@@ -26,8 +26,8 @@ class JobTrace:
     """
 
     def __init__(self, masked: Sequence[str], limit: int, sinks: Sequence[Sink] = ()) -> None:
-        self._secrets = sorted({s.encode() for s in masked if s}, key=len, reverse=True)
-        self._hold = max((len(s) for s in self._secrets), default=1) - 1
+        self._secrets = sorted({value.encode() for value in masked if value}, key=len, reverse=True)
+        self._hold = max((len(secret) for secret in self._secrets), default=1) - 1
         self._pending = b""
         self._limit = limit
         self._sinks = list(sinks)
