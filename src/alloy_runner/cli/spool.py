@@ -67,20 +67,20 @@ def submit(
     )
     if not as_json:
         click.echo(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")
-        for job in planned:
-            click.echo(f"  job {job.job.id} {job.job.name} (stage {job.job.stage})")
+        for each in planned:
+            click.echo(f"  job {each.job.id} {each.job.name} (stage {each.job.stage})")
     if not wait:
         if as_json:
             print_json(_submitted(the_spool, pipeline_id, planned, None))
         return
-    results = _wait(the_spool, [job.job.id for job in planned], timeout)
+    results = _wait(the_spool, [each.job.id for each in planned], timeout)
     if as_json:
         print_json(_submitted(the_spool, pipeline_id, planned, results))
     if results is None:
         raise WaitTimeout(f"the pipeline did not end within {timeout:g}s")
     failed = False
-    for job, result in zip(planned, results, strict=True):
-        allowed_failure = job.spec.allow_failure and result.status is not SpoolStatus.SUCCESS
+    for each, result in zip(planned, results, strict=True):
+        allowed_failure = each.spec.allow_failure and result.status is not SpoolStatus.SUCCESS
         if not as_json:
             note = " (allowed to fail)" if allowed_failure else ""
             click.echo(f"job {result.id} {result.name}: {result.status}{note}")
@@ -109,14 +109,14 @@ def _submitted(
 ) -> dict[str, Any]:
     """Return the `submit --json` document (docs/pipelines.md describes it)."""
     jobs: list[dict[str, Any]] = []
-    for index, job in enumerate(planned):
+    for index, each in enumerate(planned):
         result = results[index] if results is not None else None
         entry: dict[str, Any] = {
-            "id": job.job.id,
-            "name": job.job.name,
-            "stage": job.job.stage,
-            "allow_failure": job.spec.allow_failure,
-            "status": (result.status if result else spool.status(job.job.id)).value,
+            "id": each.job.id,
+            "name": each.job.name,
+            "stage": each.job.stage,
+            "allow_failure": each.spec.allow_failure,
+            "status": (result.status if result else spool.status(each.job.id)).value,
         }
         if result is not None:
             entry["result"] = result.to_json()
@@ -124,8 +124,8 @@ def _submitted(
     document: dict[str, Any] = {"pipeline": pipeline_id, "spool": str(spool.root), "jobs": jobs}
     if results is not None:
         document["passed"] = all(
-            result.succeeded or job.spec.allow_failure
-            for job, result in zip(planned, results, strict=True)
+            result.succeeded or each.spec.allow_failure
+            for each, result in zip(planned, results, strict=True)
         )
     return document
 
