@@ -11,11 +11,12 @@ import errno
 import gzip
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from alloy_runner.config.address import ListenAddress, format_hostport, resolve
 from alloy_runner.exceptions import AddressError
 from alloy_runner.telemetry.web.basicauth import Verdict
+from alloy_runner.telemetry.web.gate import HeaderGate, PrefixedInput, SocketOutput
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -32,8 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IDLE_TIMEOUT = 10.0
-MAX_CONNECTIONS = 256
+LISTEN_BACKLOG = 256
 
 
 @dataclass
@@ -69,13 +70,25 @@ class Exposition:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Tell whether an Accept-Encoding header allows gzip (and does not refuse it with q=0)."""
+    """Tell whether an Accept-Encoding header allows gzip with a valid q > 0."""
     for part in accept_encoding.split(","):
         token, _, params = part.strip().partition(";")
         if token.strip().lower() in ("gzip", "*"):
-            q = params.strip().lower()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+            return _quality(params) > 0
     return False
+
+
+def _quality(params: str) -> float:
+    """Return the q of `;q=0.5` (1 when absent, 0 when malformed: then no compression)."""
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
 
 
 INDEX = b"""<html><head><title>alloy-runner</title></head><body>
@@ -88,66 +101,70 @@ INDEX = b"""<html><head><title>alloy-runner</title></head><body>
 """
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    # socketserver's default backlog of 5 overflows under a burst of scrapes: the kernel then
-    # drops handshakes, so clients stall for seconds or hang on a connection never accepted.
-    request_queue_size = MAX_CONNECTIONS
+class _Server:
+    """The listening socket and the gate in front of the request handlers."""
 
     def __init__(self, owner: MetricsServer, addr: tuple[str, int], family: int) -> None:
-        self.address_family = family
         self.owner = owner
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(addr, _Handler, bind_and_activate=False)
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and addr[0] == "::":
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+        self._addr = addr
+        self.gate = HeaderGate(self.socket, self._serve, self._tls)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # A flood of connections is refused at the door rather than growing threads without bound.
-        if not self.slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
+    def bind(self) -> None:
+        self.socket.bind(self._addr)
+        # The default backlog of 5 overflows under a burst of scrapes: the kernel then
+        # drops handshakes, so clients stall for seconds.
+        self.socket.listen(LISTEN_BACKLOG)
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.slots.release()
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def _tls(self) -> ssl.SSLContext | None:
         web = self.owner.web
-        if web is None or web.context is None:
-            super().finish_request(request, client_address)
-            return
-        # The handshake runs here, in the connection's own thread, bounded by the idle
-        # timeout: a client that connects and stalls never holds up the accept loop.
-        request.settimeout(IDLE_TIMEOUT)
-        try:
-            tls = web.context.wrap_socket(request, server_side=True)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            log.debug("metrics server: TLS handshake with %s failed: %s", client_address, exc)
-            return
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            self.shutdown_request(tls)
+        return web.context if web is not None else None
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("metrics server: error serving %s", client_address, exc_info=True)
+    def _serve(
+        self, sock: socket.socket, head: bytes, address: Any
+    ) -> tuple[socket.socket, bytes] | None:
+        handler = _Handler(sock, address, self, head)
+        return None if handler.close_connection else (sock, handler.leftover)
+
+    def close(self) -> None:
+        self.socket.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    """Answer one request whose head the gate has read; the gate keeps the connection."""
+
+    server: _Server  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
-    timeout = IDLE_TIMEOUT  # a client that connects and sends nothing is dropped
-    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
-    # client's delayed ACK, which costs ~40 ms a scrape.
-    disable_nagle_algorithm = True
+    # A malformed request line is answered with a status line (http.server's default of
+    # HTTP/0.9 answers it with a bare body) and a plain-text body.
+    default_request_version = "HTTP/1.1"
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
+
+    def __init__(self, sock: socket.socket, address: Any, server: _Server, head: bytes) -> None:
+        self._input = PrefixedInput(head, sock)
+        self.leftover = b""
+        super().__init__(sock, address, server)  # type: ignore[arg-type]
+
+    def setup(self) -> None:
+        self.connection = self.request
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits for the
+        # client's delayed ACK, which costs ~40 ms a scrape.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.rfile = self._input.file
+        self.wfile = SocketOutput(self.connection)  # type: ignore[assignment]
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        if not self.close_connection:
+            self.leftover = self._input.leftover()
+
+    def finish(self) -> None:
+        pass  # the gate owns the socket: it closes it or waits for the next request
 
     def version_string(self) -> str:
         return "alloy-runner"
@@ -172,8 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
             ),
             head=False,
         )
+        self.close_connection = True  # an unread request body must not be taken for a request
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def _serve(self, head: bool) -> None:
         path, _, query = self.path.partition("?")
@@ -292,17 +310,13 @@ class MetricsServer:
         family, host = resolve(self.address)
         server = _Server(self, (host, self.address.port), family)
         try:
-            server.server_bind()
-            server.server_activate()
+            server.bind()
         except OSError as exc:
-            server.server_close()
+            server.close()
             raise AddressError(_bind_error(str(self.address), exc)) from None
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="metrics-server",
-            daemon=True,
+            target=server.gate.serve_forever, name="metrics-server", daemon=True
         )
         self._thread.start()
         return self.bound
@@ -325,12 +339,10 @@ class MetricsServer:
         server, self._server = self._server, None
         if server is None:
             return
-        stopper = threading.Thread(target=server.shutdown, daemon=True)
-        stopper.start()
-        stopper.join(timeout)
-        server.server_close()
+        server.gate.shutdown()
         if self._thread is not None:
             self._thread.join(max(0.0, timeout))
+        server.close()
 
 
 def _bind_error(address: str, exc: OSError) -> str:
