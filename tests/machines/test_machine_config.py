@@ -39,7 +39,7 @@ def test_gitlab_keys_are_read() -> None:
 @pytest.mark.parametrize(
     ("extra", "key", "fragment"),
     [
-        ("IdleCount = -1\n", "runners[0].machine.IdleCount", "an integer >= 0"),
+        ("IdleCount = -1\n", "runners[0].machine.IdleCount", "an integer from 0 to 1000"),
         ("IdleTime = 'long'\n", "runners[0].machine.IdleTime", "a number of seconds"),
         ("MaxBuilds = 1.5\n", "runners[0].machine.MaxBuilds", "an integer"),
         ("MachineOptions = 'x'\n", "runners[0].machine.MachineOptions", "a list of strings"),

@@ -84,7 +84,10 @@ timeout = 2.5
     ("text", "message"),
     [
         ('endpoint = "otel:4318"', "key 'telemetry.otlp.endpoint': expected an http"),
-        ("interval = 0", "key 'telemetry.otlp.interval': expected a number of seconds > 0"),
+        (
+            "interval = 0",
+            "key 'telemetry.otlp.interval': expected a number of seconds > 0 and <= 604800",
+        ),
         ("headers = { a = 1 }", "key 'telemetry.otlp.headers': expected a table of strings"),
     ],
 )

@@ -20,6 +20,7 @@ from alloy_runner.telemetry.web.webconfig import (
     WebAccess,
     WebConfig,
     load_web_access,
+    load_web_config,
     parse_web_config,
     ssl_context,
 )
@@ -354,14 +355,24 @@ def test_wrong_password_is_not_cached() -> None:
 
 
 def test_unknown_user_costs_a_bcrypt_check_too() -> None:
-    """An unknown user is checked against a dummy hash of the same cost, then denied."""
+    """An unknown user is checked against the known hash of the highest cost, then denied.
+
+    The password is bob's own: the check succeeds, and mallory is denied all the same.
+    """
     check = _CountingCheck()
     cost5 = bcrypt.hashpw(b"secret", bcrypt.gensalt(5))
     auth = BasicAuth({"alice": HASH.encode(), "bob": cost5}, checkpw=check)
     assert auth.check(_header("mallory", "secret")) is Verdict.DENIED
     (dummy,) = check.hashes
-    assert dummy not in (HASH.encode(), cost5)
-    assert dummy[4:6] == b"05"  # the highest cost in use
+    assert dummy == cost5  # the highest cost in use; nothing hashed at start-up
+
+
+def test_no_users_means_no_bcrypt_check() -> None:
+    """With no users at all, credentials are denied without spending a check."""
+    check = _CountingCheck()
+    auth = BasicAuth({}, checkpw=check)
+    assert auth.check(_header("mallory", "secret")) is Verdict.DENIED
+    assert check.hashes == []
 
 
 def test_a_good_password_for_another_user_is_denied() -> None:
@@ -447,3 +458,20 @@ def test_open_access_warning() -> None:
     assert open_access_warning("0.0.0.0:9252", everywhere, WebAccess(protected, None, None)) == ""
     empty = _parse("")
     assert open_access_warning("0.0.0.0:9252", everywhere, WebAccess(empty, None, None)) != ""
+
+
+def test_a_list_nested_3000_deep_is_one_error(tmp_path: Path) -> None:
+    """A nesting bomb is a WebConfigError naming the file, not a RecursionError."""
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users: " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(WebConfigError, match="nested too deeply"):
+        load_web_config(path)
+
+
+def test_a_bcrypt_cost_above_14_is_refused_naming_the_user(tmp_path: Path) -> None:
+    """Cost 31 would hang every uncached check (and, before, the start-up): refused at load."""
+    path = tmp_path / "web.yml"
+    hashed = "$2y$31$" + "a" * 53
+    path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    with pytest.raises(WebConfigError, match="alice.*cost 31 is above the maximum of 14"):
+        load_web_config(path)

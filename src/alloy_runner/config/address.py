@@ -11,6 +11,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from alloy_runner.exceptions import AddressError
 
@@ -133,3 +134,17 @@ def resolve(address: ListenAddress) -> tuple[socket.AddressFamily, str]:
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, _, _, _, sockaddr = infos[0]
     return socket.AddressFamily(family), str(sockaddr[0])
+
+
+def is_http_url(url: str) -> bool:
+    """Tell whether `url` is an http(s) URL with a host that parses (no `http://[::1`)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not re.search(r"[\x00-\x20\x7f]", url)
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from alloy_runner.config.address import is_http_url
 from alloy_runner.config.model import (
     DEFAULT_METRICS_SERVER,
     EXECUTORS,
@@ -34,13 +35,25 @@ from alloy_runner.config.paths import (
 from alloy_runner.config.table import Table
 from alloy_runner.exceptions import ConfigError
 
+# Upper bounds of the counts in config.toml: far above any real runner, and low enough that
+# no value makes the process allocate or loop without end (docs/configuration.md).
+MAX_BUILDS = 10_000  # concurrent, limit
+MAX_REQUEST_CONCURRENCY = 100
+MAX_OUTPUT_LIMIT_KB = 1024 * 1024  # 1 GiB of job log
+MAX_IDLE_COUNT = 1_000
+MAX_MACHINE_BUILDS = 1_000_000
+MAX_IDLE_TIME = 30 * 24 * 3600.0
+MAX_SAMPLE_RATE = 1_000
+
 
 def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
     name = table.string("name", default=f"runner-{index}")
+    if not name or _CONTROL.search(name):
+        raise table.error("name", "a name without control characters (newline, NUL, ...)", name)
     executor = ExecutorName(table.string("executor", default="shell", choices=EXECUTORS))
     machine = _machine(table, executor, nested)
     url = table.string("url", default="")
-    if url and not url.startswith(("http://", "https://")):
+    if url and not is_http_url(url):
         raise table.error("url", "an http:// or https:// URL of the coordinator", url)
     token = table.string("token", default="")
     if url and not token:
@@ -52,13 +65,15 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
         tls_ca_file=table.string("tls-ca-file", default=""),
         executor=executor,
         machine=machine,
-        limit=table.integer("limit", 0),
-        request_concurrency=table.integer("request_concurrency", 1, minimum=1),
+        limit=table.integer("limit", 0, maximum=MAX_BUILDS),
+        request_concurrency=table.integer(
+            "request_concurrency", 1, minimum=1, maximum=MAX_REQUEST_CONCURRENCY
+        ),
         builds_dir=_directory(table, "builds_dir", default_builds_dir),
         cache_dir=_directory(table, "cache_dir", default_cache_dir),
         shell=table.string("shell", default="bash", choices=("bash", "sh")),
-        environment=table.strings("environment"),
-        output_limit=table.integer("output_limit", 4096, minimum=1),
+        environment=_environment(table),
+        output_limit=table.integer("output_limit", 4096, minimum=1, maximum=MAX_OUTPUT_LIMIT_KB),
         kill_timeout=table.seconds("kill_timeout", 10.0),
     )
 
@@ -67,6 +82,19 @@ def _directory(table: Table, key: str, default: Callable[[], Path]) -> Path:
     """Return the directory `key` names, `~` expanded, or `default()` when it is not set."""
     value = table.string(key, default="")
     return Path(value).expanduser() if value else default()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _environment(table: Table) -> tuple[str, ...]:
+    entries = table.strings("environment")
+    for entry in entries:
+        name, sep, value = entry.partition("=")
+        if not sep or not _ENV_NAME.fullmatch(name) or "\0" in value:
+            raise table.error("environment", "a list of KEY=VALUE strings", entry)
+    return entries
 
 
 _MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -95,9 +123,9 @@ def _machine(runner: Table, executor: ExecutorName, nested: list[Table]) -> Mach
         machine_driver=driver,
         machine_name=name,
         machine_options=table.strings("MachineOptions"),
-        idle_count=table.integer("IdleCount", 0),
-        idle_time=table.seconds("IdleTime", 0.0),
-        max_builds=table.integer("MaxBuilds", 0),
+        idle_count=table.integer("IdleCount", 0, maximum=MAX_IDLE_COUNT),
+        idle_time=table.seconds("IdleTime", 0.0, maximum=MAX_IDLE_TIME),
+        max_builds=table.integer("MaxBuilds", 0, maximum=MAX_MACHINE_BUILDS),
         autoscaling=tuple(_autoscaling(t) for t in periods),
     )
 
@@ -124,14 +152,14 @@ def _autoscaling(table: Table) -> AutoscalingConfig:
     return AutoscalingConfig(
         periods=periods,
         timezone=timezone,
-        idle_count=table.integer("IdleCount", 0),
-        idle_time=table.seconds("IdleTime", 0.0),
+        idle_count=table.integer("IdleCount", 0, maximum=MAX_IDLE_COUNT),
+        idle_time=table.seconds("IdleTime", 0.0, maximum=MAX_IDLE_TIME),
     )
 
 
 def _otlp(table: Table) -> OtlpConfig:
     endpoint = table.string("endpoint", default="")
-    if endpoint and not endpoint.startswith(("http://", "https://")):
+    if endpoint and not is_http_url(endpoint):
         raise table.error("endpoint", "an http:// or https:// URL", endpoint)
     return OtlpConfig(
         endpoint=endpoint,
@@ -148,7 +176,7 @@ _RESERVED_TAGS = ("service_name",)  # set from application_name
 
 def _profiling(table: Table) -> ProfilingConfig:
     server = table.string("server_address", default="")
-    if server and not server.startswith(("http://", "https://")):
+    if server and not is_http_url(server):
         raise table.error("server_address", "an http:// or https:// URL", server)
     name = table.string("application_name", default="alloy-runner")
     if not name.strip():
@@ -166,8 +194,8 @@ def _profiling(table: Table) -> ProfilingConfig:
     return ProfilingConfig(
         server_address=server,
         application_name=name,
-        sample_rate=table.integer("sample_rate", 100, minimum=1),
-        upload_interval=table.integer("upload_interval", 10, minimum=1),
+        sample_rate=table.integer("sample_rate", 100, minimum=1, maximum=MAX_SAMPLE_RATE),
+        upload_interval=table.integer("upload_interval", 10, minimum=1, maximum=3600),
         tags=tags,
         basic_auth_username=table.string("basic_auth_username", default=""),
         basic_auth_password=table.string("basic_auth_password", default=""),
@@ -182,6 +210,8 @@ def parse_config(text: str, where: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: TOML syntax error: {exc}") from None
+    except RecursionError:  # tomllib recurses per level of nesting
+        raise ConfigError(f"{where}: arrays or tables are nested too deeply") from None
     top = Table(data, where)
     spool = top.string("spool_dir", default="")
     web_config = top.string("metrics_web_config", default="")
@@ -196,8 +226,8 @@ def parse_config(text: str, where: str) -> Config:
         if names.count(name) > 1:
             raise ConfigError(f"{where}: two [[runners]] are named {name!r}; names must be unique")
     config = Config(
-        concurrent=top.integer("concurrent", 1, minimum=1),
-        check_interval=top.seconds("check_interval", 3.0),
+        concurrent=top.integer("concurrent", 1, minimum=1, maximum=MAX_BUILDS),
+        check_interval=top.seconds("check_interval", 3.0, maximum=3600.0),
         log_level=top.string("log_level", default="info", choices=LOG_LEVELS),
         log_format=top.string("log_format", default="text", choices=LOG_FORMATS),
         metrics_server=top.string(

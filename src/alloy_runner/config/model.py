@@ -7,6 +7,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from alloy_runner.config.address import is_http_url
 from alloy_runner.config.paths import default_builds_dir, default_cache_dir, default_spool_dir
 from alloy_runner.exceptions import ConfigError
 
@@ -114,7 +115,7 @@ class ProfilingConfig:
 
     def with_server(self, address: str, where: str) -> ProfilingConfig:
         """Return a copy pushing to `address` (a flag or env value named by `where`; empty: off)."""
-        if address and not address.startswith(("http://", "https://")):
+        if address and not is_http_url(address):
             raise ConfigError(f"{where}: expected an http:// or https:// URL, got {address!r}")
         return replace(self, server_address=address)
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from alloy_runner.exceptions import ConfigError
 
 T = TypeVar("T")
+
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: no timeout or interval of the runner is longer
+
+
+def _finite_within(value: float, minimum: float, maximum: float) -> bool:
+    return math.isfinite(value) and minimum <= value <= maximum
 
 
 class Table:
@@ -45,19 +52,29 @@ class Table:
             return default
         return check(present[0], self._data[present[0]])
 
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+    def integer(self, name: str, default: int, minimum: int = 0, *, maximum: int) -> int:
+        """Return an integer key within [minimum, maximum]: every count has a sane bound."""
+
         def check(key: str, value: object) -> int:
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise self.error(key, f"an integer >= {minimum}", value)
-            return value
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok or not minimum <= value <= maximum:  # type: ignore[operator]
+                raise self.error(key, f"an integer from {minimum} to {maximum}", value)
+            return value  # type: ignore[return-value]
 
         return self.get((name,), default, check)
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, *, maximum: float = MAX_SECONDS) -> float:
+        """Return a finite number of seconds within [0, maximum] (inf and nan are refused)."""
+        return self._seconds(name, default, 0.0, maximum, ">= 0")
+
+    def _seconds(
+        self, name: str, default: float, minimum: float, maximum: float, low: str
+    ) -> float:
         def check(key: str, value: object) -> float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise self.error(key, "a number of seconds >= 0", value)
-            return float(value)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not _finite_within(float(value), minimum, maximum):  # type: ignore[arg-type]
+                raise self.error(key, f"a number of seconds {low} and <= {maximum:g}", value)
+            return float(value)  # type: ignore[arg-type]
 
         return self.get((name,), default, check)
 
@@ -79,13 +96,9 @@ class Table:
 
         return self.get((name,), (), check)
 
-    def positive_seconds(self, name: str, default: float) -> float:
-        def check(key: str, value: object) -> float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise self.error(key, "a number of seconds > 0", value)
-            return float(value)
-
-        return self.get((name,), default, check)
+    def positive_seconds(self, name: str, default: float, *, maximum: float = MAX_SECONDS) -> float:
+        """Return a finite number of seconds within (0, maximum]."""
+        return self._seconds(name, default, math.ulp(0.0), maximum, "> 0")
 
     def string_table(self, name: str) -> tuple[tuple[str, str], ...]:
         def check(key: str, value: object) -> tuple[tuple[str, str], ...]:

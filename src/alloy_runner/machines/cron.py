@@ -90,7 +90,7 @@ def parse_cron(text: str) -> CronExpression:
     weekdays = _values(text, dow, _DOW)
     if 7 in weekdays:
         weekdays = (weekdays - {7}) | {0}
-    return CronExpression(
+    expression = CronExpression(
         text=text,
         seconds=_values(text, second, _SECOND),
         minutes=_values(text, minute, _MINUTE),
@@ -101,6 +101,21 @@ def parse_cron(text: str) -> CronExpression:
         years=None if year in ("*", "?") else _values(text, year, _YEAR),
         any_day=dom in ("*", "?"),
         any_weekday=dow in ("*", "?"),
+    )
+    if _never(expression):
+        raise ConfigError(f"cron expression {text!r}: no month has such a day; it never matches")
+    return expression
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _never(expression: CronExpression) -> bool:
+    """Tell whether the day-of-month and month fields name no date (February 31st)."""
+    if not (expression.any_day or expression.any_weekday):
+        return False  # both restricted: either matches, and every weekday comes round
+    return not any(
+        day <= _MONTH_DAYS[month - 1] for month in expression.months for day in expression.days
     )
 
 

@@ -51,8 +51,8 @@ class BasicAuth:
     a secret of this instance, so a scrape every second costs microseconds. Failures
     are not cached. Uncached checks run at most `concurrency` at a time (bcrypt
     releases the GIL, so cached checks still pass at once); an unknown user is
-    checked against a dummy hash of the highest cost in use, so that it costs as
-    much as a known one.
+    checked against the known hash of the highest cost, so that it costs as much as a
+    known one (and no hash is computed at start-up).
     """
 
     def __init__(
@@ -65,8 +65,8 @@ class BasicAuth:
         checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
     ) -> None:
         self._users = dict(users)
-        cost = max((int(h[4:6]) for h in self._users.values()), default=4)
-        self._dummy = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(cost))
+        # An unknown user is denied whatever the check says; the check only spends the time.
+        self._dummy = max(self._users.values(), key=lambda h: int(h[4:6]), default=None)
         self._secret = secrets.token_bytes(32)
         self._cache: OrderedDict[tuple[str, bytes], None] = OrderedDict()
         self._cache_size = cache_size
@@ -87,10 +87,13 @@ class BasicAuth:
                 self._cache.move_to_end(key)
                 return Verdict.ALLOWED
         hashed = self._users.get(user)
+        against = hashed if hashed is not None else self._dummy
+        if against is None:
+            return Verdict.DENIED
         if not self._slots.acquire(timeout=self._wait):
             return Verdict.BUSY
         try:
-            good = self._checkpw(password, self._dummy if hashed is None else hashed)
+            good = self._checkpw(password, against)
         except ValueError:  # bcrypt refuses passwords over 72 bytes
             good = False
         finally:

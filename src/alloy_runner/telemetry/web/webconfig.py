@@ -107,6 +107,8 @@ _TLS_REFUSED = ("cert", "key", "client_ca", "client_allowed_sans")
 _HTTP_KEYS = ("http2", "headers")
 _EXTENSION_KEYS = ("healthy_without_auth",)
 
+# Cost 14 takes about a second a check on a small machine; every step doubles it.
+MAX_BCRYPT_COST = 14
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
@@ -316,6 +318,12 @@ def _users(top: _Section) -> tuple[tuple[str, bytes], ...]:
             raise section.error(
                 user, "expected a bcrypt hash ($2y$..., as `htpasswd -nbBC 10` makes)"
             )
+        if int(hashed[4:6]) > MAX_BCRYPT_COST:
+            raise section.error(
+                user,
+                f"bcrypt cost {int(hashed[4:6])} is above the maximum of {MAX_BCRYPT_COST} "
+                "(each uncached check would take seconds); use `htpasswd -nbBC 10`",
+            )
         users.append((user, hashed.encode("ascii")))
     return tuple(users)
 
@@ -346,6 +354,8 @@ def parse_web_config(text: str, path: Path) -> WebConfig:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise WebConfigError(f"{path}: YAML syntax error: {problem}{where}") from None
+    except RecursionError:  # the YAML composer recurses per level of nesting
+        raise WebConfigError(f"{path}: lists or maps are nested too deeply") from None
     top = _Section(path, data)
     top.check_keys(_TOP_KEYS, _TOP_REFUSED)
     http = top.section("http_server_config")
