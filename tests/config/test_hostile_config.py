@@ -146,6 +146,8 @@ def test_random_values_load_or_raise_config_error(
 def test_random_text_loads_or_raises_config_error(text: str) -> None:
     """Arbitrary text is a TOML syntax error or a config, never a traceback."""
     try:
-        parse_config(text, "config.toml")
-    except ConfigError:
-        pass
+        config = parse_config(text, "config.toml")
+    except ConfigError as exc:
+        assert str(exc).startswith("config.toml: ")
+    else:
+        assert config.concurrent >= 1

@@ -473,5 +473,5 @@ def test_a_bcrypt_cost_above_14_is_refused_naming_the_user(tmp_path: Path) -> No
     path = tmp_path / "web.yml"
     hashed = "$2y$31$" + "a" * 53
     path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
-    with pytest.raises(WebConfigError, match="alice.*cost 31 is above the maximum of 14"):
+    with pytest.raises(WebConfigError, match=r"alice.*cost 31 is above the maximum of 14"):
         load_web_config(path)
