@@ -389,3 +389,33 @@ def test_a_malformed_job_is_reported_failed_not_left_running(start_fake: StartFa
     run(main)
     assert job.status == "failed"
     assert job.final is not None and job.final["failure_reason"] == "runner_system_failure"
+
+
+def test_malformed_201_answers_back_off_and_log_once(
+    start_fake: StartFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 201 whose body is no job backs off like a server error, with one warning per outage."""
+    fake = start_fake()
+    fake.fail(["bad_201"], endpoints=["request_job"])
+    slow = Backoff(base=0.2, cap=0.4)
+
+    async def main() -> None:
+        source = source_for(fake, backoff=slow)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.5
+        while loop.time() < end:
+            assert await source.request() is None
+            await source.wait_for_jobs(0.05)
+        fake.recover()
+        job = fake.add_job("fine", ["true"])
+        assert (await take(source)).id == job.id
+        await source.aclose()
+
+    with caplog.at_level(logging.INFO, logger="alloy_runner"):
+        run(main)
+    asked = fake.count("request_job")
+    # Without backoff the source asks every check_interval (0.05 s): about 30 times.
+    assert 3 <= asked <= 10, asked
+    warnings = [r for r in caplog.records if "malformed job" in r.getMessage()]
+    assert len(warnings) == 1
+    assert any("answers again" in r.getMessage() for r in caplog.records)

@@ -30,7 +30,7 @@ from tests.support.polling import wait_notified
 
 API = "/api/v4"
 FINAL = ("success", "failed", "canceled")
-FAULTS = ("500", "503", "stall", "reset", "lose_reply")
+FAULTS = ("500", "503", "stall", "reset", "lose_reply", "bad_201")
 IDEMPOTENT = ("patch_trace", "update_job")  # the endpoints a lost reply may be injected on
 
 _ROUTES = (
@@ -519,6 +519,8 @@ class _Handler(QuietHandler):
     def _inject(self, kind: str, stall: float) -> None:
         if kind in ("500", "503"):
             self._send(Reply(int(kind), {"message": f"{kind} fault injected"}))
+        elif kind == "bad_201":  # "created", with a body that is no job object
+            self._send(Reply(201, b"[1, 2]", {"Content-Type": "application/json"}))
         elif kind == "stall":
             time.sleep(stall)
             self.close_connection = True

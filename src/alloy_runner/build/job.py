@@ -283,6 +283,10 @@ class Job:
             raise JobPayloadError("job payload: expected a JSON object")
         info = _get(data, "job_info", dict, {})
         runner_info = _get(data, "runner_info", dict, {})
+        steps = tuple(Step.from_payload(s) for s in _get(data, "steps", list, []))
+        if not any(step.name == "script" and step.script for step in steps):
+            # GitLab always sends one; without it, "success" would claim work that never ran.
+            raise JobPayloadError("job payload: no 'script' step: the job has nothing to run")
         queued = info.get("time_in_queue_seconds")
         return cls(
             id=int(_get(data, "id", int, 0)),
@@ -294,7 +298,7 @@ class Job:
             git_info=GitInfo.from_payload(_get(data, "git_info", dict, {})),
             timeout=int(_get(runner_info, "timeout", int, DEFAULT_TIMEOUT)),
             variables=tuple(Variable.from_payload(v) for v in _get(data, "variables", list, [])),
-            steps=tuple(Step.from_payload(s) for s in _get(data, "steps", list, [])),
+            steps=steps,
             artifacts=tuple(
                 Artifact.from_payload(a) for a in _get(data, "artifacts", list, []) if a
             ),

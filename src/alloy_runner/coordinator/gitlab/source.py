@@ -132,6 +132,9 @@ class GitlabSource:
         if is_transient(status):
             self._request_failed(f"HTTP {status}")
             return None
+        job = self._job_from(response) if status == 201 else None
+        if status == 201 and job is None:
+            return None  # a malformed job backs off as a server error does
         if self._failures:
             log.info("runner %s: the coordinator answers again", self.runner)
             self._failures = 0
@@ -141,8 +144,8 @@ class GitlabSource:
         if self._rejected:
             log.info("runner %s: the coordinator accepts its token again", self.runner)
             self._rejected = False
-        if status == 201:
-            return self._job_from(response)
+        if job is not None:
+            return job
         if status not in (204, 409):  # 409: another request took the job; ask again later
             log.warning(
                 "runner %s: the coordinator answered HTTP %d to a job request", self.runner, status
@@ -150,14 +153,10 @@ class GitlabSource:
         self._next_request_at = began + self._check_interval
         return None
 
-    def _request_failed(self, why: str) -> None:
+    def _request_failed(self, why: str, what: str = "cannot reach the coordinator") -> None:
         self._failures += 1
-        if self._failures == 1:
-            log.warning(
-                "runner %s: cannot reach the coordinator (%s); retrying with backoff",
-                self.runner,
-                why,
-            )
+        if self._failures == 1:  # once per outage; "answers again" ends it
+            log.warning("runner %s: %s (%s); retrying with backoff", self.runner, what, why)
         self._next_request_at = self._clock() + self._backoff.delay(self._failures)
 
     def _token_rejected(self) -> None:
@@ -177,7 +176,7 @@ class GitlabSource:
             data = response.json()
             return Job.from_payload(data)
         except (ValueError, JobPayloadError) as exc:
-            log.error("runner %s: the coordinator sent a malformed job: %s", self.runner, exc)
+            self._request_failed(str(exc), "the coordinator sent a malformed job")
         # The coordinator now counts the job as running here: tell it that it failed.
         if isinstance(data, dict) and isinstance(data.get("id"), int) and data.get("token"):
             job = Job(data["id"], str(data["token"]), "", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -179,3 +180,11 @@ def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
         for variable in payload.get("variables") or []
     ]
     return public
+
+
+def remove_entry(path: Path) -> None:
+    """Remove a spool entry, also one that a hand put there as a directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

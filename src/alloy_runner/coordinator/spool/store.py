@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import time
@@ -41,11 +42,13 @@ from alloy_runner.coordinator.spool.records import (
     pipeline_of,
     pipeline_of_payload,
     public_payload,
+    remove_entry,
     write_json,
 )
 from alloy_runner.exceptions import JobPayloadError
 from alloy_runner.executors.orphans import kill_job_processes
 
+log = logging.getLogger(__name__)
 __all__ = ["PipelineJob", "Spool", "Taken"]
 
 DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
@@ -249,7 +252,9 @@ class Spool:
             (self.dir("work") / str(job_id)).mkdir(exist_ok=True)
             try:
                 job = Job.from_payload(json.loads(running.read_text()))
-            except (ValueError, JobPayloadError) as exc:
+            except (OSError, ValueError, JobPayloadError) as exc:
+                # A directory, unreadable bytes or JSON that is no job: it fails, once, clearly.
+                log.error("job %d: the spool entry %s is not a job: %s", job_id, running, exc)
                 self._append_trace(job_id, f"ERROR: the job's payload is malformed: {exc}\n")
                 self.complete(
                     Taken(Job(job_id, "", "", ""), fd, 0.0),
@@ -288,6 +293,8 @@ class Spool:
         try:
             payload = json.loads(running.read_text())
         except (OSError, ValueError):
+            payload = None
+        if not isinstance(payload, dict):
             payload = {"id": taken.job.id}
         try:
             self._complete(
@@ -342,8 +349,7 @@ class Spool:
             shutil.rmtree(work, ignore_errors=True)
         else:
             work.rename(done)
-        with contextlib.suppress(FileNotFoundError):
-            (self.dir("running") / f"{job_id}.json").unlink()
+        remove_entry(self.dir("running") / f"{job_id}.json")
         with contextlib.suppress(FileNotFoundError):
             (self.dir("cancel") / str(job_id)).unlink()
 

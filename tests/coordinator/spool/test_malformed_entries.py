@@ -1,0 +1,56 @@
+"""Spool entries that are no job end in done/ as failed, once, without a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from alloy_runner.coordinator.spool.store import Spool
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda p: p.mkdir(), "Is a directory"),
+        (lambda p: p.write_text("[1, 2]"), "expected a JSON object"),
+        (lambda p: p.write_text('"text"'), "expected a JSON object"),
+        (lambda p: p.write_bytes(b"\xff\xfe{"), "codec"),
+        (lambda p: p.write_text('{"id": 905}'), "no 'script' step"),
+        (
+            lambda p: p.write_text(json.dumps({"id": 905, "steps": [{"name": "after_script"}]})),
+            "no 'script' step",
+        ),
+    ],
+)
+def test_an_entry_that_is_no_job_fails_as_a_configuration_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, make: object, why: str
+) -> None:
+    """The entry fails with runner_configuration_error and one log line, nothing stays behind."""
+    spool = Spool(tmp_path)
+    spool.ensure()
+    make(spool.dir("pending") / "905.json")  # type: ignore[operator]
+    with caplog.at_level(logging.INFO, logger="alloy_runner"):
+        assert spool.take() is None
+    result = spool.result(905)
+    assert result is not None
+    assert result["status"] == "failed"
+    assert result["failure_reason"] == "runner_configuration_error"
+    assert not any(spool.dir("running").iterdir())
+    assert "malformed" in (spool.dir("done") / "905" / "trace.log").read_text()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and why in lines[0], lines
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_good_entry_after_a_bad_one_is_taken(tmp_path: Path) -> None:
+    """A bad entry does not block the queue behind it."""
+    spool = Spool(tmp_path)
+    spool.ensure()
+    (spool.dir("pending") / "1.json").write_text("[]")
+    good = {"id": 2, "token": "t", "steps": [{"name": "script", "script": ["true"]}]}
+    (spool.dir("pending") / "2.json").write_text(json.dumps(good))
+    taken = spool.take()
+    assert taken is not None and taken.job.id == 2
