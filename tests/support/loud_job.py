@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.support.runner import run_cli
 
-SECRET = "hunter2"
+SECRET = "hunter2-not-short"
 BUSY_FUNCTIONS = frozenset({"JobLog.write", "JobLog.mask", "JobLog._emit"})
 CHUNK = 10_000_000  # bytes printed per round, by default
 OUTPUT_LIMIT_KIB = 4_000_000  # a config's output_limit that a loud job does not reach

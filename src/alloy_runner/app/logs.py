@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
@@ -18,6 +19,24 @@ LEVELS = {
 }
 
 ROOT = "alloy_runner"
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escape_controls(text: str) -> str:
+    """Escape control characters, so that no value can start a forged line of the log."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+class TextFormatter(logging.Formatter):
+    """`TIME LEVEL message`, one line a record: control characters in messages are escaped."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,9 +63,7 @@ def configure(level: str, fmt: str, handlers: tuple[logging.Handler, ...] = ()) 
     if fmt == "json":
         stream.setFormatter(JsonFormatter())
     else:
-        stream.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S")
-        )
+        stream.setFormatter(TextFormatter())
     logger.addHandler(stream)
     for handler in handlers:
         logger.addHandler(handler)

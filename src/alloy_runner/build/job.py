@@ -73,13 +73,16 @@ class Variable:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Variable:
-        return cls(
+        variable = cls(
             key=str(_get(data, "key", str, "")),
             value=str(_get(data, "value", (str, int, float), "")),
             public=bool(data.get("public", True)),
             masked=bool(data.get("masked", False)),
             file=bool(data.get("file", False)),
         )
+        if problem := variable_problem(variable.key, variable.value):
+            raise JobPayloadError(f"job payload: {problem}")
+        return variable
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,18 @@ class Variable:
             "masked": self.masked,
             "file": self.file,
         }
+
+
+MIN_MASKED_LENGTH = 8  # GitLab refuses to mask shorter values: they would mask common letters
+
+
+def variable_problem(key: str, value: str) -> str | None:
+    """Return why `key=value` cannot be a process's environment entry, or None if it can."""
+    if not key or "=" in key or "\0" in key:
+        return f"variable {key!r}: a name must be non-empty, without '=' or NUL"
+    if "\0" in value:
+        return f"variable {key}: its value holds a NUL byte"
+    return None
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +18,7 @@ from alloy_runner.build.ports import NoMetrics
 from alloy_runner.build.states import BuildStage, BuildState
 from alloy_runner.config.model import exec_runner
 from alloy_runner.executors.shell import ShellExecutor
+from alloy_runner.pipeline.checks import check_pipeline, check_variables
 from alloy_runner.pipeline.ci_yaml import load_pipeline
 from alloy_runner.pipeline.submit import git_info_of, plan_jobs, select
 
@@ -23,12 +27,28 @@ if TYPE_CHECKING:
     from alloy_runner.build.job import Artifact, Dependency, Job, Variable
     from alloy_runner.build.joblog import Sink
 
+EXEC_RUNNER = "exec"
+EXIT_SIGPIPE = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
+
+
+def _silence_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
 
 class ExecSource:
-    """The JobSource of `exec`: the log goes to stdout, nothing goes anywhere else."""
+    """The JobSource of `exec`: the log goes to stdout, nothing goes anywhere else.
 
-    def __init__(self) -> None:
+    When stdout fails (a closed pipe, a full disk), `on_output_error` is told once
+    and the rest of the log is dropped: `exec` then cancels the job.
+    """
+
+    def __init__(self, on_output_error: Callable[[OSError], None] = lambda _e: None) -> None:
         self.artifacts: list[Path] = []
+        self.output_error: OSError | None = None
+        self._on_output_error = on_output_error
 
     async def request(self) -> Job | None:
         return None
@@ -43,8 +63,15 @@ class ExecSource:
         out = sys.stdout.buffer
 
         def write(data: bytes) -> None:
-            out.write(data)
-            out.flush()
+            if self.output_error is not None:
+                return
+            try:
+                out.write(data)
+                out.flush()
+            except OSError as exc:
+                self.output_error = exc
+                _silence_stdout()  # the interpreter's own flush at exit would fail again
+                self._on_output_error(exc)
 
         return write
 
@@ -102,6 +129,8 @@ def exec_job(
 ) -> int:
     """Run the job called `name`; return 0 when it succeeds, 1 when it does not."""
     spec = load_pipeline(file)
+    check_pipeline(spec, str(file))
+    check_variables(variables)
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     project_dir = file.resolve().parent
@@ -119,15 +148,28 @@ def exec_job(
         job = dataclasses.replace(job, timeout=timeout)
     runner = exec_runner(builds_dir)
     paths = BuildPaths(builds_root=runner.builds_dir, cache_root=runner.cache_dir)
+    source = ExecSource(lambda _exc: build.cancel())
     build = Build(
         job,
         runner,
         executor=ShellExecutor(runner.shell, runner.kill_timeout),
-        source=ExecSource(),
+        source=source,
         metrics=Progress(),
         paths=paths,
     )
     result = asyncio.run(_run(build))
+    if source.output_error is not None:
+        return _output_failed(source.output_error)
     reason = f" ({result.failure_reason.value})" if result.failure_reason else ""
     print(f"job {name}: {result.state.value}{reason} in {result.duration:.2f}s", file=sys.stderr)
     return 0 if result.state is BuildState.SUCCESS else 1
+
+
+def _output_failed(exc: OSError) -> int:
+    """Exit as a writer to a closed pipe would (silently, 141), or with one line (exit 1)."""
+    if exc.errno == errno.EPIPE:
+        return EXIT_SIGPIPE
+    print(
+        f"alloy-runner: error: cannot write the job log to stdout: {exc.strerror}", file=sys.stderr
+    )
+    return 1

@@ -56,14 +56,18 @@ def submit(
     from alloy_runner.coordinator.spool.records import SpoolStatus
     from alloy_runner.coordinator.spool.store import Spool
     from alloy_runner.pipeline import submit as submitting
+    from alloy_runner.pipeline.checks import check_pipeline, check_variables
     from alloy_runner.pipeline.ci_yaml import load_pipeline
 
     spec = load_pipeline(file)
+    check_pipeline(spec, str(file))
+    extra = variables(plain, masked)
+    check_variables(extra)
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
     the_spool = Spool(spool_dir(spool, config_path))
     pipeline_id, planned = submitting.submit(
-        the_spool, spec, file.resolve().parent, names=jobs, variables=variables(plain, masked)
+        the_spool, spec, file.resolve().parent, names=jobs, variables=extra
     )
     if not as_json:
         click.echo(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")

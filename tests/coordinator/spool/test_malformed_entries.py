@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from alloy_runner.cli import main
 from alloy_runner.coordinator.spool.store import Spool
 
 
@@ -54,3 +55,18 @@ def test_a_good_entry_after_a_bad_one_is_taken(tmp_path: Path) -> None:
     (spool.dir("pending") / "2.json").write_text(json.dumps(good))
     taken = spool.take()
     assert taken is not None and taken.job.id == 2
+
+
+def test_the_spool_is_private_to_its_owner(tmp_path: Path) -> None:
+    """Directories are 0700 and job files 0600, also in a spool an older version made 0755."""
+    root = tmp_path / "spool"
+    (root / "pending").mkdir(parents=True)
+    (root / "pending").chmod(0o755)
+    ci = tmp_path / ".alloy-ci.yml"
+    ci.write_text("build:\n  script: [echo hi]\n")
+    main(["submit", "--file", str(ci), "--spool", str(root), "--masked-var", "TOKEN=secret-value"])
+    for path in (root, *(root / name for name in ("pending", "running", "waiting", "done"))):
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    (entry,) = (root / "pending").iterdir()
+    assert "secret-value" in entry.read_text()
+    assert entry.stat().st_mode & 0o777 == 0o600

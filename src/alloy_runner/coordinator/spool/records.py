@@ -146,10 +146,25 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+PRIVATE_FILE = 0o600  # a job payload can hold masked variables in plain text
+PRIVATE_DIR = 0o700
+
+
+def make_private_dir(path: Path) -> None:
+    """Make `path` a directory only its owner can enter (also one an older version made)."""
+    path.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    status = path.stat()
+    if status.st_mode & 0o077 and status.st_uid == os.geteuid():
+        path.chmod(PRIVATE_DIR)
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` to `path` atomically: readers see the old file or the whole new one."""
+    """Write `data` to `path` atomically (readers see the old file or the whole new one),
+    readable by its owner only."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data, indent=1))
     tmp.rename(path)
 
 

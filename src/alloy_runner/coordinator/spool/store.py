@@ -32,6 +32,7 @@ from alloy_runner.build.job import Job
 from alloy_runner.build.states import FailureReason
 from alloy_runner.config.model import SpoolRecovery
 from alloy_runner.coordinator.spool.records import (
+    PRIVATE_DIR,
     Cancellation,
     CancelResult,
     JobResult,
@@ -39,6 +40,7 @@ from alloy_runner.coordinator.spool.records import (
     RecoveryOutcome,
     SpoolStatus,
     Taken,
+    make_private_dir,
     pipeline_of,
     pipeline_of_payload,
     public_payload,
@@ -83,8 +85,10 @@ class Spool:
         return self.root / name
 
     def ensure(self) -> None:
-        for name in DIRS:
-            (self.root / name).mkdir(parents=True, exist_ok=True)
+        """Make the spool's directories, private to their owner (jobs can hold secrets)."""
+        self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        for name in ("", *DIRS):
+            make_private_dir(self.root / name)
 
     # --- submit side ---------------------------------------------------------------------
 
