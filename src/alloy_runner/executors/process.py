@@ -36,7 +36,9 @@ async def run_process_group(
     `kill_timeout` seconds; whatever is left in the group is killed at the end.
     `stdin`, when given, is written to the process and then closed.
     """
-    proc = await asyncio.create_subprocess_exec(
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _ExitProtocol(loop),
         *argv,
         cwd=cwd,
         env=dict(env),
@@ -45,10 +47,11 @@ async def run_process_group(
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
     assert proc.stdout is not None
     reader = asyncio.create_task(_pump(proc.stdout, output))
     feeder = asyncio.create_task(_feed(proc.stdin, stdin)) if stdin is not None else None
-    waiter = asyncio.create_task(proc.wait())
+    waiter = asyncio.create_task(protocol.wait_exited())
     canceled = asyncio.create_task(cancel.wait())
     try:
         done, _ = await asyncio.wait(
@@ -71,10 +74,32 @@ async def run_process_group(
         if not waiter.done():
             signal_group(proc.pid, signal.SIGKILL)
             await waiter
+        # Our end of the pipe: a process that left the session may still hold the other end.
+        transport.close()
     return ScriptResult(outcome, proc.returncode)
 
 
-async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task[int], grace: float) -> None:
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The protocol of `asyncio.create_subprocess_exec`, telling when the process exits.
+
+    `Process.wait()` returns only once every pipe is closed too (Python 3.11), so a
+    background process that left the session with our stdout would hold the step
+    open for as long as it lives; the step ends when its own process exits.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=READ_SIZE, loop=loop)
+        self._exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self._exited.set()
+
+    async def wait_exited(self) -> None:
+        await self._exited.wait()
+
+
+async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task[None], grace: float) -> None:
     signal_group(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(asyncio.shield(waiter), grace)

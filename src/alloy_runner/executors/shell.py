@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alloy_runner.build.states import ExecutorStage
 from alloy_runner.executors.base import ScriptResult, Workspace
+from alloy_runner.executors.orphans import ENV_KEY, kill_job_processes
 from alloy_runner.executors.process import run_process_group
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class ShellExecutor:
         self._shell = shell
         self._kill_timeout = kill_timeout
         self._tmp: Path | None = None
+        self._job_url: str | None = None  # the marker in the environment of every job process
 
     async def prepare(
         self, workspace_hint: Path, set_stage: Callable[[ExecutorStage], None]
@@ -47,6 +49,7 @@ class ShellExecutor:
         timeout: float | None,
         cancel: asyncio.Event,
     ) -> ScriptResult:
+        self._job_url = env.get(ENV_KEY, self._job_url)
         path = workspace.tmp_dir / "script.sh"
         path.write_text(script)
         # bash reads no startup files; dash (sh on Debian) has no such options and reads none.
@@ -63,6 +66,13 @@ class ShellExecutor:
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:
         set_stage(ExecutorStage.CLEANUP)
+        job_url, self._job_url = self._job_url, None
+        if job_url is not None:
+            # A process that left the script's session (`setsid cmd &`) outlives its group:
+            # it still carries the job's marker, so it is found and stopped here.
+            stopped = await asyncio.to_thread(kill_job_processes, job_url)
+            if stopped:
+                log.info("job %s: stopped %d process(es) it left running", job_url, stopped)
         tmp, self._tmp = self._tmp, None
         if tmp is not None:
             await asyncio.to_thread(_remove_tree, tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -74,3 +75,27 @@ def test_a_full_stdout_is_one_line_and_exit_1(project: Path) -> None:
     assert errors == [
         "alloy-runner: error: cannot write the job log to stdout: No space left on device"
     ]
+
+
+def test_a_process_that_left_the_session_is_stopped_when_the_job_ends(tmp_path: Path) -> None:
+    """`setsid sleep &` escapes the script's process group; the job's marker still finds it."""
+    duration = f"{300 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    (tmp_path / ".alloy-ci.yml").write_text(
+        f"orphan:\n  script:\n    - (setsid sleep {duration} &)\n    - echo left one behind\n"
+    )
+    done = subprocess.run(
+        [ALLOY_RUNNER, "exec", "shell", "orphan", "--builds-dir", str(tmp_path / "builds")],
+        cwd=tmp_path,
+        env=runner_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "left one behind" in done.stdout
+    left = subprocess.run(
+        ["pgrep", "-f", f"sleep {duration}"], capture_output=True, text=True, check=False
+    )
+    assert left.stdout == "", f"still running: {left.stdout}"
