@@ -89,6 +89,7 @@ class Build:
         self.trace = JobLog(
             (*job.masked_values, *([job.token] if job.token else [])),
             runner.output_limit * 1024,
+            on_sink_error=self._log_failed,
         )
 
     # --- what others see -------------------------------------------------------------
@@ -112,6 +113,11 @@ class Build:
         self._stop.set()
         if state is BuildState.TERMINATED:
             self._terminate.set()
+
+    def _log_failed(self, exc: OSError) -> None:
+        """The job's log cannot be written (a full disk): the job fails as a system failure."""
+        log.error("job %d: its log cannot be written (%s); the job fails", self.job.id, exc)
+        self.cancel(BuildState.FAILED)
 
     def _set_executor_stage(self, stage: ExecutorStage) -> None:
         self.executor_stage = stage

@@ -25,12 +25,19 @@ class JobLog:
     start of a secret.
     """
 
-    def __init__(self, masked: Sequence[str], limit: int, sinks: Sequence[Sink] = ()) -> None:
+    def __init__(
+        self,
+        masked: Sequence[str],
+        limit: int,
+        sinks: Sequence[Sink] = (),
+        on_sink_error: Callable[[OSError], None] = lambda _exc: None,
+    ) -> None:
         self._secrets = sorted({value.encode() for value in masked if value}, key=len, reverse=True)
         self._hold = max((len(secret) for secret in self._secrets), default=1) - 1
         self._pending = b""
         self._limit = limit
         self._sinks = list(sinks)
+        self._on_sink_error = on_sink_error
         self.size = 0
         self.truncated = False
         self.closed = False
@@ -75,5 +82,9 @@ class JobLog:
             data = data[: max(room, 0)] + limit_message(self._limit)
             self.truncated = True
         self.size += len(data)
-        for sink in self._sinks:
-            sink(data)
+        for sink in list(self._sinks):
+            try:
+                sink(data)
+            except OSError as exc:  # a full disk, a closed pipe: that sink gets no more
+                self._sinks.remove(sink)
+                self._on_sink_error(exc)

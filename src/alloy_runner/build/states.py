@@ -74,6 +74,7 @@ STOP_FAILURE = {
     BuildState.CANCELED: FailureReason.JOB_CANCELED,
     BuildState.TERMINATED: FailureReason.RUNNER_INTERRUPTED,
     BuildState.TIMEDOUT: FailureReason.JOB_EXECUTION_TIMEOUT,
+    BuildState.FAILED: FailureReason.RUNNER_SYSTEM_FAILURE,  # the runner cannot go on (disk full)
 }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import errno
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,10 +20,11 @@ if TYPE_CHECKING:
     from alloy_runner.build.job import Artifact, Dependency, Job
     from alloy_runner.build.joblog import Sink
 
-POLL_INTERVAL = (
-    0.025  # seconds between looks at pending/ while idle: pickup stays well under 100 ms
-)
+# Seconds between looks at pending/ while idle: pickup stays well under 100 ms.
+POLL_INTERVAL = 0.025
 CANCEL_POLL_INTERVAL = 0.2
+
+log = logging.getLogger(__name__)
 
 
 class SpoolSource:
@@ -32,9 +36,19 @@ class SpoolSource:
         self._poll = poll_interval
         self._taken: dict[int, Taken] = {}
         self._traces: dict[int, IO[bytes]] = {}
+        self._unwritable = False
 
     async def request(self) -> Job | None:
-        taken = self.spool.take()
+        try:
+            taken = self.spool.take()
+        except OSError as exc:  # a full disk: wait until there is room, saying so once
+            if not self._unwritable:
+                log.error("runner %s: cannot take jobs from the spool: %s", self.runner, exc)
+            self._unwritable = True
+            return None
+        if self._unwritable:
+            log.info("runner %s: the spool is writable again", self.runner)
+            self._unwritable = False
         if taken is None:
             return None
         self._taken[taken.job.id] = taken
@@ -56,12 +70,20 @@ class SpoolSource:
         return self.spool.job_url(job.id)
 
     def trace_sink(self, job: Job) -> Sink:
-        handle = open(self.spool.trace_path(job.id), "ab")  # noqa: SIM115 - closed in finish()
+        # Unbuffered: each write is on disk when it returns, and a failed one leaves no bytes
+        # behind in a buffer to surface later, after the line that says the disk is full.
+        handle = open(self.spool.trace_path(job.id), "ab", buffering=0)  # noqa: SIM115
         self._traces[job.id] = handle
 
         def write(data: bytes) -> None:
-            handle.write(data)
-            handle.flush()
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[handle.write(view) or 0 :]
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    _say_disk_full(handle)
+                raise
 
         return write
 
@@ -91,7 +113,8 @@ class SpoolSource:
     async def finish(self, job: Job, result: BuildResult) -> None:
         handle = self._traces.pop(job.id, None)
         if handle is not None:
-            handle.close()
+            with contextlib.suppress(OSError):
+                handle.close()
         taken = self._taken.pop(job.id)
         await asyncio.to_thread(
             lambda: self.spool.complete(
@@ -103,3 +126,18 @@ class SpoolSource:
                 runner=self.runner,
             )
         )
+
+
+DISK_FULL_ROOM = 64 * 1024  # bytes of the log's tail given up to say why it ends
+DISK_FULL = (
+    b"\nERROR: the disk is full (No space left on device): the job's log ends here, and the "
+    b"job fails (runner_system_failure)\n"
+)
+
+
+def _say_disk_full(handle: IO[bytes]) -> None:
+    """Give up the log's last 64 KiB so that the line saying why it ends (and the result) fit."""
+    with contextlib.suppress(OSError):
+        fd = handle.fileno()
+        os.ftruncate(fd, max(0, os.fstat(fd).st_size - DISK_FULL_ROOM))
+        os.write(fd, DISK_FULL)

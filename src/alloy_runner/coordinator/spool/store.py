@@ -253,7 +253,12 @@ class Spool:
             except FileNotFoundError:
                 os.close(fd)
                 continue
-            (self.dir("work") / str(job_id)).mkdir(exist_ok=True)
+            try:
+                (self.dir("work") / str(job_id)).mkdir(exist_ok=True)
+            except OSError:  # a full disk: the job goes back, untouched, for a later try
+                running.rename(pending)
+                os.close(fd)
+                raise
             try:
                 job = Job.from_payload(json.loads(running.read_text()))
             except (OSError, ValueError, JobPayloadError) as exc:
