@@ -10,6 +10,9 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alloy_runner.app.daemon import open_access_warning
 from alloy_runner.config.address import parse_address
@@ -475,3 +478,55 @@ def test_a_bcrypt_cost_above_14_is_refused_naming_the_user(tmp_path: Path) -> No
     path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
     with pytest.raises(WebConfigError, match=r"alice.*cost 31 is above the maximum of 14"):
         load_web_config(path)
+
+
+_YAML_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+)
+_YAML_VALUES = st.recursive(
+    _YAML_SCALARS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(max_size=12), children, max_size=4),
+    ),
+    max_leaves=12,
+)
+_WEB_KEYS = st.sampled_from(
+    [
+        "tls_server_config",
+        "http_server_config",
+        "basic_auth_users",
+        "alloy_runner",
+        "cert_file",
+        "key_file",
+        "client_auth_type",
+        "min_version",
+        "headers",
+        "healthy_without_auth",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_WEB_KEYS, _YAML_VALUES | st.dictionaries(_WEB_KEYS, _YAML_VALUES)))
+def test_random_web_configs_load_or_raise_web_config_error(data: dict[str, object]) -> None:
+    """Whatever the file holds, loading gives a WebConfig or a one-line WebConfigError."""
+    text = yaml.safe_dump(data)
+    try:
+        parse_web_config(text, Path("/nonexistent/web.yml"))
+    except WebConfigError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_is_a_web_config_or_one_error(text: str) -> None:
+    """Arbitrary text, broken YAML included, never raises anything but WebConfigError."""
+    try:
+        parse_web_config(text, Path("/nonexistent/web.yml"))
+    except WebConfigError as exc:
+        assert "\n" not in str(exc)
