@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -203,3 +204,23 @@ def remove_entry(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def lock_entry(path: Path) -> int | None:
+    """Open `path` and take its flock without waiting; None if it is gone or held."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def entry_job_id(path: Path) -> int | None:
+    """Return the job id of a spool entry's name (`12.json` -> 12), or None."""
+    stem = path.name.removesuffix(".json")
+    return int(stem) if stem.isdigit() else None

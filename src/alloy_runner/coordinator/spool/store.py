@@ -40,6 +40,8 @@ from alloy_runner.coordinator.spool.records import (
     RecoveryOutcome,
     SpoolStatus,
     Taken,
+    entry_job_id,
+    lock_entry,
     make_private_dir,
     pipeline_of,
     pipeline_of_payload,
@@ -54,25 +56,6 @@ log = logging.getLogger(__name__)
 __all__ = ["PipelineJob", "Spool", "Taken"]
 
 DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
-
-
-def _lock(path: Path) -> int | None:
-    """Open `path` and take its flock without waiting; None if it is gone or held."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _job_id(path: Path) -> int | None:
-    stem = path.name.removesuffix(".json")
-    return int(stem) if stem.isdigit() else None
 
 
 class Spool:
@@ -208,11 +191,11 @@ class Spool:
         self, path: Path, status: SpoolStatus, reason: FailureReason | None, why: str
     ) -> bool:
         """Move a job that never ran straight to done/; False if another process got it."""
-        fd = _lock(path)
+        fd = lock_entry(path)
         if fd is None:
             return False
         try:
-            job_id = _job_id(path)
+            job_id = entry_job_id(path)
             work = self.dir("work") / str(job_id)
             try:
                 path.rename(self.dir("running") / path.name)
@@ -236,14 +219,14 @@ class Spool:
     # --- runner side ---------------------------------------------------------------------
 
     def pending_ids(self) -> list[int]:
-        ids = (_job_id(Path(e.name)) for e in os.scandir(self.dir("pending")))
+        ids = (entry_job_id(Path(e.name)) for e in os.scandir(self.dir("pending")))
         return sorted(i for i in ids if i is not None)
 
     def take(self) -> Taken | None:
         """Take the oldest pending job that no other runner is taking."""
         for job_id in self.pending_ids():
             pending = self.dir("pending") / f"{job_id}.json"
-            fd = _lock(pending)
+            fd = lock_entry(pending)
             if fd is None:
                 continue
             try:
@@ -367,10 +350,10 @@ class Spool:
         recovered = []
         for entry in sorted(os.scandir(self.dir("running")), key=lambda e: e.name):
             path = Path(entry.path)
-            job_id = _job_id(path)
+            job_id = entry_job_id(path)
             if job_id is None:
                 continue
-            fd = _lock(path)
+            fd = lock_entry(path)
             if fd is None:
                 continue  # a live runner holds it
             if (self.dir("done") / str(job_id)).exists():
