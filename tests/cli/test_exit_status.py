@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
-import errno
+import contextlib
 import importlib
+import os
 import pkgutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -138,18 +140,23 @@ def test_a_spool_that_cannot_be_made_exits_1(
     assert_one_error_line(ran, EXIT_FAILURE, "Not a directory")
 
 
-def test_a_full_disk_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Writing the spool fails with ENOSPC: one line naming it, exit 1."""
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_full_disk_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Writing the spool fails with ENOSPC on a real full file system: one line, exit 1."""
     (tmp_path / ".alloy-ci.yml").write_text(PIPELINE)
-
-    def full(self: Path, *_args: object, **_kwargs: object) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
-
-    monkeypatch.setattr(Path, "write_text", full)
-    file, spool = str(tmp_path / ".alloy-ci.yml"), str(tmp_path / "spool")
-    ran = run_main(capsys, "submit", "--file", file, "--spool", spool)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        (disk / "spool" / "pending").mkdir(parents=True)
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as filler:
+            while True:
+                filler.write(b"x" * 4096)
+                filler.flush()
+        file, spool = str(tmp_path / ".alloy-ci.yml"), str(disk / "spool")
+        ran = run_main(capsys, "submit", "--file", file, "--spool", spool)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
     assert_one_error_line(ran, EXIT_FAILURE, "No space left on device")
 
 

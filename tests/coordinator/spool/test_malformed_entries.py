@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from alloy_runner.build.states import FailureReason
 from alloy_runner.cli import main
 from alloy_runner.coordinator.spool.store import Spool
 
@@ -37,8 +38,8 @@ def test_an_entry_that_is_no_job_fails_as_a_configuration_error(
         assert spool.take() is None
     result = spool.result(905)
     assert result is not None
-    assert result["status"] == "failed"
-    assert result["failure_reason"] == "runner_configuration_error"
+    assert result.status == "failed"
+    assert result.failure_reason is FailureReason.RUNNER_CONFIGURATION_ERROR
     assert not any(spool.dir("running").iterdir())
     assert "malformed" in (spool.dir("done") / "905" / "trace.log").read_text()
     lines = [r.getMessage() for r in caplog.records]
