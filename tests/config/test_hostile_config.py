@@ -29,7 +29,7 @@ MACHINE = (
         ("concurrent = 100000000000\n", "concurrent", "from 1 to 10000"),
         (RUNNER + "request_concurrency = 100000000000\n", "request_concurrency", "from 1 to 100"),
         (RUNNER + "limit = 10001\n", "limit", "from 0 to 10000"),
-        (RUNNER + "output_limit = 10000000000\n", "output_limit", "from 1 to 1048576"),
+        (RUNNER + "output_limit = 10000000000\n", "output_limit", "from 1 to 16777216"),
         (RUNNER + "kill_timeout = inf\n", "kill_timeout", "seconds >= 0"),
         (RUNNER + "kill_timeout = nan\n", "kill_timeout", "seconds >= 0"),
         (RUNNER + "kill_timeout = 1e400\n", "kill_timeout", "seconds >= 0"),

@@ -39,7 +39,7 @@ from alloy_runner.exceptions import ConfigError
 # no value makes the process allocate or loop without end (docs/configuration.md).
 MAX_BUILDS = 10_000  # concurrent, limit
 MAX_REQUEST_CONCURRENCY = 100
-MAX_OUTPUT_LIMIT_KB = 1024 * 1024  # 1 GiB of job log
+MAX_OUTPUT_LIMIT_KB = 16 * 1024 * 1024  # 16 GiB of job log: a counter, nothing is allocated
 MAX_IDLE_COUNT = 1_000
 MAX_MACHINE_BUILDS = 1_000_000
 MAX_IDLE_TIME = 30 * 24 * 3600.0
