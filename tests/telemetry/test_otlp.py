@@ -36,15 +36,15 @@ def test_the_environment_wins_over_the_file() -> None:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
         "OTEL_EXPORTER_OTLP_HEADERS": "a=2,b=3",
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "7",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "7000",
     }
     targets = resolve(OtlpConfig(endpoint="http://file:4318", headers=(("a", "1"),)), env)
     assert targets.metrics is not None
     assert targets.metrics.endpoint == "http://env:4318/v1/metrics"
     assert targets.metrics.headers == {"a": "2", "b": "3"}
-    # None: the SDK reads its own variable for these.
-    assert targets.interval is None
-    assert targets.metrics.timeout is None
+    # Milliseconds, as the specification says (the Python exporters would read seconds).
+    assert targets.interval == 5.0
+    assert targets.metrics.timeout == 7.0
 
 
 def test_a_signal_endpoint_alone_enables_only_that_signal() -> None:

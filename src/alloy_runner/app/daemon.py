@@ -29,7 +29,8 @@ from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
 from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
 from alloy_runner.telemetry.metrics.runtime import install_runtime
 from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource
-from alloy_runner.telemetry.otlp.targets import resolve, start_otlp
+from alloy_runner.telemetry.otlp.pipeline import start_otlp
+from alloy_runner.telemetry.otlp.targets import resolve
 from alloy_runner.telemetry.profiling.continuous import (
     ContinuousProfiler,
     DebugProfiles,
@@ -281,9 +282,10 @@ def prepare(config: Config) -> Daemon:
         resource=otlp.resource,
         extra_readers=otlp.readers,
         tracer_provider=otlp.tracer_provider,
+        exemplar_filter=otlp.targets.exemplar_filter,
     )
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
-    if otlp.targets.enabled:
+    if otlp.targets.enabled or otlp.targets.disabled:
         log.info("%s", otlp.targets.summary())
     spool, slots = _runner_slots(config, ApiTelemetry(telemetry))
     registry = BuildRegistry()

@@ -388,4 +388,4 @@ class Build:
             job_url=self.source.job_url(self.job),
             environment=self.runner_config.environment,
         )
-        return job_environment(self.job, place, workspace, self._span.traceparent())
+        return job_environment(self.job, place, workspace, self._span.context_variables())

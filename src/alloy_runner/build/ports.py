@@ -60,6 +60,10 @@ class JobSpan(Protocol):
     def traceparent(self) -> str | None:
         """Return the W3C `traceparent` of the job's span for its scripts (None: none)."""
 
+    def context_variables(self) -> dict[str, str]:
+        """Return the variables that carry the job's trace context to its scripts, by the
+        configured propagators (TRACEPARENT, TRACESTATE, BAGGAGE...); {} without tracing."""
+
 
 class BuildTracer(Protocol):
     """Start the trace of a job when a runner begins to run it."""
@@ -82,6 +86,9 @@ class NoJobSpan:
 
     def traceparent(self) -> str | None:
         return None
+
+    def context_variables(self) -> dict[str, str]:
+        return {}
 
 
 class NoTracer:

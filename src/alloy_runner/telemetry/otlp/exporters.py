@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics.export import MetricExportResult
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
     from alloy_runner.telemetry.otlp.targets import ExportHealth, Signal
+
+
+def http_options(signal: Signal) -> dict[str, Any]:
+    """Return the OTLP/HTTP exporter's arguments for `signal`, TLS files and compression too."""
+    return {
+        "endpoint": signal.endpoint,
+        "headers": signal.headers,
+        "timeout": signal.timeout,
+        "certificate_file": signal.tls.certificate,
+        "client_certificate_file": signal.tls.client_certificate,
+        "client_key_file": signal.tls.client_key,
+        "compression": Compression(signal.compression) if signal.compression else None,
+    }
 
 
 def reason(error: BaseException) -> str:
@@ -59,10 +73,8 @@ class GuardedMetricExporter(OTLPMetricExporter):
     def __init__(self, signal: Signal, health: ExportHealth) -> None:
         self._session = WatchedSession()
         super().__init__(
-            endpoint=signal.endpoint,
-            headers=signal.headers,
-            timeout=signal.timeout,
             session=self._session,
+            **http_options(signal),
         )
         self.health = health
 
@@ -91,10 +103,8 @@ class GuardedSpanExporter(OTLPSpanExporter):
     def __init__(self, signal: Signal, health: ExportHealth) -> None:
         self._session = WatchedSession()
         super().__init__(
-            endpoint=signal.endpoint,
-            headers=signal.headers,
-            timeout=signal.timeout,
             session=self._session,
+            **http_options(signal),
         )
         self.health = health
 

@@ -1,0 +1,130 @@
+"""The OTLP side of one process: metric readers and a tracer provider, as `OtlpTargets` asks.
+
+The same instruments that feed `/metrics` are pushed by further readers on
+the one MeterProvider, so nothing is counted twice. Nothing here is imported
+by a process that pushes nothing: the exporters (requests, protobuf, grpc)
+are the heaviest imports there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from alloy_runner.telemetry.otlp import settings
+from alloy_runner.telemetry.otlp.targets import (
+    MAX_QUEUED_SPANS,
+    MAX_SPANS_PER_EXPORT,
+    ExportHealth,
+    OtlpTargets,
+    Signal,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from alloy_runner.build.ports import BuildTracer
+
+
+@dataclass
+class OtlpPipeline:
+    """The OTLP side of one process: metric readers and a tracer provider, each optional."""
+
+    targets: OtlpTargets
+    resource: Resource
+    readers: tuple[MetricReader, ...] = ()
+    tracer_provider: TracerProvider | None = None
+    propagator: TextMapPropagator | None = None
+    span_processors: list[SpanProcessor] = field(default_factory=list)
+
+    def build_tracer(self, version: str) -> BuildTracer | None:
+        """Return the tracer for builds, or None when traces go nowhere."""
+        if self.tracer_provider is None:
+            return None
+        from alloy_runner.telemetry.otlp.tracing import JobTracer
+
+        return JobTracer(self.tracer_provider, version, propagator=self.propagator)
+
+
+def metric_exporter(signal: Signal) -> MetricExporter:
+    """Return the guarded OTLP metric exporter of `signal`'s protocol."""
+    health = ExportHealth("metrics", signal.endpoint)
+    health.install()
+    if signal.protocol == settings.GRPC:
+        from alloy_runner.telemetry.otlp.exporters_grpc import GuardedGrpcMetricExporter
+
+        return GuardedGrpcMetricExporter(signal, health)
+    from alloy_runner.telemetry.otlp.exporters import GuardedMetricExporter
+
+    return GuardedMetricExporter(signal, health)
+
+
+def span_exporter(signal: Signal) -> SpanExporter:
+    """Return the guarded OTLP span exporter of `signal`'s protocol."""
+    health = ExportHealth("traces", signal.endpoint)
+    health.install()
+    if signal.protocol == settings.GRPC:
+        from alloy_runner.telemetry.otlp.exporters_grpc import GuardedGrpcSpanExporter
+
+        return GuardedGrpcSpanExporter(signal, health)
+    from alloy_runner.telemetry.otlp.exporters import GuardedSpanExporter
+
+    return GuardedSpanExporter(signal, health)
+
+
+def _readers(targets: OtlpTargets) -> tuple[MetricReader, ...]:
+    from opentelemetry.sdk.metrics.export import (
+        ConsoleMetricExporter,
+        PeriodicExportingMetricReader,
+    )
+
+    exporters: list[MetricExporter] = []
+    if targets.metrics is not None:
+        exporters.append(metric_exporter(targets.metrics))
+    if targets.console_metrics:
+        exporters.append(ConsoleMetricExporter())
+    interval = targets.interval * 1000 if targets.interval is not None else None
+    timeout = targets.export_timeout * 1000 if targets.export_timeout is not None else None
+    return tuple(
+        PeriodicExportingMetricReader(
+            exporter, export_interval_millis=interval, export_timeout_millis=timeout
+        )
+        for exporter in exporters
+    )
+
+
+def _tracer_provider(targets: OtlpTargets, resource: Resource) -> TracerProvider:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    exporters: list[SpanExporter] = []
+    if targets.traces is not None:
+        exporters.append(span_exporter(targets.traces))
+    if targets.console_traces:
+        exporters.append(ConsoleSpanExporter())
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for exporter in exporters:
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=MAX_QUEUED_SPANS,
+                max_export_batch_size=MAX_SPANS_PER_EXPORT,
+            )
+        )
+    return provider
+
+
+def start_otlp(targets: OtlpTargets, resource: Resource) -> OtlpPipeline:
+    """Create the readers and the tracer provider that `targets` asks for; nothing is sent yet."""
+    pipeline = OtlpPipeline(targets, resource)
+    if not targets.enabled:
+        return pipeline
+    pipeline.readers = _readers(targets)
+    if targets.tracing:
+        pipeline.tracer_provider = _tracer_provider(targets, resource)
+        pipeline.propagator = settings.load_propagator(targets.propagators)
+    return pipeline
