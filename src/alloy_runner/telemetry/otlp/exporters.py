@@ -55,6 +55,10 @@ class WatchedSession(requests.Session):
         self._error: BaseException | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        # requests lets REQUESTS_CA_BUNDLE win over a session's own CA unless the request
+        # names one: OTEL_EXPORTER_OTLP_CERTIFICATE (the session's) must win.
+        if self.verify is not True:
+            kwargs.setdefault("verify", self.verify)
         try:
             return super().request(*args, **kwargs)
         except Exception as exc:
