@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from alloy_runner.config.address import ListenAddress
     from alloy_runner.coordinator.api_metrics import ApiMetrics
+    from alloy_runner.coordinator.spool.runs import PipelineRun
     from alloy_runner.telemetry.metrics.runtime import GcTimer
 
 log = logging.getLogger(__name__)
@@ -243,7 +246,9 @@ async def _close_sources(slots: list[RunnerSlot]) -> None:
 
 
 def _runner_slots(
-    config: Config, api: ApiMetrics | None = None
+    config: Config,
+    api: ApiMetrics | None = None,
+    on_run_end: Callable[[PipelineRun], None] | None = None,
 ) -> tuple[Spool | None, list[RunnerSlot]]:
     spool: Spool | None = None
     slots: list[RunnerSlot] = []
@@ -266,7 +271,7 @@ def _runner_slots(
                 raise ConfigError(
                     f"spool_dir {config.spool_dir}: cannot create it: {exc}"
                 ) from None
-        slots.append(RunnerSlot(runner, SpoolSource(spool, runner.name)))
+        slots.append(RunnerSlot(runner, SpoolSource(spool, runner.name, on_run_end=on_run_end)))
     return spool, slots
 
 
@@ -287,7 +292,9 @@ def prepare(config: Config) -> Daemon:
     logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
     if otlp.targets.enabled or otlp.targets.disabled:
         log.info("%s", otlp.targets.summary())
-    spool, slots = _runner_slots(config, ApiTelemetry(telemetry))
+    # The runner is a spool pipeline's controller: it emits the pipeline-run span.
+    run_spans = otlp.run_spans(build.version, socket.gethostname())
+    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), run_spans)
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
     builds = BuildTelemetry(

@@ -8,6 +8,7 @@ are the heaviest imports there are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from alloy_runner.build.ports import BuildTracer
+    from alloy_runner.coordinator.spool.runs import PipelineRun
 
 
 @dataclass
@@ -48,6 +50,14 @@ class OtlpPipeline:
         from alloy_runner.telemetry.otlp.tracing import JobTracer
 
         return JobTracer(self.tracer_provider, version, propagator=self.propagator)
+
+    def run_spans(self, version: str, controller: str) -> Callable[[PipelineRun], None] | None:
+        """Return what emits a spool pipeline's run span when it ends; None without traces."""
+        if self.tracer_provider is None:
+            return None
+        from alloy_runner.telemetry.otlp.run_spans import RunSpans
+
+        return RunSpans(self.tracer_provider, version, controller)
 
 
 def metric_exporter(signal: Signal) -> MetricExporter:
@@ -106,7 +116,9 @@ def _tracer_provider(targets: OtlpTargets, resource: Resource) -> TracerProvider
         exporters.append(span_exporter(targets.traces))
     if targets.console_traces:
         exporters.append(ConsoleSpanExporter())
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    from alloy_runner.telemetry.otlp.run_spans import PresetIds
+
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=PresetIds())
     for exporter in exporters:
         provider.add_span_processor(
             BatchSpanProcessor(

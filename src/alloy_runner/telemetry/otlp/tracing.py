@@ -9,20 +9,18 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
 from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
-    CICD_PIPELINE_NAME,
-    CICD_PIPELINE_RUN_ID,
-    CICD_PIPELINE_TASK_NAME,
     CICD_PIPELINE_TASK_RUN_ID,
     CICD_PIPELINE_TASK_RUN_RESULT,
     CICD_WORKER_NAME,
     CicdPipelineTaskRunResultValues,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import Span, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from alloy_runner.build.ports import JobSpan, NoJobSpan
+from alloy_runner.build.ports import PIPELINE_TRACEPARENT, JobSpan, NoJobSpan
 from alloy_runner.build.states import BuildState, FailureReason
+from alloy_runner.telemetry.otlp.semconv import job_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -78,12 +76,6 @@ def task_result(state: BuildState, reason: FailureReason | None) -> CicdPipeline
     if reason in (None, FailureReason.SCRIPT_FAILURE):
         return CicdPipelineTaskRunResultValues.FAILURE
     return CicdPipelineTaskRunResultValues.ERROR
-
-
-def _variable(job: Job, key: str) -> str | None:
-    # The last definition wins, as it does in the job's environment.
-    values = [v.value for v in job.variables if v.key == key and not v.file]
-    return values[-1] if values else None
 
 
 class _JobSpan:
@@ -177,28 +169,26 @@ class JobTracer:
         self._tracer = provider.get_tracer("alloy_runner", version)
         self._propagator = propagator if propagator is not None else _PROPAGATOR
 
-    def job_started(self, runner: str, job: Job) -> JobSpan:
+    def job_started(self, runner: str, job: Job, *, url: str = "", worker_id: str = "") -> JobSpan:
         try:
-            return self._start(runner, job)
+            return self._start(runner, job, url, worker_id)
         except Exception:
             log.debug("tracing: could not start job %d's span", job.id, exc_info=True)
             return NoJobSpan()
 
-    def _start(self, runner: str, job: Job) -> JobSpan:
+    def _start(self, runner: str, job: Job, url: str, worker_id: str) -> JobSpan:
         carrier = {v.key: v.value for v in job.variables if not v.file}  # the last one wins
         # An invalid traceparent is ignored: the job then starts a trace of its own.
         parent = self._propagator.extract(carrier, getter=EnvGetter())
-        attributes: dict[str, AttributeValue] = {
-            CICD_PIPELINE_NAME: job.project_name or f"project-{job.project_id}",
-            CICD_PIPELINE_TASK_NAME: job.name,
-            CICD_PIPELINE_TASK_RUN_ID: str(job.id),
-            CICD_WORKER_NAME: runner,
-        }
-        pipeline_id = _variable(job, "CI_PIPELINE_ID")
-        if pipeline_id:
-            attributes[CICD_PIPELINE_RUN_ID] = pipeline_id
+        pipeline = carrier.get(PIPELINE_TRACEPARENT)
+        if pipeline:  # the spool's pipeline-run span is the parent; its baggage stays
+            parent = _PROPAGATOR.extract({"traceparent": pipeline}, context=parent)
+        attributes = job_attributes(job, worker_name=runner, worker_id=worker_id, url=url)
         span = self._tracer.start_span(
-            job.name or f"job {job.id}", context=parent, attributes=attributes
+            job.name or f"job {job.id}",
+            context=parent,
+            kind=SpanKind.INTERNAL,  # a task run, as model/cicd/spans.yaml says
+            attributes=attributes,
         )
         stage_attributes: dict[str, AttributeValue] = {
             CICD_PIPELINE_TASK_RUN_ID: str(job.id),

@@ -1,0 +1,117 @@
+"""A spool pipeline as one run: its trace context, given at submit, and its end, seen once.
+
+The runner is the controller of a spool pipeline, so it is the one to emit
+the pipeline-run span. That span is opened across jobs that run at different
+times, perhaps in different processes, so it is not held open: `submit`
+draws the run's trace id and span id and writes them into the pipeline's
+record and, as `ALLOY_PIPELINE_TRACEPARENT`, into every job, whose span is
+then a child of it; whichever process completes the pipeline's last job
+claims its end (an exclusive create of `pipelines/<id>.ended`, which only
+one can win) and emits the span with the ids, start and end it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from alloy_runner.build.states import BuildState, FailureReason
+
+if TYPE_CHECKING:
+    from alloy_runner.coordinator.spool.store import Spool
+
+_TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}")
+_CANCELED = (BuildState.CANCELED.value, BuildState.TERMINATED.value)
+
+
+@dataclass(frozen=True)
+class RunTrace:
+    """The pipeline-run span's identity: drawn at submit, used by every job and at the end."""
+
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
+    parent_span_id: str = ""  # the span of a TRACEPARENT given to `submit`, if any
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+    @classmethod
+    def new(cls, given: str | None) -> RunTrace:
+        """Draw the run's ids; a valid `given` TRACEPARENT makes the run its child."""
+        match = _TRACEPARENT.fullmatch((given or "").strip().lower())
+        if match and set(match["trace"]) != {"0"} and set(match["span"]) != {"0"}:
+            return cls(match["trace"], secrets.token_hex(8), match["span"])
+        return cls(secrets.token_hex(16), secrets.token_hex(8))
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """A spool pipeline that ended: what its pipeline-run span says."""
+
+    id: int
+    name: str
+    created_at: float
+    ended_at: float
+    result: str  # cicd.pipeline.result: success, failure, error, timeout, cancellation, skip
+    error_type: str | None
+    trace: RunTrace
+    url: str
+
+
+def run_result(results: list[tuple[bool, dict[str, Any]]]) -> tuple[str, str | None]:
+    """Return the pipeline's result and error type from its jobs' (allow_failure, result)."""
+    statuses = [r["status"] for _, r in results]
+    if any(s in _CANCELED for s in statuses):
+        return "cancellation", "canceled"
+    for allowed, result in results:
+        status = result["status"]
+        if allowed or status in (BuildState.SUCCESS.value, "skipped"):
+            continue
+        reason = result.get("failure_reason") or status
+        if status == BuildState.TIMEDOUT.value:
+            return "timeout", reason
+        if reason == FailureReason.SCRIPT_FAILURE.value:
+            return "failure", reason
+        return "error", reason
+    if statuses and all(s == "skipped" for s in statuses):
+        return "skip", None
+    return "success", None
+
+
+def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
+    """Return the pipeline's run if all its jobs have ended and this caller is the first to
+    see it (None otherwise, and for a pipeline without a run trace)."""
+    path = spool.dir("pipelines") / f"{pipeline_id}.json"
+    plan = json.loads(path.read_text())
+    trace = plan.get("trace")
+    if not isinstance(trace, dict):
+        return None
+    results = []
+    for stage in plan["stages"]:
+        for job in stage["jobs"]:
+            ended = spool.result(int(job["id"]))
+            if ended is None:
+                return None
+            results.append((bool(job["allow_failure"]), ended))
+    try:
+        os.close(os.open(path.with_suffix(".ended"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return None
+    result, error_type = run_result(results)
+    last = max((r.get("finished_at") or 0.0 for _, r in results), default=0.0)
+    return PipelineRun(
+        id=pipeline_id,
+        name=str(plan.get("name") or ""),
+        created_at=float(plan["created_at"]),
+        ended_at=last or time.time(),
+        result=result,
+        error_type=error_type,
+        trace=RunTrace(**trace),
+        url=path.as_uri(),
+    )
