@@ -47,7 +47,7 @@ def job_span_arrives(store: ReceivedStore) -> None:
 
 
 def metrics_arrive(store: ReceivedStore) -> None:
-    wait_until(lambda: "ci_runner_jobs" in store.metric_names(), 10, what="ci_runner_jobs")
+    wait_until(lambda: "ci.runner.jobs" in store.metric_names(), 10, what="ci.runner.jobs")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_console_exporters_print_to_stdout(start_runner: StartRunner, tmp_path: 
     text = out.read_text()
     assert '"name": "ctx"' in text
     assert '"cicd.pipeline.task.name": "ctx"' in text
-    assert '"ci_runner_jobs"' in text
+    assert '"ci.runner.jobs"' in text and '"unit": "{job}"' in text
     assert "to the console (stdout)" in runner.stderr_text
 
 

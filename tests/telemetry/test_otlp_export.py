@@ -24,6 +24,7 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 )
 
 from alloy_runner.build.states import BuildStage
+from alloy_runner.telemetry.otlp.names import OTLP_NAMES
 from tests.support.exposition import parse_exposition
 from tests.support.http_client import free_port
 from tests.support.loopback import SilentListener
@@ -175,13 +176,21 @@ def scraped(families: dict[str, Any], name: str, suffix: str) -> dict[Any, float
 
 
 def test_counters_pushed_over_otlp_equal_those_on_metrics_after_jobs_ended(run: Run) -> None:
-    """Once jobs have ended, OTLP carries the same families as /metrics and the same job counts."""
+    """Once jobs have ended, OTLP carries the same families as /metrics (under their OTel names
+    and UCUM units) and the same job counts."""
     scraped_at = time.time()
     before = parse_exposition(run.runner.scrape()[1])
-    pushed = export_after(run.receiver, scraped_at)
+    by_otel_name = export_after(run.receiver, scraped_at)
     after = parse_exposition(run.runner.scrape()[1])
+    catalog_name = {otel: name for name, (otel, _unit) in OTLP_NAMES.items()}
+    assert set(by_otel_name) <= set(catalog_name)  # no Prometheus-style name goes over OTLP
+    pushed = {catalog_name[n]: m for n, m in by_otel_name.items()}
 
     assert set(before) - {"target_info"} <= set(pushed) <= set(after)
+    assert by_otel_name["ci.runner.jobs"].unit == "{job}"
+    assert by_otel_name["ci.runner.job.duration"].unit == "s"
+    assert by_otel_name["process.cpu.time"].unit == "s"
+    assert by_otel_name["process.memory.usage"].unit == "By"
     for name in ("ci_runner_jobs", "ci_runner_failed_jobs"):
         metric = pushed[name]
         assert metric.sum.is_monotonic

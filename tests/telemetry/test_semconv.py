@@ -64,3 +64,17 @@ def test_a_pipeline_result_follows_its_jobs(
     failure, another reason an error; a canceled job cancels it."""
     results = [(allowed, {"status": s, "failure_reason": r}) for allowed, s, r in jobs]
     assert run_result(results) == expected
+
+
+def test_every_catalog_family_has_an_otlp_name_and_unit() -> None:
+    """A new family cannot go over OTLP under its Prometheus name: it needs an entry here."""
+    from alloy_runner.telemetry.catalog.instruments import CATALOG
+    from alloy_runner.telemetry.otlp.names import OTLP_NAMES
+
+    assert {f.name for f in CATALOG} == set(OTLP_NAMES)
+    names = [otel for otel, _ in OTLP_NAMES.values()]
+    assert len(names) == len(set(names))
+    assert all("_total" not in n and not n.endswith(("_seconds", "_bytes")) for n in names)
+    for family in CATALOG:
+        if family.unit:
+            assert OTLP_NAMES[family.name][1] == family.unit, family.name

@@ -17,6 +17,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.metrics.export import MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from alloy_runner.telemetry.otlp.names import otlp_named
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
     from opentelemetry.sdk.trace import ReadableSpan
@@ -86,7 +88,7 @@ class GuardedMetricExporter(OTLPMetricExporter):
         self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: object
     ) -> MetricExportResult:
         try:
-            result = super().export(metrics_data, timeout_millis, **kwargs)
+            result = super().export(otlp_named(metrics_data), timeout_millis, **kwargs)
         except Exception as exc:  # a sink failing must not reach the reader's thread
             self.health.exported(False, exc)
             return MetricExportResult.FAILURE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alloy_runner.telemetry.otlp import settings
 from alloy_runner.telemetry.otlp.targets import (
@@ -23,7 +23,7 @@ from alloy_runner.telemetry.otlp.targets import (
 
 if TYPE_CHECKING:
     from opentelemetry.propagators.textmap import TextMapPropagator
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, MetricsData
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -86,17 +86,29 @@ def span_exporter(signal: Signal) -> SpanExporter:
     return GuardedSpanExporter(signal, health)
 
 
+def console_metric_exporter() -> MetricExporter:
+    """Return the console exporter (OTEL_METRICS_EXPORTER=console), with the OTLP names."""
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricExportResult
+
+    from alloy_runner.telemetry.otlp.names import otlp_named
+
+    class Console(ConsoleMetricExporter):
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            return super().export(otlp_named(metrics_data), timeout_millis, **kwargs)
+
+    return Console()
+
+
 def _readers(targets: OtlpTargets) -> tuple[MetricReader, ...]:
-    from opentelemetry.sdk.metrics.export import (
-        ConsoleMetricExporter,
-        PeriodicExportingMetricReader,
-    )
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     exporters: list[MetricExporter] = []
     if targets.metrics is not None:
         exporters.append(metric_exporter(targets.metrics))
     if targets.console_metrics:
-        exporters.append(ConsoleMetricExporter())
+        exporters.append(console_metric_exporter())
     interval = targets.interval * 1000 if targets.interval is not None else None
     timeout = targets.export_timeout * 1000 if targets.export_timeout is not None else None
     return tuple(
