@@ -20,6 +20,7 @@ from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.address import parse_address
 from alloy_runner.config.load import load_config
 from alloy_runner.config.model import Config
+from alloy_runner.coordinator.spool.runs import ActiveRuns
 from alloy_runner.coordinator.spool.source import SpoolSource
 from alloy_runner.coordinator.spool.store import Spool
 from alloy_runner.exceptions import AlloyRunnerError, ConfigError
@@ -31,6 +32,7 @@ from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
 from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
 from alloy_runner.telemetry.metrics.runtime import install_runtime
 from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource
+from alloy_runner.telemetry.otlp.cicd_metrics import system_errors
 from alloy_runner.telemetry.otlp.pipeline import start_otlp
 from alloy_runner.telemetry.otlp.targets import resolve
 from alloy_runner.telemetry.profiling.continuous import (
@@ -288,13 +290,22 @@ def prepare(config: Config) -> Daemon:
         extra_readers=otlp.readers,
         tracer_provider=otlp.tracer_provider,
         exemplar_filter=otlp.targets.exemplar_filter,
+        meter_providers=otlp.meter_providers,
     )
-    logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
+    # The CI/CD semconv metrics read the registry and the spool made below (closures bind late).
+    cicd = otlp.cicd_metrics(
+        build.version,
+        workers=lambda: [(r.name, registry.count(r.name)) for r in config.runners],
+        active_runs=lambda: active_runs() if active_runs is not None else [],
+    )
+    handlers = (ErrorCounter(telemetry), *system_errors(cicd))
+    logs.configure(config.log_level, config.log_format, handlers)
     if otlp.targets.enabled or otlp.targets.disabled:
         log.info("%s", otlp.targets.summary())
-    # The runner is a spool pipeline's controller: it emits the pipeline-run span.
-    run_spans = otlp.run_spans(build.version, socket.gethostname())
-    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), run_spans)
+    # The runner is a spool pipeline's controller: it emits the pipeline-run span and metrics.
+    run_ended = otlp.on_run_end(build.version, socket.gethostname(), cicd)
+    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), run_ended)
+    active_runs = ActiveRuns(spool) if spool is not None else None
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
     builds = BuildTelemetry(

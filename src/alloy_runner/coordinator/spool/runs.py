@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}")
 _CANCELED = (BuildState.CANCELED.value, BuildState.TERMINATED.value)
+_LIVE = ("waiting", "pending", "running", "unknown")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class PipelineRun:
     error_type: str | None
     trace: RunTrace
     url: str
+    started_at: float | None = None  # when its first job was taken (None: none ran)
+    errors: tuple[str, ...] = ()  # the failure reason of each job that failed, allowed or not
 
 
 def run_result(results: list[tuple[bool, dict[str, Any]]]) -> tuple[str, str | None]:
@@ -105,6 +108,12 @@ def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
         return None
     result, error_type = run_result(results)
     last = max((r.get("finished_at") or 0.0 for _, r in results), default=0.0)
+    starts = [r["started_at"] for _, r in results if r.get("started_at")]
+    errors = tuple(
+        str(r.get("failure_reason") or r["status"])
+        for _, r in results
+        if r["status"] not in (BuildState.SUCCESS.value, "skipped", *_CANCELED)
+    )
     return PipelineRun(
         id=pipeline_id,
         name=str(plan.get("name") or ""),
@@ -114,4 +123,47 @@ def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
         error_type=error_type,
         trace=RunTrace(**trace),
         url=path.as_uri(),
+        started_at=min(starts) if starts else None,
+        errors=errors,
     )
+
+
+class ActiveRuns:
+    """The spool's pipelines that have not ended, by name and state, for `cicd.pipeline.run.active`.
+
+    Only pipelines not marked ended are read, and one found finished is remembered,
+    so a collection costs a directory listing and a look at each live pipeline.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._finished: set[str] = set()
+
+    def __call__(self) -> list[tuple[str, str]]:
+        """Return (pipeline name, run state) of each active run: pending or executing."""
+        directory = self.spool.dir("pipelines")
+        try:
+            names = {p.name for p in directory.iterdir()}
+        except OSError:
+            return []
+        out = []
+        for name in sorted(names):
+            stem = name.removesuffix(".json")
+            if stem == name or f"{stem}.ended" in names or stem in self._finished:
+                continue
+            try:
+                state = self._state(json.loads((directory / name).read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if state is None:
+                self._finished.add(stem)
+            else:
+                out.append(state)
+        return out
+
+    def _state(self, plan: dict[str, Any]) -> tuple[str, str] | None:
+        statuses = [self.spool.status(int(j["id"])) for s in plan["stages"] for j in s["jobs"]]
+        if "trace" not in plan or all(s not in _LIVE for s in statuses):
+            return None
+        executing = any(s not in ("waiting", "pending") for s in statuses)
+        return str(plan.get("name") or ""), "executing" if executing else "pending"

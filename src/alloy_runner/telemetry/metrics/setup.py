@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -105,9 +106,11 @@ class Telemetry:
         extra_readers: Sequence[MetricReader] = (),
         tracer_provider: TracerProvider | None = None,
         exemplar_filter: str = "trace_based",
+        meter_providers: Sequence[MeterProvider] = (),
     ) -> None:
         self.build = build
         self.tracer_provider = tracer_provider
+        self.meter_providers = tuple(meter_providers)  # more to shut down with this one
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._prometheus = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
         with sdk_enabled():  # OTEL_SDK_DISABLED turns off the push, never /metrics
@@ -179,6 +182,8 @@ class Telemetry:
         stoppers = [("metrics", lambda: self.provider.shutdown(timeout_millis=timeout * 1000))]
         if self.tracer_provider is not None:
             stoppers.append(("traces", self.tracer_provider.shutdown))
+        for more in self.meter_providers:
+            stoppers.append(("cicd metrics", partial(more.shutdown, timeout_millis=timeout * 1000)))
         threads = [
             threading.Thread(target=_stop, args=(what, stop), name=f"stop-{what}", daemon=True)
             for what, stop in stoppers

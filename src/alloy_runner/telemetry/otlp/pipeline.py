@@ -8,7 +8,8 @@ are the heaviest imports there are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from alloy_runner.telemetry.otlp.targets import (
 
 if TYPE_CHECKING:
     from opentelemetry.propagators.textmap import TextMapPropagator
+    from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, MetricsData
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 
     from alloy_runner.build.ports import BuildTracer
     from alloy_runner.coordinator.spool.runs import PipelineRun
+    from alloy_runner.telemetry.otlp.cicd_metrics import CicdMetrics
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +47,43 @@ class OtlpPipeline:
     tracer_provider: TracerProvider | None = None
     propagator: TextMapPropagator | None = None
     span_processors: list[SpanProcessor] = field(default_factory=list)
+    cicd_provider: MeterProvider | None = None  # the CI/CD semconv metrics', OTLP readers only
+
+    @property
+    def meter_providers(self) -> tuple[MeterProvider, ...]:
+        """Return the providers besides the main one (to shut down with it)."""
+        return (self.cicd_provider,) if self.cicd_provider is not None else ()
+
+    def cicd_metrics(
+        self,
+        version: str,
+        workers: Callable[[], Iterable[tuple[str, int]]],
+        active_runs: Callable[[], Sequence[tuple[str, str]]] | None,
+    ) -> CicdMetrics | None:
+        """Return the CI/CD semconv metrics when metrics are pushed; None otherwise."""
+        if self.cicd_provider is None:
+            return None
+        from alloy_runner.telemetry.otlp.cicd_metrics import CicdMetrics
+
+        return CicdMetrics(self.cicd_provider, version, workers=workers, active_runs=active_runs)
+
+    def on_run_end(
+        self, version: str, controller: str, metrics: CicdMetrics | None
+    ) -> Callable[[PipelineRun], None] | None:
+        """Return what to do when a spool pipeline ends: its span and its metrics."""
+        hooks = [self.run_spans(version, controller), metrics.run_ended if metrics else None]
+        chosen = [hook for hook in hooks if hook is not None]
+        if not chosen:
+            return None
+
+        def ended(run: PipelineRun) -> None:
+            for hook in chosen:
+                try:
+                    hook(run)
+                except Exception:  # telemetry never fails a job
+                    log.debug("telemetry: pipeline %d's end not recorded", run.id, exc_info=True)
+
+        return ended
 
     def build_tracer(self, version: str) -> BuildTracer | None:
         """Return the tracer for builds, or None when traces go nowhere."""
@@ -60,10 +102,8 @@ class OtlpPipeline:
         return RunSpans(self.tracer_provider, version, controller)
 
 
-def metric_exporter(signal: Signal) -> MetricExporter:
-    """Return the guarded OTLP metric exporter of `signal`'s protocol."""
-    health = ExportHealth("metrics", signal.endpoint)
-    health.install()
+def metric_exporter(signal: Signal, health: ExportHealth) -> MetricExporter:
+    """Return the guarded OTLP metric exporter of `signal`'s protocol, reporting to `health`."""
     if signal.protocol == settings.GRPC:
         from alloy_runner.telemetry.otlp.exporters_grpc import GuardedGrpcMetricExporter
 
@@ -101,12 +141,12 @@ def console_metric_exporter() -> MetricExporter:
     return Console()
 
 
-def _readers(targets: OtlpTargets) -> tuple[MetricReader, ...]:
+def _readers(targets: OtlpTargets, health: ExportHealth | None) -> tuple[MetricReader, ...]:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     exporters: list[MetricExporter] = []
-    if targets.metrics is not None:
-        exporters.append(metric_exporter(targets.metrics))
+    if targets.metrics is not None and health is not None:
+        exporters.append(metric_exporter(targets.metrics, health))
     if targets.console_metrics:
         exporters.append(console_metric_exporter())
     interval = targets.interval * 1000 if targets.interval is not None else None
@@ -147,7 +187,17 @@ def start_otlp(targets: OtlpTargets, resource: Resource) -> OtlpPipeline:
     pipeline = OtlpPipeline(targets, resource)
     if not targets.enabled:
         return pipeline
-    pipeline.readers = _readers(targets)
+    health = ExportHealth("metrics", targets.metrics.endpoint) if targets.metrics else None
+    if health is not None:
+        health.install()
+    pipeline.readers = _readers(targets, health)
+    cicd_readers = _readers(targets, health)  # the same sinks, for the semconv provider
+    if cicd_readers:
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        pipeline.cicd_provider = MeterProvider(
+            metric_readers=list(cicd_readers), resource=resource, shutdown_on_exit=False
+        )
     if targets.tracing:
         pipeline.tracer_provider = _tracer_provider(targets, resource)
         pipeline.propagator = settings.load_propagator(targets.propagators)
