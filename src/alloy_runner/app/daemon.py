@@ -40,6 +40,7 @@ from alloy_runner.telemetry.profiling.continuous import (
     DebugProfiles,
     start_profiling,
 )
+from alloy_runner.telemetry.profiling.span_links import link_profiles
 from alloy_runner.telemetry.web.server import MetricsServer, Response
 from alloy_runner.telemetry.web.webconfig import WebAccess, load_web_access
 from alloy_runner.version import build_info
@@ -342,7 +343,12 @@ def prepare(config: Config) -> Daemon:
     telemetry.observe(instruments.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(instruments.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
-    daemon.profiler = start_profiling(config.profiling, build, [r.name for r in config.runners])
+    # The profiles' service name is the resource's: OTEL_SERVICE_NAME wins over the file.
+    service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    profiling = replace(config.profiling, application_name=service) if service else config.profiling
+    daemon.profiler = start_profiling(profiling, build, [r.name for r in config.runners])
+    if daemon.profiler is not None and otlp.tracer_provider is not None:
+        link_profiles(otlp.tracer_provider)  # CPU profiles carry the job's span id
     # Warnings wait until the server is bound: a port that is taken is then the only line.
     warnings = [*config.warnings, *(web.config.warnings if web is not None else ())]
     if not slots:
