@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -14,6 +12,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from alloy_runner.app import logs
+from alloy_runner.app.otel import start_observability, start_profiles
 from alloy_runner.app.scheduler import RunnerSlot, Scheduler, default_executor
 from alloy_runner.build.registry import BuildRegistry, jobs_list
 from alloy_runner.build.states import BuildState, FailureReason
@@ -28,19 +27,13 @@ from alloy_runner.machines.runner_providers import MachineProviders
 from alloy_runner.telemetry.catalog import instruments
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
 from alloy_runner.telemetry.metrics.builds import BuildTelemetry
-from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
 from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
 from alloy_runner.telemetry.metrics.runtime import install_runtime
-from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource
-from alloy_runner.telemetry.otlp.cicd_metrics import system_errors
-from alloy_runner.telemetry.otlp.pipeline import start_otlp
-from alloy_runner.telemetry.otlp.targets import resolve
+from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.telemetry.profiling.continuous import (
     ContinuousProfiler,
     DebugProfiles,
-    start_profiling,
 )
-from alloy_runner.telemetry.profiling.span_links import link_profiles
 from alloy_runner.telemetry.web.server import MetricsServer, Response
 from alloy_runner.telemetry.web.webconfig import WebAccess, load_web_access
 from alloy_runner.version import build_info
@@ -284,28 +277,15 @@ def prepare(config: Config) -> Daemon:
     web_path = config.metrics_web_config
     web = load_web_access(web_path) if web_path is not None else None
     build = build_info()
-    otlp = start_otlp(resolve(config.otlp, os.environ), make_resource(build))
-    telemetry = Telemetry(
+    # The CI/CD metrics read the registry and the spool made below (closures bind late).
+    seen = start_observability(
+        config,
         build,
-        resource=otlp.resource,
-        extra_readers=otlp.readers,
-        tracer_provider=otlp.tracer_provider,
-        exemplar_filter=otlp.targets.exemplar_filter,
-        meter_providers=otlp.meter_providers,
-    )
-    # The CI/CD semconv metrics read the registry and the spool made below (closures bind late).
-    cicd = otlp.cicd_metrics(
-        build.version,
         workers=lambda: [(r.name, registry.count(r.name)) for r in config.runners],
         active_runs=lambda: active_runs() if active_runs is not None else [],
     )
-    handlers = (ErrorCounter(telemetry), *system_errors(cicd))
-    logs.configure(config.log_level, config.log_format, handlers)
-    if otlp.targets.enabled or otlp.targets.disabled:
-        log.info("%s", otlp.targets.summary())
-    # The runner is a spool pipeline's controller: it emits the pipeline-run span and metrics.
-    run_ended = otlp.on_run_end(build.version, socket.gethostname(), cicd)
-    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), run_ended)
+    otlp, telemetry = seen.otlp, seen.telemetry
+    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), seen.run_ended(build.version))
     active_runs = ActiveRuns(spool) if spool is not None else None
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
@@ -343,12 +323,7 @@ def prepare(config: Config) -> Daemon:
     telemetry.observe(instruments.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(instruments.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
-    # The profiles' service name is the resource's: OTEL_SERVICE_NAME wins over the file.
-    service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
-    profiling = replace(config.profiling, application_name=service) if service else config.profiling
-    daemon.profiler = start_profiling(profiling, build, [r.name for r in config.runners])
-    if daemon.profiler is not None and otlp.tracer_provider is not None:
-        link_profiles(otlp.tracer_provider)  # CPU profiles carry the job's span id
+    daemon.profiler = start_profiles(config, build, otlp)
     # Warnings wait until the server is bound: a port that is taken is then the only line.
     warnings = [*config.warnings, *(web.config.warnings if web is not None else ())]
     if not slots:
