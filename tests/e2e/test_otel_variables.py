@@ -87,6 +87,26 @@ def test_grpc_carries_both_signals_with_headers(
     assert f"traces to {grpc_receiver.endpoint} (grpc)" in runner.stderr_text
 
 
+def test_grpc_host_port_is_tls_unless_insecure(
+    start_runner: StartRunner, grpc_receiver: GrpcOtlpReceiver, tmp_path: Path
+) -> None:
+    """A gRPC endpoint without a scheme is TLS by default (a plaintext receiver gets nothing
+    and the failure is logged once); OTEL_EXPORTER_OTLP_INSECURE=true makes it plaintext."""
+    bare = grpc_receiver.endpoint.removeprefix("http://")
+    env = {
+        **FAST,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": bare,
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    tls = start_runner(RUNNER, env=env)
+    tls.wait_for_line(rf"OTLP metrics: export to {re.escape(bare)} failed", timeout=15)
+    assert grpc_receiver.metric_requests() == []
+    tls.stop()
+    start_runner(RUNNER, env={**env, "OTEL_EXPORTER_OTLP_INSECURE": "true"})
+    metrics_arrive(grpc_receiver)
+
+
 def test_per_signal_protocols_and_exporter_none(
     start_runner: StartRunner, grpc_receiver: GrpcOtlpReceiver, tmp_path: Path
 ) -> None:
