@@ -96,12 +96,15 @@ def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
     if not isinstance(trace, dict):
         return None
     results = []
-    for stage in plan["stages"]:
-        for job in stage["jobs"]:
+    # From the last job back: an unfinished pipeline is found at its first look, so the check
+    # after every job of a big pipeline costs one read, not one per job.
+    for stage in reversed(plan["stages"]):
+        for job in reversed(stage["jobs"]):
             ended = spool.result(int(job["id"]))
             if ended is None:
                 return None
             results.append((bool(job["allow_failure"]), ended))
+    results.reverse()
     try:
         os.close(os.open(path.with_suffix(".ended"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:
