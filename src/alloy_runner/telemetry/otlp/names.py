@@ -18,7 +18,8 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 # catalog name -> (OTLP name, UCUM unit)
 OTLP_NAMES: dict[str, tuple[str, str]] = {
-    "ci_runner_version_info": ("ci.runner.version.info", "1"),
+    # No unit for the info gauges: "1" would read as a ratio (Prometheus adds `_ratio`).
+    "ci_runner_version_info": ("ci.runner.version.info", ""),
     "ci_runner_concurrent": ("ci.runner.concurrent", "{job}"),
     "ci_runner_errors": ("ci.runner.errors", "{error}"),
     "ci_runner_builds": ("ci.runner.builds", "{build}"),
@@ -53,7 +54,7 @@ OTLP_NAMES: dict[str, tuple[str, str]] = {
     "python_threads": ("python.threads", "{thread}"),
     "python_asyncio_tasks": ("python.asyncio.tasks", "{task}"),
     "python_allocated_blocks": ("python.allocated_blocks", "{block}"),
-    "python_info": ("python.info", "1"),
+    "python_info": ("python.info", ""),
 }
 
 
