@@ -152,16 +152,21 @@ def test_per_signal_protocols_and_exporter_none(
 
 def test_console_exporters_print_to_stdout(start_runner: StartRunner, tmp_path: Path) -> None:
     """OTEL_TRACES_EXPORTER=console prints the job's span as JSON on stdout, without a collector;
-    OTEL_METRICS_EXPORTER=otlp,console lists two (the OTLP one at the default endpoint)."""
+    OTEL_METRICS_EXPORTER=otlp,console does both: pushes to the endpoint and prints."""
     out = tmp_path / "stdout"
-    runner = start_runner(
-        RUNNER,
-        env={**FAST, "OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"},
-        stdout=out,
-    )
-    run_job(runner, tmp_path / "ctx")
-    runner.signal(signal.SIGTERM)
-    assert runner.wait() == 0
+    with OtlpReceiver() as http:
+        env = {
+            **FAST,
+            "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_METRICS_EXPORTER": "otlp,console",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": http.endpoint + "/v1/metrics",
+        }
+        runner = start_runner(RUNNER, env=env, stdout=out)
+        run_job(runner, tmp_path / "ctx")
+        metrics_arrive(http)
+        runner.signal(signal.SIGTERM)
+        assert runner.wait() == 0
+        assert http.trace_requests() == []
     text = out.read_text()
     assert '"name": "ctx"' in text
     assert '"cicd.pipeline.task.name": "ctx"' in text
