@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,12 @@ def test_metric_export_timeout_and_exemplar_filter_are_read() -> None:
     targets = resolve(OtlpConfig(endpoint="http://c:4318"), env)
     assert targets.export_timeout == 2.5
     assert targets.exemplar_filter == "always_off"
+
+
+def test_a_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    """The client certificate and key go together: one alone stops the start, naming it."""
+    cert = tmp_path / "client.pem"
+    cert.write_text("not read before the pair is complete\n")
+    env = {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": str(cert)}
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: the"):
+        resolve(OtlpConfig(endpoint="https://c:4318"), env)
