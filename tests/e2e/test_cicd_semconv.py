@@ -120,7 +120,7 @@ def test_a_two_stage_pipeline_is_one_trace_with_every_attribute(
     assert got[CICD_PIPELINE_RESULT] == CicdPipelineResultValues.FAILURE.value
     assert got[ERROR_TYPE] == "script_failure"
     assert got[CICD_PIPELINE_NAME] == "demo"
-    assert got[CICD_PIPELINE_RUN_ID] == str(unit["pipeline_id"])
+    assert got[CICD_PIPELINE_RUN_ID] == str(unit.pipeline_id)
     assert got[CICD_PIPELINE_RUN_URL_FULL].startswith("file://")
     assert got[CICD_PIPELINE_ACTION_NAME] == "RUN"
     assert run.name == "RUN demo"

@@ -34,7 +34,7 @@ def submit(runner: RunnerProcess, pipeline: str, *variables: str) -> int:
 def finished(runner: RunnerProcess, job: int) -> str:
     spool = Spool(runner.home / ".alloy-runner" / "spool")
     result = wait_until(lambda: spool.result(job), 30, what=f"job {job} finished")
-    return str(result["status"])
+    return str(result.status)
 
 
 def otlp_config(endpoint: str, runner: str = '[[runners]]\nname = "shell"\n') -> str:

@@ -38,7 +38,7 @@ def run_job(runner: RunnerProcess, out: Path, *variables: str) -> dict[str, str]
     (job,) = (int(n) for n in re.findall(r"^  job (\d+) ", done.stdout, re.MULTILINE))
     spool = Spool(runner.home / ".alloy-runner" / "spool")
     result = wait_until(lambda: spool.result(job), 30, what=f"job {job} finished")
-    assert result["status"] == "success"
+    assert result.status == "success"
     return dict(line.split("=", 1) for line in out.read_text().splitlines())
 
 

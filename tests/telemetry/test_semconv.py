@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from alloy_runner.coordinator.spool.records import JobResult
 from alloy_runner.coordinator.spool.runs import RunTrace, run_result
 from alloy_runner.telemetry.otlp.semconv import public_url, task_type
 
@@ -62,7 +63,10 @@ def test_a_pipeline_result_follows_its_jobs(
 ) -> None:
     """cicd.pipeline.result: an allowed failure does not fail the run; a script failure is a
     failure, another reason an error; a canceled job cancels it."""
-    results = [(allowed, {"status": s, "failure_reason": r}) for allowed, s, r in jobs]
+    results = [
+        (allowed, JobResult.from_json({"id": n, "status": s, "failure_reason": r}))
+        for n, (allowed, s, r) in enumerate(jobs)
+    ]
     assert run_result(results) == expected
 
 

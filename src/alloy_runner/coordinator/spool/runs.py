@@ -20,14 +20,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from alloy_runner.build.states import BuildState, FailureReason
+from alloy_runner.build.states import FailureReason
+from alloy_runner.coordinator.spool.records import JobResult, SpoolStatus
 
 if TYPE_CHECKING:
     from alloy_runner.coordinator.spool.store import Spool
 
 _TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}")
-_CANCELED = (BuildState.CANCELED.value, BuildState.TERMINATED.value)
-_LIVE = ("waiting", "pending", "running", "unknown")
+_CANCELED = (SpoolStatus.CANCELED, SpoolStatus.TERMINATED)
+_LIVE = (SpoolStatus.WAITING, SpoolStatus.PENDING, SpoolStatus.RUNNING, SpoolStatus.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,27 @@ class PipelineRun:
     errors: tuple[str, ...] = ()  # the failure reason of each job that failed, allowed or not
 
 
-def run_result(results: list[tuple[bool, dict[str, Any]]]) -> tuple[str, str | None]:
+def run_result(results: list[tuple[bool, JobResult]]) -> tuple[str, str | None]:
     """Return the pipeline's result and error type from its jobs' (allow_failure, result)."""
-    statuses = [r["status"] for _, r in results]
+    statuses = [r.status for _, r in results]
     if any(s in _CANCELED for s in statuses):
         return "cancellation", "canceled"
     for allowed, result in results:
-        status = result["status"]
-        if allowed or status in (BuildState.SUCCESS.value, "skipped"):
+        if allowed or result.succeeded:
             continue
-        reason = result.get("failure_reason") or status
-        if status == BuildState.TIMEDOUT.value:
+        reason = _reason(result)
+        if result.status is SpoolStatus.TIMEDOUT:
             return "timeout", reason
-        if reason == FailureReason.SCRIPT_FAILURE.value:
+        if result.failure_reason is FailureReason.SCRIPT_FAILURE:
             return "failure", reason
         return "error", reason
-    if statuses and all(s == "skipped" for s in statuses):
+    if statuses and all(s is SpoolStatus.SKIPPED for s in statuses):
         return "skip", None
     return "success", None
+
+
+def _reason(result: JobResult) -> str:
+    return result.failure_reason.value if result.failure_reason else result.status.value
 
 
 def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
@@ -110,13 +114,9 @@ def ended_run(spool: Spool, pipeline_id: int) -> PipelineRun | None:
     except FileExistsError:
         return None
     result, error_type = run_result(results)
-    last = max((r.get("finished_at") or 0.0 for _, r in results), default=0.0)
-    starts = [r["started_at"] for _, r in results if r.get("started_at")]
-    errors = tuple(
-        str(r.get("failure_reason") or r["status"])
-        for _, r in results
-        if r["status"] not in (BuildState.SUCCESS.value, "skipped", *_CANCELED)
-    )
+    last = max((r.finished_at for _, r in results), default=0.0)
+    starts = [r.started_at for _, r in results if r.started_at]
+    errors = tuple(_reason(r) for _, r in results if not r.succeeded and r.status not in _CANCELED)
     return PipelineRun(
         id=pipeline_id,
         name=str(plan.get("name") or ""),
@@ -168,5 +168,5 @@ class ActiveRuns:
         statuses = [self.spool.status(int(j["id"])) for s in plan["stages"] for j in s["jobs"]]
         if "trace" not in plan or all(s not in _LIVE for s in statuses):
             return None
-        executing = any(s not in ("waiting", "pending") for s in statuses)
+        executing = any(s not in (SpoolStatus.WAITING, SpoolStatus.PENDING) for s in statuses)
         return str(plan.get("name") or ""), "executing" if executing else "pending"
