@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support import StartRunner, wait_until
-from tests.support.loud_job import OUTPUT_LIMIT_KIB, remove_spool, submit_loud
+from tests.support.loud_job import remove_spool, submit_loud
 from tests.support.otlp import OtlpReceiver, attributes
 from tests.support.pyroscope import PyroscopeReceiver, sample_labels
 
+OUTPUT_LIMIT_KIB = 1_048_576  # the largest output_limit: the loud job's 30 x 10 MB stay under it
 CONFIG = f"""
 concurrent = 1
 shutdown_timeout = 3
