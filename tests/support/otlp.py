@@ -8,6 +8,7 @@ A collector that never answers is `tests.support.loopback.SilentListener`.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -71,23 +72,16 @@ class _Handler(QuietHandler):
         self.respond(200, reply, {"Content-Type": "application/x-protobuf"})
 
 
-class OtlpReceiver(LoopbackHTTPServer):
-    """An OTLP/HTTP receiver on 127.0.0.1 keeping every request it decodes; use it with `with`."""
+class ReceivedStore:
+    """The export requests a receiver decoded, by signal path; shared by HTTP and gRPC."""
 
     def __init__(self) -> None:
-        super().__init__(type("Handler", (_Handler,), {"receiver": self}))
         self._lock = threading.Lock()
         self._requests: dict[str, list[Received]] = {"/v1/metrics": [], "/v1/traces": []}
 
     def record(self, path: str, received: Received) -> None:
         with self._lock:
             self._requests[path].append(received)
-
-    @property
-    def endpoint(self) -> str:
-        """Return the base URL to give as OTEL_EXPORTER_OTLP_ENDPOINT or `endpoint`."""
-        assert self.port, "not started"
-        return self.url
 
     def metric_requests(self) -> list[Received]:
         """Return the metrics export requests received so far, oldest first."""
@@ -108,6 +102,27 @@ class OtlpReceiver(LoopbackHTTPServer):
                 for scope_spans in resource_spans.scope_spans:
                     out.extend((resource, span) for span in scope_spans.spans)
         return out
+
+    def metric_names(self) -> set[str]:
+        """Return the names of every metric received so far."""
+        return {name for r in self.metric_requests() for name in metrics_of(r.message)}
+
+
+class OtlpReceiver(ReceivedStore, LoopbackHTTPServer):
+    """An OTLP/HTTP receiver on 127.0.0.1 keeping every request it decodes; use it with `with`.
+
+    With `tls` (a server context, which may require client certificates) it speaks HTTPS.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        ReceivedStore.__init__(self)
+        LoopbackHTTPServer.__init__(self, type("Handler", (_Handler,), {"receiver": self}), tls=tls)
+
+    @property
+    def endpoint(self) -> str:
+        """Return the base URL to give as OTEL_EXPORTER_OTLP_ENDPOINT or `endpoint`."""
+        assert self.port, "not started"
+        return self.url
 
 
 def metrics_of(request: ExportMetricsServiceRequest) -> dict[str, Metric]:

@@ -97,8 +97,10 @@ class RunnerProcess(Service):
         args: Sequence[str] = (),
         env: Mapping[str, str | None] | None = None,
         startup_timeout: float = 15.0,
+        stdout: Path | None = None,
     ) -> None:
         self.home = home
+        self._stdout = stdout  # a file for what the process prints on stdout (None: discarded)
         self.config_path = home / "config.toml"
         self._config = config
         self._metrics_server = metrics_server
@@ -129,17 +131,20 @@ class RunnerProcess(Service):
         """Start the process and wait until it runs; fail with its stderr if it ends instead."""
         if self._config is not None:
             self.write_config(self._config)
+        out = self._stdout.open("ab") if self._stdout is not None else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             self.command,
             env=self._env,
             cwd=self.home,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=out,
             stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
             start_new_session=True,  # a ^C at the terminal reaches pytest, not the runner
         )
+        if not isinstance(out, int):
+            out.close()  # the child holds its own copy
         self._reader = threading.Thread(
             target=self._read, args=(self._proc,), name="runner-stderr", daemon=True
         )

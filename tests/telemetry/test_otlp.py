@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -36,15 +37,15 @@ def test_the_environment_wins_over_the_file() -> None:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318",
         "OTEL_EXPORTER_OTLP_HEADERS": "a=2,b=3",
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "7",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "7000",
     }
     targets = resolve(OtlpConfig(endpoint="http://file:4318", headers=(("a", "1"),)), env)
     assert targets.metrics is not None
     assert targets.metrics.endpoint == "http://env:4318/v1/metrics"
     assert targets.metrics.headers == {"a": "2", "b": "3"}
-    # None: the SDK reads its own variable for these.
-    assert targets.interval is None
-    assert targets.metrics.timeout is None
+    # Milliseconds, as the specification says (the Python exporters would read seconds).
+    assert targets.interval == 5.0
+    assert targets.metrics.timeout == 7.0
 
 
 def test_a_signal_endpoint_alone_enables_only_that_signal() -> None:
@@ -132,3 +133,50 @@ def test_the_libraries_complaints_are_demoted_to_debug(caplog: pytest.LogCapture
     [record] = caplog.records
     assert record.name == "alloy_runner.telemetry.otlp.targets"
     assert "404, reason: Not Found" in record.getMessage()
+
+
+def test_sdk_disabled_turns_every_signal_off() -> None:
+    """OTEL_SDK_DISABLED=true (any case): nothing is pushed, whatever else is set."""
+    env = {"OTEL_SDK_DISABLED": "TRUE", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318"}
+    targets = resolve(OtlpConfig(endpoint="http://file:4318"), env)
+    assert targets.disabled and not targets.enabled and not targets.tracing
+    assert "OTEL_SDK_DISABLED=true" in targets.summary()
+
+
+def test_a_boolean_that_is_not_true_or_false_is_warned_and_false(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The spec's booleans: "yes" is not true; it is read as false, with a warning."""
+    with caplog.at_level(logging.WARNING):
+        targets = resolve(OtlpConfig(endpoint="http://file:4318"), {"OTEL_SDK_DISABLED": "yes"})
+    assert not targets.disabled and targets.enabled
+    assert "OTEL_SDK_DISABLED='yes' is not true or false" in caplog.text
+
+
+def test_grpc_takes_the_endpoint_as_given_and_its_own_default() -> None:
+    """Over gRPC the service names the signal: no /v1/... path; asked for with no endpoint
+    anywhere, an exporter goes to the spec's default for its protocol."""
+    env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4317"}
+    targets = resolve(OtlpConfig(), env)
+    assert targets.metrics is not None and targets.metrics.endpoint == "collector:4317"
+    asked = resolve(OtlpConfig(), {"OTEL_TRACES_EXPORTER": "otlp"})
+    assert asked.metrics is None
+    assert asked.traces is not None
+    assert asked.traces.endpoint == "http://localhost:4318/v1/traces"
+
+
+def test_metric_export_timeout_and_exemplar_filter_are_read() -> None:
+    """OTEL_METRIC_EXPORT_TIMEOUT is milliseconds; OTEL_METRICS_EXEMPLAR_FILTER is kept."""
+    env = {"OTEL_METRIC_EXPORT_TIMEOUT": "2500", "OTEL_METRICS_EXEMPLAR_FILTER": "ALWAYS_OFF"}
+    targets = resolve(OtlpConfig(endpoint="http://c:4318"), env)
+    assert targets.export_timeout == 2.5
+    assert targets.exemplar_filter == "always_off"
+
+
+def test_a_client_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    """The client certificate and key go together: one alone stops the start, naming it."""
+    cert = tmp_path / "client.pem"
+    cert.write_text("not read before the pair is complete\n")
+    env = {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": str(cert)}
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE: the"):
+        resolve(OtlpConfig(endpoint="https://c:4318"), env)

@@ -16,6 +16,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_C
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
     CICD_PIPELINE_NAME,
+    CICD_PIPELINE_RESULT,
     CICD_PIPELINE_TASK_NAME,
     CICD_PIPELINE_TASK_RUN_ID,
     CICD_PIPELINE_TASK_RUN_RESULT,
@@ -23,6 +24,7 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 )
 
 from alloy_runner.build.states import BuildStage
+from alloy_runner.telemetry.otlp.names import OTLP_NAMES
 from tests.support.exposition import parse_exposition
 from tests.support.http_client import free_port
 from tests.support.loopback import SilentListener
@@ -158,10 +160,14 @@ def value(point: Any) -> float:
 def export_after(receiver: OtlpReceiver, moment: float) -> dict[str, Any]:
     """Wait for a metrics export that began after `moment`; return its metrics by name."""
     received = wait_until(
-        lambda: [r for r in receiver.metric_requests() if r.at > moment + 0.05],
+        lambda: [
+            r
+            for r in receiver.metric_requests()
+            if r.at > moment + 0.05 and "ci.runner.jobs" in metrics_of(r.message)
+        ],
         10,
         what="a metrics export after the scrape",
-    )
+    )  # (the CI/CD semconv metrics go in requests of their own)
     return metrics_of(received[0].message)
 
 
@@ -174,13 +180,21 @@ def scraped(families: dict[str, Any], name: str, suffix: str) -> dict[Any, float
 
 
 def test_counters_pushed_over_otlp_equal_those_on_metrics_after_jobs_ended(run: Run) -> None:
-    """Once jobs have ended, OTLP carries the same families as /metrics and the same job counts."""
+    """Once jobs have ended, OTLP carries the same families as /metrics (under their OTel names
+    and UCUM units) and the same job counts."""
     scraped_at = time.time()
     before = parse_exposition(run.runner.scrape()[1])
-    pushed = export_after(run.receiver, scraped_at)
+    by_otel_name = export_after(run.receiver, scraped_at)
     after = parse_exposition(run.runner.scrape()[1])
+    catalog_name = {otel: name for name, (otel, _unit) in OTLP_NAMES.items()}
+    assert set(by_otel_name) <= set(catalog_name)  # no Prometheus-style name goes over OTLP
+    pushed = {catalog_name[n]: m for n, m in by_otel_name.items()}
 
     assert set(before) - {"target_info"} <= set(pushed) <= set(after)
+    assert by_otel_name["ci.runner.jobs"].unit == "{job}"
+    assert by_otel_name["ci.runner.job.duration"].unit == "s"
+    assert by_otel_name["process.cpu.time"].unit == "s"
+    assert by_otel_name["process.memory.usage"].unit == "By"
     for name in ("ci_runner_jobs", "ci_runner_failed_jobs"):
         metric = pushed[name]
         assert metric.sum.is_monotonic
@@ -205,7 +219,7 @@ def job_spans(run: Run, job_id: int) -> tuple[Span, list[Span]]:
         mine = [
             s
             for s in received
-            if attributes(s.attributes)[CICD_PIPELINE_TASK_RUN_ID] == str(job_id)
+            if attributes(s.attributes).get(CICD_PIPELINE_TASK_RUN_ID) == str(job_id)
         ]
         return mine if any(s.name not in STAGES for s in mine) else []
 
@@ -214,13 +228,28 @@ def job_spans(run: Run, job_id: int) -> tuple[Span, list[Span]]:
     return job, [s for s in mine if s is not job]
 
 
-def test_each_job_is_one_trace_with_a_span_per_stage(run: Run) -> None:
-    """Each job is its own trace: a root span named after the job, a child span per stage run."""
+def run_span(run: Run, trace_id: bytes) -> Span:
+    """Wait for the pipeline-run span of the trace `trace_id` and return it."""
+
+    def found() -> list[Span]:
+        return [
+            s
+            for _, s in run.receiver.spans()
+            if s.trace_id == trace_id and CICD_PIPELINE_RESULT in attributes(s.attributes)
+        ]
+
+    [span] = wait_until(found, 10, what="the pipeline-run span")
+    return span
+
+
+def test_a_pipeline_is_one_trace_with_a_span_per_job_and_stage(run: Run) -> None:
+    """A spool pipeline is one trace: the pipeline-run span (SERVER), a child span per job
+    (INTERNAL, named after it), and under each a span per stage run."""
     traces = set()
     for name, job_id in run.jobs.items():
         job, stages = job_spans(run, job_id)
         assert job.name == name
-        assert job.parent_span_id == b""
+        assert job.kind == Span.SPAN_KIND_INTERNAL
         assert {s.name for s in stages} >= {"prepare_script", "build_script"}
         assert all(s.trace_id == job.trace_id and s.parent_span_id == job.span_id for s in stages)
         attrs = attributes(job.attributes)
@@ -234,7 +263,14 @@ def test_each_job_is_one_trace_with_a_span_per_stage(run: Run) -> None:
         build_script = next(s for s in stages if s.name == "build_script")
         assert (build_script.status.code == Status.STATUS_CODE_ERROR) is failed
         traces.add(job.trace_id)
-    assert len(traces) == len(run.jobs)
+    [trace_id] = traces
+    pipeline = run_span(run, trace_id)
+    assert pipeline.kind == Span.SPAN_KIND_SERVER and pipeline.parent_span_id == b""
+    assert all(job_spans(run, j)[0].parent_span_id == pipeline.span_id for j in run.jobs.values())
+    attrs = attributes(pipeline.attributes)
+    assert attrs[CICD_PIPELINE_RESULT] == "failure"  # `fails` may not fail
+    assert attrs[CICD_PIPELINE_NAME] == run.runner.home.name
+    assert pipeline.name == f"RUN {run.runner.home.name}"
     resource = run.receiver.spans()[0][0]
     assert resource["service.name"] == "alloy-runner"
 
@@ -247,10 +283,13 @@ def test_the_script_sees_the_traceparent_of_its_job_span(run: Run) -> None:
 
 
 def test_a_job_given_a_traceparent_continues_that_trace(run: Run) -> None:
-    """A TRACEPARENT among a job's variables makes its span a child of that span, in that trace."""
+    """A TRACEPARENT given to `submit` makes the pipeline-run span a child of that span, and the
+    job's span a child of the pipeline's, all in that trace."""
     job, stages = job_spans(run, run.traced_job)
     assert job.trace_id.hex() == run.parent_trace
-    assert job.parent_span_id.hex() == run.parent_span
+    pipeline = run_span(run, job.trace_id)
+    assert pipeline.parent_span_id.hex() == run.parent_span
+    assert job.parent_span_id == pipeline.span_id
     assert all(s.trace_id.hex() == run.parent_trace for s in stages)
     _, trace, span, _ = run.continued_tp.split("-")
     assert (trace, span) == (run.parent_trace, job.span_id.hex())

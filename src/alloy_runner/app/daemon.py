@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from alloy_runner.app import logs
+from alloy_runner.app.otel import start_observability, start_profiles
 from alloy_runner.app.scheduler import RunnerSlot, Scheduler, default_executor
 from alloy_runner.build.registry import BuildRegistry, jobs_list
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.address import parse_address
 from alloy_runner.config.load import load_config
 from alloy_runner.config.model import Config
+from alloy_runner.coordinator.spool.runs import ActiveRuns
 from alloy_runner.coordinator.spool.source import SpoolSource
 from alloy_runner.coordinator.spool.store import Spool
 from alloy_runner.exceptions import AlloyRunnerError, ConfigError
@@ -25,15 +27,12 @@ from alloy_runner.machines.runner_providers import MachineProviders
 from alloy_runner.telemetry.catalog import instruments
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
 from alloy_runner.telemetry.metrics.builds import BuildTelemetry
-from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
 from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
 from alloy_runner.telemetry.metrics.runtime import install_runtime
-from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource
-from alloy_runner.telemetry.otlp.targets import resolve, start_otlp
+from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.telemetry.profiling.continuous import (
     ContinuousProfiler,
     DebugProfiles,
-    start_profiling,
 )
 from alloy_runner.telemetry.web.server import MetricsServer, Response
 from alloy_runner.telemetry.web.webconfig import WebAccess, load_web_access
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
 
     from alloy_runner.config.address import ListenAddress
     from alloy_runner.coordinator.api_metrics import ApiMetrics
+    from alloy_runner.coordinator.spool.runs import PipelineRun
     from alloy_runner.telemetry.metrics.runtime import GcTimer
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,9 @@ async def _close_sources(slots: list[RunnerSlot]) -> None:
 
 
 def _runner_slots(
-    config: Config, api: ApiMetrics | None = None
+    config: Config,
+    api: ApiMetrics | None = None,
+    on_run_end: Callable[[PipelineRun], None] | None = None,
 ) -> tuple[Spool | None, list[RunnerSlot]]:
     spool: Spool | None = None
     slots: list[RunnerSlot] = []
@@ -265,7 +267,7 @@ def _runner_slots(
                 raise ConfigError(
                     f"spool_dir {config.spool_dir}: cannot create it: {exc}"
                 ) from None
-        slots.append(RunnerSlot(runner, SpoolSource(spool, runner.name)))
+        slots.append(RunnerSlot(runner, SpoolSource(spool, runner.name, on_run_end=on_run_end)))
     return spool, slots
 
 
@@ -275,17 +277,16 @@ def prepare(config: Config) -> Daemon:
     web_path = config.metrics_web_config
     web = load_web_access(web_path) if web_path is not None else None
     build = build_info()
-    otlp = start_otlp(resolve(config.otlp, os.environ), make_resource(build))
-    telemetry = Telemetry(
+    # The CI/CD metrics read the registry and the spool made below (closures bind late).
+    seen = start_observability(
+        config,
         build,
-        resource=otlp.resource,
-        extra_readers=otlp.readers,
-        tracer_provider=otlp.tracer_provider,
+        workers=lambda: [(r.name, registry.count(r.name)) for r in config.runners],
+        active_runs=lambda: active_runs() if active_runs is not None else [],
     )
-    logs.configure(config.log_level, config.log_format, (ErrorCounter(telemetry),))
-    if otlp.targets.enabled:
-        log.info("%s", otlp.targets.summary())
-    spool, slots = _runner_slots(config, ApiTelemetry(telemetry))
+    otlp, telemetry = seen.otlp, seen.telemetry
+    spool, slots = _runner_slots(config, ApiTelemetry(telemetry), seen.run_ended(build.version))
+    active_runs = ActiveRuns(spool) if spool is not None else None
     registry = BuildRegistry()
     # The requests observer reads the scheduler made just below (closures bind late).
     builds = BuildTelemetry(
@@ -322,7 +323,7 @@ def prepare(config: Config) -> Daemon:
     telemetry.observe(instruments.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(instruments.CONCURRENT, lambda: float(daemon.config.concurrent))
     daemon.gc_timer = install_runtime(telemetry, lambda: daemon.loop)
-    daemon.profiler = start_profiling(config.profiling, build, [r.name for r in config.runners])
+    daemon.profiler = start_profiles(config, build, otlp)
     # Warnings wait until the server is bound: a port that is taken is then the only line.
     warnings = [*config.warnings, *(web.config.warnings if web is not None else ())]
     if not slots:

@@ -128,7 +128,13 @@ class Build:
         """Run every stage and report the result to the source; never raises."""
         self.trace.add_sink(self.source.trace_sink(self.job))
         self.state = BuildState.RUNNING
-        self._span = self.tracer.job_started(self.runner, self.job)
+        token = self.runner_config.token
+        self._span = self.tracer.job_started(
+            self.runner,
+            self.job,
+            url=self.source.job_url(self.job),
+            worker_id=token[:8] if token else "",  # the short token, as GitLab shows it
+        )
         watcher = asyncio.create_task(self._watch_cancel())
         result = BuildResult(BuildState.FAILED, FailureReason.UNKNOWN_FAILURE, 0.0)
         try:
@@ -388,4 +394,4 @@ class Build:
             job_url=self.source.job_url(self.job),
             environment=self.runner_config.environment,
         )
-        return job_environment(self.job, place, workspace, self._span.traceparent())
+        return job_environment(self.job, place, workspace, self._span.context_variables())

@@ -3,15 +3,15 @@ after-build work applies to a result."""
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alloy_runner.build.hostenv import host_environment
 from alloy_runner.build.job import ArtifactWhen
-from alloy_runner.build.ports import TRACEPARENT
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.executors import orphans
 from alloy_runner.version import build_info
@@ -82,10 +82,11 @@ class BuildPlace:
 
 
 def job_environment(
-    job: Job, place: BuildPlace, workspace: Workspace, traceparent: str | None
+    job: Job, place: BuildPlace, workspace: Workspace, trace_context: Mapping[str, str]
 ) -> dict[str, str]:
-    """Return the environment of the job's scripts: the runner's, GitLab's CI_*, the job's own."""
-    env = dict(os.environ)
+    """Return the environment of the job's scripts: the runner's (less its own telemetry
+    settings), GitLab's CI_*, the job's own, and the trace context of the job's span."""
+    env = host_environment()
     for entry in place.environment:
         key, _, value = entry.partition("=")
         env[key] = value
@@ -98,8 +99,9 @@ def job_environment(
         else:
             env[variable.key] = variable.value
     env.update(_runner_variables(place, workspace))
-    if traceparent is not None:  # the job's span, so that tools in the script can join it
-        env[TRACEPARENT] = traceparent
+    # The job's span, so that tools in the script can join it (TRACEPARENT and the rest of
+    # what OTEL_PROPAGATORS carries).
+    env.update(trace_context)
     return env
 
 

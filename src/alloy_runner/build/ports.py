@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from alloy_runner.build.job import Job
 
 TRACEPARENT = "TRACEPARENT"  # the job variable that joins a trace, and the one scripts see
+# The job variable naming the spool pipeline-run span a job's span is a child of.
+PIPELINE_TRACEPARENT = "ALLOY_PIPELINE_TRACEPARENT"
 
 
 class BuildMetrics(Protocol):
@@ -60,12 +62,20 @@ class JobSpan(Protocol):
     def traceparent(self) -> str | None:
         """Return the W3C `traceparent` of the job's span for its scripts (None: none)."""
 
+    def context_variables(self) -> dict[str, str]:
+        """Return the variables that carry the job's trace context to its scripts, by the
+        configured propagators (TRACEPARENT, TRACESTATE, BAGGAGE...); {} without tracing."""
+
 
 class BuildTracer(Protocol):
     """Start the trace of a job when a runner begins to run it."""
 
-    def job_started(self, runner: str, job: Job) -> JobSpan:
-        """Open the job's span; a `TRACEPARENT` among its variables makes it a child of that."""
+    def job_started(self, runner: str, job: Job, *, url: str = "", worker_id: str = "") -> JobSpan:
+        """Open the job's span; a `TRACEPARENT` among its variables makes it a child of that.
+
+        `url` is the job's page (`cicd.pipeline.task.run.url.full`), `worker_id` the
+        runner's identifier (`cicd.worker.id`; empty: its name).
+        """
 
 
 class NoJobSpan:
@@ -83,9 +93,12 @@ class NoJobSpan:
     def traceparent(self) -> str | None:
         return None
 
+    def context_variables(self) -> dict[str, str]:
+        return {}
+
 
 class NoTracer:
     """A BuildTracer that traces nothing (no OTLP endpoint, and the `exec` command)."""
 
-    def job_started(self, runner: str, job: Job) -> JobSpan:
+    def job_started(self, runner: str, job: Job, *, url: str = "", worker_id: str = "") -> JobSpan:
         return NoJobSpan()

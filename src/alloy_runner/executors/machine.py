@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from alloy_runner.build.hostenv import host_environment
 from alloy_runner.build.states import ExecutorStage
 from alloy_runner.exceptions import MachineError
 from alloy_runner.executors.base import ScriptResult, Workspace
@@ -121,7 +122,9 @@ class MachineExecutor:
             lines.append(f"cd {shlex.quote(str(cwd))} || exit 1")
         # bash reads the whole group before it runs it, so no command can eat the script.
         lines += ["{", script, "} < /dev/null", ""]
-        local_env = env if env is not None and not shell.remote else os.environ
+        # The driver's own command (docker-machine ssh) gets the host's environment less the
+        # runner's telemetry settings, as a job does.
+        local_env = env if env is not None and not shell.remote else host_environment()
         return await run_process_group(
             shell.argv,
             cwd=shell.cwd,

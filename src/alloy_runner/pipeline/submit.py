@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alloy_runner.build.job import Dependency, GitInfo, Job, Variable
+from alloy_runner.build.ports import PIPELINE_TRACEPARENT, TRACEPARENT
+from alloy_runner.coordinator.spool.runs import RunTrace
 from alloy_runner.coordinator.spool.store import PipelineJob, Spool
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.ci_yaml import JobSpec, PipelineSpec, job_steps
@@ -135,13 +137,21 @@ def submit(
     if not chosen:
         raise PipelineError("the pipeline has no jobs")
     pipeline_id, *ids = spool.allocate_ids(len(chosen) + 1)
+    given = [v.value for v in variables if v.key == TRACEPARENT]
+    run = RunTrace.new(given[-1] if given else None)
+    project = project_dir.resolve().name
+    pipeline_url = (spool.dir("pipelines") / f"{pipeline_id}.json").as_uri()
     planned = plan_jobs(
         chosen,
         ids,
         pipeline_id=pipeline_id,
         git=git_info_of(project_dir),
-        project=project_dir.resolve().name,
-        variables=variables,
+        project=project,
+        variables=(
+            Variable("CI_PIPELINE_URL", pipeline_url),
+            *variables,
+            Variable(PIPELINE_TRACEPARENT, run.traceparent),
+        ),
     )
     stages = [
         (
@@ -155,5 +165,10 @@ def submit(
         for stage in spec.stages
         if any(p.job.stage == stage for p in planned)
     ]
-    spool.add_pipeline(pipeline_id, stages, {p.job.id: p.job.to_payload() for p in planned})
+    spool.add_pipeline(
+        pipeline_id,
+        stages,
+        {p.job.id: p.job.to_payload() for p in planned},
+        {"name": project, "trace": vars(run)},
+    )
     return pipeline_id, planned

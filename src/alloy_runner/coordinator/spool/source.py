@@ -9,11 +9,15 @@ import errno
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from alloy_runner.coordinator.spool.records import SpoolStatus
+from alloy_runner.coordinator.spool.runs import PipelineRun, ended_run
 from alloy_runner.coordinator.spool.store import Spool, Taken
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult
@@ -30,9 +34,17 @@ log = logging.getLogger(__name__)
 class SpoolSource:
     """Take jobs from a spool for one runner, and write their logs and results back into it."""
 
-    def __init__(self, spool: Spool, runner: str, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        runner: str,
+        poll_interval: float = POLL_INTERVAL,
+        *,
+        on_run_end: Callable[[PipelineRun], None] | None = None,
+    ) -> None:
         self.spool = spool
         self.runner = runner
+        self.on_run_end = on_run_end  # told once of each pipeline whose last job this one ends
         self._poll = poll_interval
         self._taken: dict[int, Taken] = {}
         self._traces: dict[int, IO[bytes]] = {}
@@ -126,6 +138,20 @@ class SpoolSource:
                 runner=self.runner,
             )
         )
+        if self.on_run_end is not None:
+            await asyncio.to_thread(self._run_end, job)
+
+    def _run_end(self, job: Job) -> None:
+        pipeline = next((v.value for v in job.variables if v.key == "CI_PIPELINE_ID"), "")
+        if not pipeline.isdigit() or self.on_run_end is None:
+            return
+        try:
+            run = ended_run(self.spool, int(pipeline))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.debug("spool: cannot read pipeline %s", pipeline, exc_info=True)
+            return
+        if run is not None:
+            self.on_run_end(run)
 
 
 DISK_FULL_ROOM = 64 * 1024  # bytes of the log's tail given up to say why it ends

@@ -95,8 +95,12 @@ class Spool:
         pipeline_id: int,
         stages: list[tuple[str, list[PipelineJob]]],
         payloads: dict[int, dict[str, Any]],
+        run: dict[str, Any] | None = None,
     ) -> None:
-        """Store a pipeline and its jobs, then make its first runnable stage pending."""
+        """Store a pipeline and its jobs, then make its first runnable stage pending.
+
+        `run` (name, trace) describes the pipeline run for its span (`spool.runs`).
+        """
         self.ensure()
         for job_id, payload in payloads.items():
             write_json(self.dir("waiting") / f"{job_id}.json", payload)
@@ -104,6 +108,7 @@ class Spool:
             "id": pipeline_id,
             "created_at": time.time(),
             "stages": [{"name": name, "jobs": [vars(j) for j in jobs]} for name, jobs in stages],
+            **(run or {}),
         }
         write_json(self.dir("pipelines") / f"{pipeline_id}.json", plan)
         self.advance(pipeline_id)

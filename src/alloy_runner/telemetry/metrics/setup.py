@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from prometheus_client import CollectorRegistry
 
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
+from alloy_runner.telemetry.otlp.settings import SDK_DISABLED
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -42,6 +52,29 @@ def make_resource(build: BuildInfo) -> Resource:
         }
     )
     return defaults.merge(OTELResourceDetector().detect())
+
+
+EXEMPLAR_FILTERS: dict[str, Callable[[], ExemplarFilter]] = {
+    "trace_based": TraceBasedExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+    "always_off": AlwaysOffExemplarFilter,
+}
+
+
+@contextlib.contextmanager
+def sdk_enabled() -> Iterator[None]:
+    """Hide OTEL_SDK_DISABLED from the SDK while a MeterProvider is made.
+
+    The variable turns the SDK's own meters into no-ops, which would empty
+    `/metrics`: the Prometheus endpoint is this runner's interface, not an
+    export of the SDK's, so only the push (`otlp.targets`) obeys the variable.
+    """
+    saved = os.environ.pop(SDK_DISABLED, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[SDK_DISABLED] = saved
 
 
 def catalog_views(catalog: Sequence[Family] = CATALOG) -> list[View]:
@@ -72,17 +105,22 @@ class Telemetry:
         resource: Resource | None = None,
         extra_readers: Sequence[MetricReader] = (),
         tracer_provider: TracerProvider | None = None,
+        exemplar_filter: str = "trace_based",
+        meter_providers: Sequence[MeterProvider] = (),
     ) -> None:
         self.build = build
         self.tracer_provider = tracer_provider
+        self.meter_providers = tuple(meter_providers)  # more to shut down with this one
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._prometheus = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
-        self.provider = MeterProvider(
-            metric_readers=[self._prometheus, *extra_readers],
-            resource=resource if resource is not None else make_resource(build),
-            views=catalog_views(),
-            shutdown_on_exit=False,  # `shutdown` does it, within its deadline
-        )
+        with sdk_enabled():  # OTEL_SDK_DISABLED turns off the push, never /metrics
+            self.provider = MeterProvider(
+                metric_readers=[self._prometheus, *extra_readers],
+                resource=resource if resource is not None else make_resource(build),
+                views=catalog_views(),
+                shutdown_on_exit=False,  # `shutdown` does it, within its deadline
+                exemplar_filter=EXEMPLAR_FILTERS[exemplar_filter](),
+            )
         self.meter = self.provider.get_meter("alloy_runner", build.version)
         self._families: set[str] = set()
         self._shutdown_lock = threading.Lock()
@@ -144,6 +182,8 @@ class Telemetry:
         stoppers = [("metrics", lambda: self.provider.shutdown(timeout_millis=timeout * 1000))]
         if self.tracer_provider is not None:
             stoppers.append(("traces", self.tracer_provider.shutdown))
+        for more in self.meter_providers:
+            stoppers.append(("cicd metrics", partial(more.shutdown, timeout_millis=timeout * 1000)))
         threads = [
             threading.Thread(target=_stop, args=(what, stop), name=f"stop-{what}", daemon=True)
             for what, stop in stoppers

@@ -11,16 +11,32 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics.export import MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
+
+from alloy_runner.telemetry.otlp.names import otlp_named
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
     from opentelemetry.sdk.trace import ReadableSpan
 
     from alloy_runner.telemetry.otlp.targets import ExportHealth, Signal
+
+
+def http_options(signal: Signal) -> dict[str, Any]:
+    """Return the OTLP/HTTP exporter's arguments for `signal`, TLS files and compression too."""
+    return {
+        "endpoint": signal.endpoint,
+        "headers": signal.headers,
+        "timeout": signal.timeout,
+        "certificate_file": signal.tls.certificate,
+        "client_certificate_file": signal.tls.client_certificate,
+        "client_key_file": signal.tls.client_key,
+        "compression": Compression(signal.compression) if signal.compression else None,
+    }
 
 
 def reason(error: BaseException) -> str:
@@ -41,6 +57,10 @@ class WatchedSession(requests.Session):
         self._error: BaseException | None = None
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        # requests lets REQUESTS_CA_BUNDLE win over a session's own CA unless the request
+        # names one: OTEL_EXPORTER_OTLP_CERTIFICATE (the session's) must win.
+        if self.verify is not True:
+            kwargs.setdefault("verify", self.verify)
         try:
             return super().request(*args, **kwargs)
         except Exception as exc:
@@ -59,10 +79,8 @@ class GuardedMetricExporter(OTLPMetricExporter):
     def __init__(self, signal: Signal, health: ExportHealth) -> None:
         self._session = WatchedSession()
         super().__init__(
-            endpoint=signal.endpoint,
-            headers=signal.headers,
-            timeout=signal.timeout,
             session=self._session,
+            **http_options(signal),
         )
         self.health = health
 
@@ -70,7 +88,7 @@ class GuardedMetricExporter(OTLPMetricExporter):
         self, metrics_data: MetricsData, timeout_millis: float | None = 10_000, **kwargs: object
     ) -> MetricExportResult:
         try:
-            result = super().export(metrics_data, timeout_millis, **kwargs)
+            result = super().export(otlp_named(metrics_data), timeout_millis, **kwargs)
         except Exception as exc:  # a sink failing must not reach the reader's thread
             self.health.exported(False, exc)
             return MetricExportResult.FAILURE
@@ -91,10 +109,8 @@ class GuardedSpanExporter(OTLPSpanExporter):
     def __init__(self, signal: Signal, health: ExportHealth) -> None:
         self._session = WatchedSession()
         super().__init__(
-            endpoint=signal.endpoint,
-            headers=signal.headers,
-            timeout=signal.timeout,
             session=self._session,
+            **http_options(signal),
         )
         self.health = health
 

@@ -1,9 +1,9 @@
-"""Shipping over OTLP/HTTP: where to, the metric reader and span processor, and sink health.
+"""Where OTLP goes (the file and the OTEL_* variables, resolved once), and sink health.
 
-The same instruments that feed `/metrics` are pushed by a second reader on
-the one MeterProvider, so nothing is counted twice. A collector that is down
-or slow costs a background thread some waiting and, for spans, a bounded
-queue: builds never wait on it, and its failure is logged once per outage.
+The readers and span processors that ship it are made in `otlp.pipeline`.
+A collector that is down or slow costs a background thread some waiting and,
+for spans, a bounded queue: builds never wait on it, and its failure is
+logged once per outage.
 """
 
 from __future__ import annotations
@@ -17,30 +17,25 @@ from typing import TYPE_CHECKING
 from opentelemetry.util.re import parse_env_headers
 
 from alloy_runner.exceptions import ConfigError
-from alloy_runner.telemetry.otlp.tracing import JobTracer
+from alloy_runner.telemetry.otlp import settings
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.metrics.export import MetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from alloy_runner.build.ports import BuildTracer
     from alloy_runner.config.model import OtlpConfig
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
-TIMEOUT = "OTEL_EXPORTER_OTLP_TIMEOUT"
-INTERVAL = "OTEL_METRIC_EXPORT_INTERVAL"
 MAX_QUEUED_SPANS = 2048  # spans held while the collector is away; older ones are dropped first
 MAX_SPANS_PER_EXPORT = 512
 
 # The loggers the SDK complains through, once per export; `ExportHealth` speaks for them.
+_GRPC_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
 _LIBRARY_LOGGERS = {
-    "metrics": ("opentelemetry.exporter.otlp.proto.http.metric_exporter",),
+    "metrics": ("opentelemetry.exporter.otlp.proto.http.metric_exporter", _GRPC_LOGGER),
     "traces": (
         "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        _GRPC_LOGGER,
         "opentelemetry.sdk._shared_internal",  # the batch span processor: "Queue full, dropping"
     ),
 }
@@ -53,66 +48,132 @@ class Signal:
     name: str
     endpoint: str
     headers: dict[str, str] = field(default_factory=dict)
-    timeout: float | None = None  # None: the exporter's own OTEL_*_TIMEOUT or 10 s
+    timeout: float | None = None  # seconds; None: 10 s
+    protocol: str = settings.HTTP_PROTOBUF
+    tls: settings.Tls = field(default_factory=settings.Tls)
+    compression: str | None = None  # None: none
 
 
 @dataclass(frozen=True)
 class OtlpTargets:
-    """What to push: `metrics` and `traces` are None when that signal has no endpoint."""
+    """What to push: `metrics` and `traces` are None when that signal has no OTLP exporter."""
 
     metrics: Signal | None
     traces: Signal | None
-    interval: float | None = None  # seconds; None: OTEL_METRIC_EXPORT_INTERVAL or 60 s
+    interval: float | None = None  # seconds; None: 60 s
+    console_metrics: bool = False  # OTEL_METRICS_EXPORTER lists console
+    console_traces: bool = False
+    export_timeout: float | None = None  # OTEL_METRIC_EXPORT_TIMEOUT in seconds; None: 30 s
+    exemplar_filter: str = "trace_based"
+    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    disabled: bool = False  # OTEL_SDK_DISABLED=true
 
     @property
     def enabled(self) -> bool:
-        return self.metrics is not None or self.traces is not None
+        return self.metrics is not None or self.traces is not None or self.console
+
+    @property
+    def console(self) -> bool:
+        return self.console_metrics or self.console_traces
+
+    @property
+    def tracing(self) -> bool:
+        """Tell whether job spans are made at all (some exporter takes them)."""
+        return self.traces is not None or self.console_traces
 
     def summary(self) -> str:
         """Describe the targets in one log line."""
+        if self.disabled:
+            return (
+                "OTEL_SDK_DISABLED=true: no OTLP export, no spans, no profile-span links; "
+                "/metrics is served as usual (it is this runner's own interface)"
+            )
         parts = []
         if self.metrics is not None:
             every = f" every {self.interval:g}s" if self.interval is not None else ""
-            parts.append(f"metrics to {self.metrics.endpoint}{every}")
+            parts.append(f"metrics to {self.metrics.endpoint} ({self.metrics.protocol}){every}")
         if self.traces is not None:
-            parts.append(f"traces to {self.traces.endpoint}")
-        return "OTLP/HTTP: pushing " + " and ".join(parts) if parts else "OTLP: off"
+            parts.append(f"traces to {self.traces.endpoint} ({self.traces.protocol})")
+        if self.console:
+            what = [
+                s
+                for s, on in (("metrics", self.console_metrics), ("traces", self.console_traces))
+                if on
+            ]
+            parts.append(f"{' and '.join(what)} to the console (stdout)")
+        return "OTLP: pushing " + " and ".join(parts) if parts else "OTLP: off"
 
 
-def _url(value: str, where: str) -> str:
+def _url(value: str, where: str, proto: str) -> str:
     value = value.strip()
-    if not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}: expected an http:// or https:// URL, got {value!r}")
-    return value
+    if value.startswith(("http://", "https://")):
+        return value
+    if proto == settings.GRPC and "://" not in value and value:  # host:port; TLS unless insecure
+        return value
+    raise ConfigError(f"{where}: expected an http:// or https:// URL, got {value!r}")
 
 
-def _signal(
-    name: str, config: OtlpConfig, env: Mapping[str, str]
-) -> Signal | None:  # a signal's own variable, then the shared one, then the file
-    upper = name.upper()
-    own = env.get(f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT", "").strip()
-    shared = env.get(ENDPOINT, "").strip()
+def _endpoint(
+    name: str, config: OtlpConfig, env: Mapping[str, str], proto: str, asked: bool
+) -> str | None:
+    """A signal's own variable as given, then the shared one, then the file, then the default."""
+    own_name = f"OTEL_EXPORTER_OTLP_{name.upper()}_ENDPOINT"
+    own = env.get(own_name, "").strip()
     if own:
-        endpoint = _url(own, f"OTEL_EXPORTER_OTLP_{upper}_ENDPOINT")
-    elif shared:
-        endpoint = _url(shared, ENDPOINT).rstrip("/") + f"/v1/{name}"
-    elif config.endpoint:
-        endpoint = _url(config.endpoint, "telemetry.otlp.endpoint").rstrip("/") + f"/v1/{name}"
-    else:
+        return _url(own, own_name, proto)
+    shared, where = env.get(ENDPOINT, "").strip(), ENDPOINT
+    if not shared:
+        shared, where = config.endpoint, "telemetry.otlp.endpoint"
+    if not shared:
+        if not asked:  # no endpoint anywhere and no exporter named: OTLP stays off
+            return None
+        shared = settings.DEFAULT_ENDPOINTS[proto]
+    base = _url(shared, where, proto)
+    # Over HTTP the base gets the signal's path; over gRPC the service names the signal.
+    return base if proto == settings.GRPC else base.rstrip("/") + f"/v1/{name}"
+
+
+def _signal(name: str, config: OtlpConfig, env: Mapping[str, str], asked: bool) -> Signal | None:
+    proto = settings.protocol(env, name)
+    endpoint = _endpoint(name, config, env, proto, asked)
+    if endpoint is None:
         return None
     headers = dict(config.headers)
-    for variable in (HEADERS, f"OTEL_EXPORTER_OTLP_{upper}_HEADERS"):
+    for variable in (HEADERS, f"OTEL_EXPORTER_OTLP_{name.upper()}_HEADERS"):
         headers.update(parse_env_headers(env.get(variable, ""), liberal=True))
-    env_timeout = env.get(TIMEOUT) or env.get(f"OTEL_EXPORTER_OTLP_{upper}_TIMEOUT")
-    return Signal(name, endpoint, headers, None if env_timeout else config.timeout)
+    timeout = settings.signal_timeout(env, name)
+    return Signal(
+        name,
+        endpoint,
+        headers,
+        config.timeout if timeout is None else timeout,
+        proto,
+        settings.tls(env, name),
+        settings.compression(env, name, proto),
+    )
 
 
 def resolve(config: OtlpConfig, env: Mapping[str, str]) -> OtlpTargets:
     """Combine `[telemetry.otlp]` with the standard OTEL_* variables, which win where set."""
+    if settings.sdk_disabled(env):
+        return OtlpTargets(None, None, disabled=True)
+    chosen = {s: settings.exporters(env, s) for s in ("metrics", "traces")}
+    signals = {
+        s: _signal(s, config, env, asked=names is not None)
+        if names is None or "otlp" in names
+        else None
+        for s, names in chosen.items()
+    }
+    interval = settings.milliseconds(env, settings.EXPORT_INTERVAL)
     return OtlpTargets(
-        metrics=_signal("metrics", config, env),
-        traces=_signal("traces", config, env),
-        interval=None if env.get(INTERVAL) else config.interval,
+        metrics=signals["metrics"],
+        traces=signals["traces"],
+        interval=config.interval if interval is None else interval,
+        console_metrics="console" in (chosen["metrics"] or ()),
+        console_traces="console" in (chosen["traces"] or ()),
+        export_timeout=settings.milliseconds(env, settings.EXPORT_TIMEOUT),
+        exemplar_filter=settings.exemplar_filter(env),
+        propagators=settings.propagator_names(env),
     )
 
 
@@ -198,57 +259,3 @@ class ExportHealth(logging.Filter):
     @property
     def failing(self) -> bool:
         return self._failing
-
-
-@dataclass
-class OtlpPipeline:
-    """The OTLP side of one process: a metric reader and a tracer provider, each optional."""
-
-    targets: OtlpTargets
-    resource: Resource
-    reader: MetricReader | None = None
-    tracer_provider: TracerProvider | None = None
-
-    @property
-    def readers(self) -> tuple[MetricReader, ...]:
-        return (self.reader,) if self.reader is not None else ()
-
-    def build_tracer(self, version: str) -> BuildTracer | None:
-        """Return the tracer for builds, or None when traces go nowhere."""
-        if self.tracer_provider is None:
-            return None
-        return JobTracer(self.tracer_provider, version)
-
-
-def start_otlp(targets: OtlpTargets, resource: Resource) -> OtlpPipeline:
-    """Create the reader and the tracer provider that `targets` asks for; nothing is sent yet."""
-    pipeline = OtlpPipeline(targets, resource)
-    if targets.metrics is None and targets.traces is None:
-        return pipeline
-    # The exporters (requests, protobuf) cost ~150 ms and several MB: only load them when used.
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    from alloy_runner.telemetry.otlp.exporters import GuardedMetricExporter, GuardedSpanExporter
-
-    if targets.metrics is not None:
-        health = ExportHealth("metrics", targets.metrics.endpoint)
-        health.install()
-        interval = targets.interval * 1000 if targets.interval is not None else None
-        pipeline.reader = PeriodicExportingMetricReader(
-            GuardedMetricExporter(targets.metrics, health), export_interval_millis=interval
-        )
-    if targets.traces is not None:
-        health = ExportHealth("traces", targets.traces.endpoint)
-        health.install()
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                GuardedSpanExporter(targets.traces, health),
-                max_queue_size=MAX_QUEUED_SPANS,
-                max_export_batch_size=MAX_SPANS_PER_EXPORT,
-            )
-        )
-        pipeline.tracer_provider = provider
-    return pipeline
