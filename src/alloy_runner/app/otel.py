@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from alloy_runner.app import logs
 from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
-from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource
+from alloy_runner.telemetry.metrics.setup import Telemetry, make_resource, resource_warnings
 from alloy_runner.telemetry.otlp.cicd_metrics import system_errors
+from alloy_runner.telemetry.otlp.env_lists import hide_from_sdk
 from alloy_runner.telemetry.otlp.pipeline import OtlpPipeline, start_otlp
 from alloy_runner.telemetry.otlp.targets import resolve
 from alloy_runner.telemetry.profiling.continuous import ContinuousProfiler, start_profiling
@@ -53,7 +54,11 @@ def start_observability(
     active_runs: Callable[[], Sequence[tuple[str, str]]],
 ) -> Observability:
     """Resolve OTLP (exit 2 on a value that cannot work), start the metrics, configure the logs."""
-    otlp = start_otlp(resolve(config.otlp, os.environ), make_resource(build))
+    targets = resolve(config.otlp, os.environ)
+    resource = make_resource(build)
+    warnings = (*resource_warnings(), *targets.warnings)  # logged once the log is set up
+    hide_from_sdk(os.environ)  # read above: the SDK would parse them again, in its own words
+    otlp = start_otlp(targets, resource)
     telemetry = Telemetry(
         build,
         resource=otlp.resource,
@@ -65,6 +70,8 @@ def start_observability(
     cicd = otlp.cicd_metrics(build.version, workers, active_runs)
     handlers = (ErrorCounter(telemetry), *system_errors(cicd))
     logs.configure(config.log_level, config.log_format, handlers)
+    for warning in warnings:
+        log.warning("%s", warning)
     if otlp.targets.enabled or otlp.targets.disabled:
         log.info("%s", otlp.targets.summary())
     return Observability(otlp, telemetry, cicd)

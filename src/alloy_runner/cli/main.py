@@ -13,6 +13,8 @@ import click
 from alloy_runner.exceptions import EXIT_FAILURE, EXIT_USAGE, AlloyRunnerError
 from alloy_runner.version import build_info
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
     click.echo(f"alloy-runner: error: {message}", err=True)
@@ -66,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="alloy-runner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _fail("aborted")
+    except click.exceptions.Abort:  # Ctrl-C (or SIGINT) before the run loop handles it
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         _fail(exc.format_message().replace("\n", " "))
     except AlloyRunnerError as exc:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # a full disk, a directory that cannot be made: the world, not the input
         _fail(str(exc).replace("\n", " "), EXIT_FAILURE)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

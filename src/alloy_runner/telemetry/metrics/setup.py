@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -23,10 +23,11 @@ from opentelemetry.sdk.metrics import (
     TraceBasedExemplarFilter,
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
+from alloy_runner.telemetry.otlp.env_lists import RESOURCE_ATTRIBUTES, parse_pairs
 from alloy_runner.telemetry.otlp.settings import SDK_DISABLED
 
 if TYPE_CHECKING:
@@ -41,17 +42,29 @@ log = logging.getLogger(__name__)
 Reading = float | Iterable[tuple[float, dict[str, str]]]
 
 
-def make_resource(build: BuildInfo) -> Resource:
-    """Name this process; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over defaults."""
-    defaults = Resource.create(
-        {
-            "service.name": build.name,
-            "service.version": build.version,
-            "service.instance.id": str(uuid.uuid4()),
-            "host.name": socket.gethostname(),
-        }
-    )
-    return defaults.merge(OTELResourceDetector().detect())
+def make_resource(build: BuildInfo, env: Mapping[str, str] = os.environ) -> Resource:
+    """Name this process; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over defaults.
+
+    The variables are read here (resource_warnings() says what is ignored) and kept from
+    the SDK's own detector, which would warn in its words, twice.
+    """
+    attributes: dict[str, str] = {
+        "service.name": build.name,
+        "service.version": build.version,
+        "service.instance.id": str(uuid.uuid4()),
+        "host.name": socket.gethostname(),
+    }
+    attributes.update(parse_pairs(RESOURCE_ATTRIBUTES, env.get(RESOURCE_ATTRIBUTES, ""))[0])
+    if service := env.get("OTEL_SERVICE_NAME", "").strip():
+        attributes["service.name"] = service
+    with _hidden(RESOURCE_ATTRIBUTES, "OTEL_SERVICE_NAME"):
+        return Resource.create(attributes)
+
+
+def resource_warnings(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """Say which part of OTEL_RESOURCE_ATTRIBUTES the runner ignores (not key=value)."""
+    warning = parse_pairs(RESOURCE_ATTRIBUTES, env.get(RESOURCE_ATTRIBUTES, ""))[1]
+    return (warning,) if warning else ()
 
 
 EXEMPLAR_FILTERS: dict[str, Callable[[], ExemplarFilter]] = {
@@ -69,12 +82,18 @@ def sdk_enabled() -> Iterator[None]:
     `/metrics`: the Prometheus endpoint is this runner's interface, not an
     export of the SDK's, so only the push (`otlp.targets`) obeys the variable.
     """
-    saved = os.environ.pop(SDK_DISABLED, None)
+    with _hidden(SDK_DISABLED):
+        yield
+
+
+@contextlib.contextmanager
+def _hidden(*names: str) -> Iterator[None]:
+    """Hide environment variables from the SDK for a moment (it reads os.environ itself)."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
     try:
         yield
     finally:
-        if saved is not None:
-            os.environ[SDK_DISABLED] = saved
+        os.environ.update(saved)
 
 
 def catalog_views(catalog: Sequence[Family] = CATALOG) -> list[View]:

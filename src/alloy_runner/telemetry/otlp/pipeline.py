@@ -177,6 +177,8 @@ def _tracer_provider(targets: OtlpTargets, resource: Resource) -> TracerProvider
                 exporter,
                 max_queue_size=MAX_QUEUED_SPANS,
                 max_export_batch_size=MAX_SPANS_PER_EXPORT,
+                schedule_delay_millis=targets.schedule_delay_ms,
+                export_timeout_millis=targets.span_export_timeout_ms,
             )
         )
     return provider

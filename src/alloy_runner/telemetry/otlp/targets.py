@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opentelemetry.util.re import parse_env_headers
-
+from alloy_runner.config.address import is_http_url
 from alloy_runner.exceptions import ConfigError
 from alloy_runner.telemetry.otlp import settings
+from alloy_runner.telemetry.otlp.env_lists import HEADER_VARIABLES, bsp_milliseconds, parse_pairs
 
 if TYPE_CHECKING:
     from alloy_runner.config.model import OtlpConfig
@@ -67,6 +67,9 @@ class OtlpTargets:
     exemplar_filter: str = "trace_based"
     propagators: tuple[str, ...] = ("tracecontext", "baggage")
     disabled: bool = False  # OTEL_SDK_DISABLED=true
+    schedule_delay_ms: int = 5000  # OTEL_BSP_SCHEDULE_DELAY
+    span_export_timeout_ms: int = 30000  # OTEL_BSP_EXPORT_TIMEOUT
+    warnings: tuple[str, ...] = ()  # what the variables held that the runner ignores
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +110,8 @@ class OtlpTargets:
 def _url(value: str, where: str, proto: str) -> str:
     value = value.strip()
     if value.startswith(("http://", "https://")):
+        if not is_http_url(value):
+            raise ConfigError(f"{where}: {value!r} is not a URL that parses")
         return value
     if proto == settings.GRPC and "://" not in value and value:  # host:port; TLS unless insecure
         return value
@@ -140,7 +145,7 @@ def _signal(name: str, config: OtlpConfig, env: Mapping[str, str], asked: bool) 
         return None
     headers = dict(config.headers)
     for variable in (HEADERS, f"OTEL_EXPORTER_OTLP_{name.upper()}_HEADERS"):
-        headers.update(parse_env_headers(env.get(variable, ""), liberal=True))
+        headers.update(parse_pairs(variable, env.get(variable, ""), header_names=True)[0])
     timeout = settings.signal_timeout(env, name)
     return Signal(
         name,
@@ -165,6 +170,14 @@ def resolve(config: OtlpConfig, env: Mapping[str, str]) -> OtlpTargets:
         for s, names in chosen.items()
     }
     interval = settings.milliseconds(env, settings.EXPORT_INTERVAL)
+    if interval == 0:
+        raise ConfigError(f"{settings.EXPORT_INTERVAL}: expected a positive number of milliseconds")
+    delay, delay_warning = bsp_milliseconds(env, "OTEL_BSP_SCHEDULE_DELAY")
+    timeout, timeout_warning = bsp_milliseconds(env, "OTEL_BSP_EXPORT_TIMEOUT")
+    header_warnings = [
+        parse_pairs(variable, env.get(variable, ""), header_names=True)[1]
+        for variable in HEADER_VARIABLES
+    ]
     return OtlpTargets(
         metrics=signals["metrics"],
         traces=signals["traces"],
@@ -174,6 +187,11 @@ def resolve(config: OtlpConfig, env: Mapping[str, str]) -> OtlpTargets:
         export_timeout=settings.milliseconds(env, settings.EXPORT_TIMEOUT),
         exemplar_filter=settings.exemplar_filter(env),
         propagators=settings.propagator_names(env),
+        schedule_delay_ms=delay,
+        span_export_timeout_ms=timeout,
+        warnings=tuple(
+            w for w in (*header_warnings, delay_warning, timeout_warning) if w is not None
+        ),
     )
 
 
