@@ -14,6 +14,7 @@ Our exception hierarchy:
   |  |  + AddressError                  a `[host]:<port>` listen address
   |  |  + WebConfigError                the metrics server's web config file
   |  + PipelineError                    a `.alloy-ci.yml` (the message starts `FILE:LINE:`)
+  |     + ExpressionError               a `rules:if` expression (the reader adds FILE:LINE)
   + CoordinatorError                    the coordinator answered in a way the runner cannot use
   |  + TokenRefused                     exit 2: it refused a token the user gave
   |  + Unreachable                      no usable answer at all: try again later
@@ -52,6 +53,7 @@ __all__ = [
     "ArtifactsError",
     "ConfigError",
     "CoordinatorError",
+    "ExpressionError",
     "HelperError",
     "JobPayloadError",
     "MachineError",
@@ -95,6 +97,10 @@ class WebConfigError(ConfigError):
 
 class PipelineError(UsageError):
     """A `.alloy-ci.yml` cannot be read into a pipeline (the message starts `FILE:LINE:`)."""
+
+
+class ExpressionError(PipelineError):
+    """A CI/CD variable expression does not parse; the reader adds the file and the line."""
 
 
 # --- the world was not as it should be: exit 1 ---------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alloy_runner.build.expand import expand_all
 from alloy_runner.build.hostenv import host_environment
 from alloy_runner.build.job import ArtifactWhen
 from alloy_runner.build.states import BuildState, FailureReason
@@ -99,6 +100,9 @@ def job_environment(
         else:
             env[variable.key] = variable.value
     env.update(_runner_variables(place, workspace))
+    # GitLab Runner expands job variables (not `expand: false` ones) before the job starts.
+    expandable = frozenset(v.key for v in job.variables if not v.raw and not v.file)
+    env = expand_all(env, frozenset(env) - expandable)
     # The job's span, so that tools in the script can join it (TRACEPARENT and the rest of
     # what OTEL_PROPAGATORS carries).
     env.update(trace_context)

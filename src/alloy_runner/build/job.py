@@ -70,6 +70,7 @@ class Variable:
     public: bool = True
     masked: bool = False
     file: bool = False
+    raw: bool = False  # GitLab's `expand: false`: references in the value stay as written
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Variable:
@@ -79,6 +80,7 @@ class Variable:
             public=bool(data.get("public", True)),
             masked=bool(data.get("masked", False)),
             file=bool(data.get("file", False)),
+            raw=bool(data.get("raw", False)),
         )
         if problem := variable_problem(variable.key, variable.value):
             raise JobPayloadError(f"job payload: {problem}")
@@ -91,6 +93,7 @@ class Variable:
             "public": self.public,
             "masked": self.masked,
             "file": self.file,
+            "raw": self.raw,
         }
 
 

@@ -1,4 +1,4 @@
-"""Pipelines: reading `.alloy-ci.yml` into the jobs a runner can take."""
+"""Pipelines: reading `.alloy-ci.yml` into the jobs GitLab would create for a commit."""
 
 from __future__ import annotations
 

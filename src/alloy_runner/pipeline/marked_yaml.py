@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from alloy_runner.exceptions import PipelineError
+
+
+class Line(int):
+    """A line number that remembers the file it is in (files come from `include`)."""
+
+    source: str
+
+    def __new__(cls, value: int, source: str) -> Line:
+        line = super().__new__(cls, value)
+        line.source = source
+        return line
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A `!reference [job, key, ...]` tag, resolved once every file is read."""
+
+    path: tuple[Any, ...]
+    line: int
 
 
 class LineMap(dict[Any, Any]):
@@ -28,19 +49,37 @@ class LineMap(dict[Any, Any]):
         self.lines[key] = line
 
 
-class _Loader(yaml.SafeLoader):
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when there is one
+
+
+class _Loader(_Base):  # type: ignore[misc]
     """PyYAML's safe loader, whose mappings are LineMaps (anchors and merge keys still work)."""
+
+    source = ""
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[LineMap]:
-    data = LineMap(node.start_mark.line + 1)
+    data = LineMap(Line(node.start_mark.line + 1, loader.source))
     yield data  # before the content, so that aliases inside it can refer to it
     data.update(loader.construct_mapping(node))
     for key_node, _ in node.value:  # merge keys (`<<`) are flattened in by now; last one wins
-        data.lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
+        line = Line(key_node.start_mark.line + 1, loader.source)
+        with contextlib.suppress(TypeError):  # an unhashable key: the caller refuses it
+            data.lines[loader.construct_object(key_node)] = line
+
+
+def _construct_reference(loader: _Loader, node: yaml.Node) -> Reference:
+    line = Line(node.start_mark.line + 1, loader.source)
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!reference takes a list such as [.job, script]", node.start_mark
+        )
+    path = tuple(loader.construct_object(item, deep=True) for item in node.value)
+    return Reference(path, line)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("!reference", _construct_reference)
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -48,6 +87,7 @@ def load_yaml(text: str, source: str) -> Any:
     loader = None
     try:
         loader = _Loader(text)  # checks that every character is one YAML allows
+        loader.source = source
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

@@ -1,4 +1,4 @@
-"""The plan a `.alloy-ci.yml` is read into: its stages and jobs, defaults and templates applied."""
+"""The plan a `.alloy-ci.yml` is read into: the jobs GitLab would create, and how they run."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, Cache, Step
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One job of the plan, with defaults, templates and global variables applied."""
+    """One job of the plan, with defaults, templates, rules and global variables applied."""
 
     name: str
     stage: str
     script: tuple[str, ...]  # before_script + script, as GitLab sends them in the "script" step
     after_script: tuple[str, ...]
-    variables: tuple[tuple[str, str], ...]  # global merged with the job's (job wins), in order
+    variables: tuple[tuple[str, str], ...]  # global, job, matrix and rule variables, in order
     timeout: int = DEFAULT_TIMEOUT
     allow_failure: bool = False
     when: str = "on_success"
@@ -23,15 +23,30 @@ class JobSpec:
     cache: tuple[Cache, ...] = ()
     dependencies: tuple[str, ...] | None = None  # None: every job of the earlier stages
     needs: tuple[str, ...] | None = None  # None: no `needs`, the job waits for earlier stages
+    raw_variables: tuple[str, ...] = ()  # `expand: false`
+    start_in: int = 0  # seconds a `delayed` job waits once it may start
+    retry: int = 0
+    retry_when: tuple[str, ...] = ("always",)
+    retry_exit_codes: tuple[int, ...] = ()
+    resource_group: str | None = None
+    interruptible: bool = False
+    allow_failure_exit_codes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A pipeline's stages, its jobs in stage then file order, and what was ignored."""
+    """A pipeline's stages, its jobs in stage then file order, and what was ignored.
+
+    `filtered` is set (and `jobs` empty) when `workflow:rules` creates no pipeline.
+    """
 
     stages: tuple[str, ...]
     jobs: tuple[JobSpec, ...]
     warnings: tuple[str, ...] = ()
+    name: str = ""
+    filtered: str = ""
+    variables: tuple[tuple[str, str], ...] = ()  # the pipeline's predefined variables
+    auto_cancel: str = "conservative"  # workflow:auto_cancel:on_new_commit
 
 
 def job_steps(spec: JobSpec) -> tuple[Step, ...]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from alloy_runner.build.job import Dependency, GitInfo, Job, Variable
 from alloy_runner.build.ports import PIPELINE_TRACEPARENT, TRACEPARENT
@@ -14,37 +13,22 @@ from alloy_runner.coordinator.spool.runs import RunTrace
 from alloy_runner.coordinator.spool.store import PipelineJob, Spool
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.ci_yaml import JobSpec, PipelineSpec, job_steps
+from alloy_runner.pipeline.repo import Repo, slug
 
 
-def _git(project_dir: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(project_dir), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
+def git_info_of(repo: Repo) -> GitInfo:
+    """Describe the commit as the coordinator would; empty outside a git repository.
 
-
-def git_info_of(project_dir: Path) -> GitInfo:
-    """Describe the repository at `project_dir` as the coordinator would; empty if none.
-
-    Jobs fetch the committed state of HEAD, as GitLab's do: uncommitted changes
-    are not part of a pipeline.
+    Jobs fetch the committed state, as GitLab's do: uncommitted changes are not
+    part of a pipeline.
     """
-    top = _git(project_dir, "rev-parse", "--show-toplevel")
-    sha = _git(project_dir, "rev-parse", "HEAD") if top else None
-    if not top or not sha:
+    if not repo.in_git:
         return GitInfo()
-    ref = _git(project_dir, "symbolic-ref", "--short", "-q", "HEAD") or sha
     return GitInfo(
-        repo_url=Path(top).as_uri(),
-        ref=ref,
-        sha=sha,
+        repo_url=repo.root.as_uri(),
+        ref=repo.ref,
+        sha=repo.sha,
+        ref_type="tag" if repo.is_tag else "branch",
         refspecs=("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"),
     )
 
@@ -63,15 +47,10 @@ def select(spec: PipelineSpec, names: Sequence[str]) -> list[JobSpec]:
 def _dependencies(
     job: JobSpec, chosen: list[JobSpec], ids: dict[str, int]
 ) -> tuple[Dependency, ...]:
-    names = job.dependencies if job.dependencies is not None else job.needs
+    names = job.dependencies
     if names is None:
-        earlier = {j.stage for j in chosen if j.stage != job.stage}
         order = [j.stage for j in chosen]
-        names = tuple(
-            j.name
-            for j in chosen
-            if j.stage in earlier and order.index(j.stage) < order.index(job.stage)
-        )
+        names = tuple(j.name for j in chosen if order.index(j.stage) < order.index(job.stage))
     return tuple(Dependency(id=ids[n], name=n) for n in names if n in ids)
 
 
@@ -81,40 +60,51 @@ class Planned:
     spec: JobSpec
 
 
+def job_variables(
+    spec: JobSpec, job_id: int, pipeline: Sequence[tuple[str, str]], run: Sequence[Variable]
+) -> tuple[Variable, ...]:
+    """A job's variables in GitLab's precedence order (a later one wins)."""
+    own = {
+        "CI_JOB_ID": str(job_id),
+        "CI_JOB_NAME": spec.name,
+        "CI_JOB_NAME_SLUG": slug(spec.name),
+        "CI_JOB_STAGE": spec.stage,
+        "CI_JOB_MANUAL": "true" if spec.when == "manual" else "",
+    }
+    raw = set(spec.raw_variables)
+    return (
+        *(Variable(k, v) for k, v in pipeline),
+        *(Variable(k, v) for k, v in own.items() if v),
+        *(Variable(k, v, raw=k in raw) for k, v in spec.variables),
+        *run,
+    )
+
+
 def plan_jobs(
     chosen: list[JobSpec],
     ids: Sequence[int],
     *,
     pipeline_id: int,
-    git: GitInfo,
-    project: str,
+    repo: Repo,
     variables: Sequence[Variable] = (),
+    pipeline_variables: Sequence[tuple[str, str]] = (),
 ) -> list[Planned]:
     """Return the API v4 jobs of `chosen`, numbered by `ids`."""
     by_name = {spec.name: job_id for spec, job_id in zip(chosen, ids, strict=True)}
+    git = git_info_of(repo)
+    pipeline = {**dict(pipeline_variables), **repo.predefined(pipeline_id)}
     planned = []
     for spec, job_id in zip(chosen, ids, strict=True):
-        predefined = [
-            Variable("CI_PIPELINE_ID", str(pipeline_id)),
-            Variable("CI_JOB_ID", str(job_id)),
-            Variable("CI_COMMIT_SHA", git.sha),
-            Variable("CI_COMMIT_REF_NAME", git.ref),
-            Variable("CI_PROJECT_NAME", project),
-        ]
         job = Job(
             id=job_id,
             token=secrets.token_hex(16),
             name=spec.name,
             stage=spec.stage,
             project_id=0,
-            project_name=project,
+            project_name=repo.predefined()["CI_PROJECT_NAME"],
             git_info=git,
             timeout=spec.timeout,
-            variables=(
-                *predefined,
-                *(Variable(k, v) for k, v in spec.variables),
-                *variables,
-            ),
+            variables=job_variables(spec, job_id, list(pipeline.items()), variables),
             steps=job_steps(spec),
             artifacts=(spec.artifacts,) if spec.artifacts is not None else (),
             cache=spec.cache,
@@ -127,7 +117,7 @@ def plan_jobs(
 def submit(
     spool: Spool,
     spec: PipelineSpec,
-    project_dir: Path,
+    repo: Repo,
     *,
     names: Sequence[str] = (),
     variables: Sequence[Variable] = (),
@@ -139,36 +129,48 @@ def submit(
     pipeline_id, *ids = spool.allocate_ids(len(chosen) + 1)
     given = [v.value for v in variables if v.key == TRACEPARENT]
     run = RunTrace.new(given[-1] if given else None)
-    project = project_dir.resolve().name
+    project = repo.predefined()["CI_PROJECT_NAME"]
     pipeline_url = (spool.dir("pipelines") / f"{pipeline_id}.json").as_uri()
     planned = plan_jobs(
         chosen,
         ids,
         pipeline_id=pipeline_id,
-        git=git_info_of(project_dir),
-        project=project,
+        repo=repo,
         variables=(
             Variable("CI_PIPELINE_URL", pipeline_url),
             *variables,
             Variable(PIPELINE_TRACEPARENT, run.traceparent),
         ),
+        pipeline_variables=spec.variables,
     )
+    by_name = {p.spec.name: p.job.id for p in planned}
     stages = [
-        (
-            stage,
-            [
-                PipelineJob(p.job.id, p.job.name, p.spec.allow_failure, p.spec.when)
-                for p in planned
-                if p.job.stage == stage
-            ],
-        )
+        (stage, [_pipeline_job(p, by_name) for p in planned if p.job.stage == stage])
         for stage in spec.stages
         if any(p.job.stage == stage for p in planned)
     ]
-    spool.add_pipeline(
-        pipeline_id,
-        stages,
-        {p.job.id: p.job.to_payload() for p in planned},
-        {"name": project, "trace": vars(run)},
-    )
+    about: dict[str, Any] = {"name": project, "trace": vars(run)}
+    if repo.in_git:  # what auto-cancel compares with the pipelines that came before
+        about.update(ref=repo.ref, sha=repo.sha, auto_cancel=spec.auto_cancel)
+    payloads = {p.job.id: p.job.to_payload() for p in planned}
+    spool.add_pipeline(pipeline_id, stages, payloads, about)
     return pipeline_id, planned
+
+
+def _pipeline_job(p: Planned, by_name: dict[str, int]) -> PipelineJob:
+    spec = p.spec
+    needs = None if spec.needs is None else [by_name[n] for n in spec.needs if n in by_name]
+    return PipelineJob(
+        p.job.id,
+        p.job.name,
+        spec.allow_failure,
+        spec.when,
+        needs=needs,
+        start_in=spec.start_in,
+        retry=spec.retry,
+        retry_when=list(spec.retry_when),
+        retry_exit_codes=list(spec.retry_exit_codes),
+        resource_group=spec.resource_group,
+        allow_failure_exit_codes=list(spec.allow_failure_exit_codes),
+        interruptible=spec.interruptible,
+    )
