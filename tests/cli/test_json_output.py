@@ -137,7 +137,7 @@ def test_submit_wait_json_carries_each_result_and_passes_an_allowed_failure(
     assert (flaky["exit_code"], flaky["runner"], flaky["duration"]) == (1, "in-process", 0.5)
     assert set(flaky) == {
         *("id", "name", "stage", "pipeline_id", "status", "failure_reason", "duration"),
-        *("exit_code", "runner", "started_at", "queued_seconds", "finished_at"),
+        *("exit_code", "runner", "started_at", "queued_seconds", "finished_at", "attempt"),
     }
 
 

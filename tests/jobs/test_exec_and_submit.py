@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -54,11 +55,56 @@ def test_exec_streams_the_log_to_stdout_and_stages_to_stderr_and_exits_0(rig: Jo
     assert proc.returncode == 0, stderr
     assert "second-line\n" in stdout
     assert stdout.endswith("Job succeeded\n")
-    assert "\u25b6 build_script" in stderr
-    assert "\u2714 build_script" in stderr
-    assert "\u2714 prepare_script" in stderr
+    assert "\u25b6" not in stderr and "\u2714" not in stderr  # no progress display when piped
     assert "job ok: success" in stderr
     assert "first-line" not in stderr
+
+
+def _exec_on_a_terminal(rig: JobsRig, file: str, job: str) -> tuple[int, str, str]:
+    """Run `exec` with stderr on a pseudo-terminal; return its exit code, stdout, terminal."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [ALLOY_RUNNER, "exec", "shell", job, "--file", file, "--builds-dir", str(rig.builds)],
+        env=runner_env(rig.home, {"OUT": str(rig.out), "TMPDIR": str(rig.tmp)}),
+        cwd=rig.home,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    screen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: exec ended
+                break
+            if not chunk:
+                break
+            screen += chunk
+        stdout, _ = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, stdout, screen.decode()
+
+
+def test_exec_shows_stage_progress_on_a_terminal(rig: JobsRig) -> None:
+    """On a terminal, each stage shows as it starts and ends; a failed one shows as failed."""
+    project = rig.project(
+        "exec-tty", pipeline(ok={"script": ["echo fine"]}, bad={"script": ["exit 4"]})
+    )
+    code, stdout, screen = _exec_on_a_terminal(rig, str(project.file), "ok")
+    assert code == 0 and "fine" in stdout
+    assert "\u25b6 build_script" in screen and "\u2714 build_script (" in screen
+    assert "\u2714 prepare_script" in screen
+    code, stdout, screen = _exec_on_a_terminal(rig, str(project.file), "bad")
+    assert code == 1
+    assert "\u2718 build_script failed (" in screen
+    assert "\u2714 build_script" not in screen
 
 
 def test_exec_exits_1_when_the_job_fails(rig: JobsRig) -> None:

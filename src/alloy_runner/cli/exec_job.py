@@ -9,18 +9,20 @@ import errno
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from alloy_runner.build.build import Build, BuildPaths
-from alloy_runner.build.ports import NoMetrics
+from alloy_runner.build.ports import NoJobSpan, NoMetrics
 from alloy_runner.build.states import BuildStage, BuildState
 from alloy_runner.config.model import exec_runner
 from alloy_runner.executors.shell import ShellExecutor
 from alloy_runner.pipeline.checks import check_pipeline, check_variables
 from alloy_runner.pipeline.ci_yaml import load_pipeline
-from alloy_runner.pipeline.submit import git_info_of, plan_jobs, select
+from alloy_runner.pipeline.repo import read_repo
+from alloy_runner.pipeline.submit import plan_jobs, select
 
 if TYPE_CHECKING:
     from alloy_runner.build.build import BuildResult
@@ -91,33 +93,32 @@ class ExecSource:
         return None
 
 
-class Progress(NoMetrics):
-    """Show each stage on stderr as it ends."""
+class Progress(NoJobSpan):
+    """The stage-by-stage display of `exec` on a terminal: each stage as it starts and ends."""
 
-    def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
-        print(f"\u2714 {stage.value} ({seconds:.2f}s)", file=sys.stderr, flush=True)
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.began: dict[BuildStage, float] = {}
 
+    def job_started(self, runner: str, job: Job) -> Progress:
+        return self
 
-async def _watch_stages(build: Build) -> None:
-    shown: BuildStage | None = None
-    while True:
-        if build.stage is not shown and build.state is BuildState.RUNNING:
-            shown = build.stage
-            print(f"\u25b6 {shown.value}", file=sys.stderr, flush=True)
-        await asyncio.sleep(0.05)
+    def stage_started(self, stage: BuildStage) -> None:
+        self.began[stage] = time.monotonic()
+        print(f"\u25b6 {stage.value}", file=self.out, flush=True)
+
+    def stage_finished(self, stage: BuildStage, ok: bool) -> None:
+        seconds = time.monotonic() - self.began.get(stage, time.monotonic())
+        mark = "\u2714" if ok else "\u2718"
+        failed = "" if ok else " failed"
+        print(f"{mark} {stage.value}{failed} ({seconds:.2f}s)", file=self.out, flush=True)
 
 
 async def _run(build: Build) -> BuildResult:
-    watcher = asyncio.create_task(_watch_stages(build))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, build.cancel)
-    try:
-        return await build.run()
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    return await build.run()
 
 
 def exec_job(
@@ -128,20 +129,20 @@ def exec_job(
     timeout: int | None,
 ) -> int:
     """Run the job called `name`; return 0 when it succeeds, 1 when it does not."""
-    spec = load_pipeline(file)
+    repo = read_repo(file.resolve().parent)
+    spec = load_pipeline(file, repo, {v.key: v.value for v in variables})
     check_pipeline(spec, str(file))
     check_variables(variables)
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    project_dir = file.resolve().parent
     (chosen,) = select(spec, [name])
     (planned,) = plan_jobs(
         [chosen],
         [1],
         pipeline_id=1,
-        git=git_info_of(project_dir),
-        project=project_dir.name,
+        repo=repo,
         variables=variables,
+        pipeline_variables=spec.variables,
     )
     job = planned.job
     if timeout is not None:
@@ -154,8 +155,9 @@ def exec_job(
         runner,
         executor=ShellExecutor(runner.shell, runner.kill_timeout),
         source=source,
-        metrics=Progress(),
+        metrics=NoMetrics(),
         paths=paths,
+        tracer=Progress(sys.stderr) if sys.stderr.isatty() else None,
     )
     result = asyncio.run(_run(build))
     if source.output_error is not None:

@@ -53,9 +53,9 @@ def _add_commands() -> None:
     from alloy_runner.cli.exec import exec_group
     from alloy_runner.cli.run import run
     from alloy_runner.cli.runners import list_command, register, verify
-    from alloy_runner.cli.spool import cancel, submit
+    from alloy_runner.cli.spool import cancel, play, submit
 
-    for command in (run, submit, cancel, exec_group, register, verify, list_command):
+    for command in (run, submit, play, cancel, exec_group, register, verify, list_command):
         cli.add_command(command)
 
 

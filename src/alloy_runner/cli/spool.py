@@ -1,4 +1,4 @@
-"""The spool commands: `submit` (with `--wait`) and `cancel`, in text or `--json`."""
+"""The spool commands: `submit` (`--wait`, `--dry-run`), `play`, `cancel`; text or `--json`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ WAIT_POLL = 0.05  # seconds between looks at done/ while --wait waits
 @click.option(
     "--timeout", type=float, default=3600.0, show_default=True, help="Seconds --wait waits at most."
 )
+@click.option("--ref", help="The branch or tag to run the pipeline for (default: HEAD's).")
+@click.option(
+    "--source",
+    default="push",
+    show_default=True,
+    help="CI_PIPELINE_SOURCE: push, web, schedule, api, trigger, merge_request_event, ...",
+)
+@click.option("--dry-run", is_flag=True, help="Print the jobs GitLab would create; queue nothing.")
 @json_option
 @click.argument("jobs", nargs=-1)
 def submit(
@@ -49,42 +57,63 @@ def submit(
     masked: tuple[str, ...],
     wait: bool,
     timeout: float,
+    ref: str | None,
+    source: str,
+    dry_run: bool,
     as_json: bool,
     jobs: tuple[str, ...],
 ) -> None:
     """Put the pipeline of a .alloy-ci.yml (or only the named JOBS) into the spool."""
-    from alloy_runner.coordinator.spool.records import SpoolStatus
     from alloy_runner.coordinator.spool.store import Spool
     from alloy_runner.pipeline import submit as submitting
     from alloy_runner.pipeline.checks import check_pipeline, check_variables
     from alloy_runner.pipeline.ci_yaml import load_pipeline
+    from alloy_runner.pipeline.repo import read_repo
+    from alloy_runner.pipeline.show import show
 
-    spec = load_pipeline(file)
+    run_vars = variables(plain, masked)
+    check_variables(run_vars)
+    repo = read_repo(file.resolve().parent, ref, source)
+    spec = load_pipeline(file, repo, {v.key: v.value for v in run_vars})
     check_pipeline(spec, str(file))
-    extra = variables(plain, masked)
-    check_variables(extra)
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if spec.filtered:
+        click.echo(f"no pipeline: {spec.filtered}", err=True)
+        return
+    if dry_run:
+        click.echo(show(spec, submitting.select(spec, jobs), run_vars), nl=False)
+        return
     the_spool = Spool(spool_dir(spool, config_path))
-    pipeline_id, planned = submitting.submit(
-        the_spool, spec, file.resolve().parent, names=jobs, variables=extra
-    )
+    pipeline_id, planned = submitting.submit(the_spool, spec, repo, names=jobs, variables=run_vars)
     if not as_json:
         click.echo(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")
         for each in planned:
-            click.echo(f"  job {each.job.id} {each.job.name} (stage {each.job.stage})")
+            when = "" if each.spec.when == "on_success" else f", when {each.spec.when}"
+            click.echo(f"  job {each.job.id} {each.job.name} (stage {each.job.stage}{when})")
     if not wait:
         if as_json:
             print_json(_submitted(the_spool, pipeline_id, planned, None))
         return
-    results = _wait(the_spool, [each.job.id for each in planned], timeout)
+    _report(the_spool, pipeline_id, planned, timeout, as_json)
+
+
+def _report(
+    spool: Spool, pipeline_id: int, planned: list[Planned], timeout: float, as_json: bool
+) -> None:
+    """Wait for the pipeline, then print each job's end; exit 1 when one failed unallowed."""
+    results = _wait(spool, [each.job.id for each in planned], timeout)
     if as_json:
-        print_json(_submitted(the_spool, pipeline_id, planned, results))
+        print_json(_submitted(spool, pipeline_id, planned, results))
     if results is None:
         raise WaitTimeout(f"the pipeline did not end within {timeout:g}s")
     failed = False
     for each, result in zip(planned, results, strict=True):
-        allowed_failure = each.spec.allow_failure and result.status is not SpoolStatus.SUCCESS
+        if result is None:
+            if not as_json:
+                click.echo(f"job {each.job.id} {each.job.name}: manual (not played)")
+            continue
+        allowed_failure = _allowed(each, result)
         if not as_json:
             note = " (allowed to fail)" if allowed_failure else ""
             click.echo(f"job {result.id} {result.name}: {result.status}{note}")
@@ -93,14 +122,33 @@ def submit(
         sys.exit(EXIT_FAILURE)
 
 
-def _wait(spool: Spool, ids: list[int], timeout: float) -> list[JobResult] | None:
-    """Wait for every job's result, in the order of `ids`; None when `timeout` passes first."""
+def _allowed(each: Planned, result: JobResult) -> bool:
+    """Whether the job did not succeed and was allowed not to (`allow_failure`, exit codes)."""
+    from alloy_runner.coordinator.spool.records import SpoolStatus
+
+    if result.status is SpoolStatus.SUCCESS:
+        return False
+    codes = each.spec.allow_failure_exit_codes
+    return each.spec.allow_failure or (bool(codes) and result.exit_code in codes)
+
+
+def _wait(spool: Spool, ids: list[int], timeout: float) -> list[JobResult | None] | None:
+    """Wait for every job's result, in the order of `ids`; None when `timeout` passes first.
+
+    Manual jobs nobody played (and the jobs waiting behind them) end the wait too, without
+    a result: the pipeline is as far as it goes without `play`.
+    """
+    from alloy_runner.coordinator.spool.records import SpoolStatus
+
+    moving = {SpoolStatus.PENDING, SpoolStatus.RUNNING}
     deadline = time.monotonic() + timeout
+    before: list[SpoolStatus] = []
     while time.monotonic() < deadline:
-        results = [spool.result(job_id) for job_id in ids]
-        ended = [result for result in results if result is not None]
-        if len(ended) == len(ids):
-            return ended
+        statuses = [spool.status(job_id) for job_id in ids]
+        blocked = SpoolStatus.MANUAL in statuses and not moving & set(statuses)
+        if all(status.ended for status in statuses) or (blocked and statuses == before):
+            return [spool.result(job_id) for job_id in ids]  # blocked: twice the same
+        before = statuses
         time.sleep(WAIT_POLL)
     return None
 
@@ -109,7 +157,7 @@ def _submitted(
     spool: Spool,
     pipeline_id: int,
     planned: list[Planned],
-    results: list[JobResult] | None,
+    results: list[JobResult | None] | None,
 ) -> dict[str, Any]:
     """Return the `submit --json` document (docs/pipelines.md describes it)."""
     jobs: list[dict[str, Any]] = []
@@ -128,7 +176,7 @@ def _submitted(
     document: dict[str, Any] = {"pipeline": pipeline_id, "spool": str(spool.root), "jobs": jobs}
     if results is not None:
         document["passed"] = all(
-            result.succeeded or each.spec.allow_failure
+            result is None or result.succeeded or _allowed(each, result)
             for each, result in zip(planned, results, strict=True)
         )
     return document
@@ -154,3 +202,19 @@ def cancel(job_id: int, spool: Path | None, config_path: Path | None, as_json: b
     else:
         shown = done.result if done.result is CancelResult.CANCELING else done.status
         click.echo(f"job {job_id}: {shown}")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@spool_option
+@config_option
+def play(job_id: int, spool: Path | None, config_path: Path | None) -> None:
+    """Start a manual job of the spool (one with `when: manual` that is waiting to be played)."""
+    from alloy_runner.coordinator.spool.store import Spool
+
+    the_spool = Spool(spool_dir(spool, config_path))
+    the_spool.ensure()
+    what = the_spool.play(job_id)
+    if what == "unknown":
+        raise click.BadParameter(f"job {job_id} is not in {the_spool.root}")
+    click.echo(f"job {job_id}: {what}")

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ class Taken:
 class SpoolStatus(StrEnum):
     """Where a job is, as the spool sees it: a directory while it has not ended, then its result."""
 
-    WAITING = "waiting"  # a job of a later stage, not runnable yet
+    WAITING = "waiting"  # a job whose needs or earlier stages have not ended yet
+    MANUAL = "manual"  # a `when: manual` job, waiting for `alloy-runner play`
     PENDING = "pending"
     RUNNING = "running"
     SUCCESS = BuildState.SUCCESS.value
@@ -47,7 +48,12 @@ class SpoolStatus(StrEnum):
     @property
     def ended(self) -> bool:
         """Tell whether the job has ended (or is unknown): it will not change any more."""
-        return self not in (SpoolStatus.WAITING, SpoolStatus.PENDING, SpoolStatus.RUNNING)
+        return self not in (
+            SpoolStatus.WAITING,
+            SpoolStatus.MANUAL,
+            SpoolStatus.PENDING,
+            SpoolStatus.RUNNING,
+        )
 
 
 class CancelResult(StrEnum):
@@ -80,12 +86,20 @@ class RecoveryOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class PipelineJob:
-    """One job of a stored pipeline: what `advance` needs to decide whether it runs."""
+    """One job of a stored pipeline: what `advance` needs to decide whether and when it runs."""
 
     id: int
     name: str
     allow_failure: bool
     when: str  # the job's `when`: on_success, on_failure, always, manual or delayed
+    needs: list[int] | None = None  # None: the job waits for every job of earlier stages
+    start_in: float = 0.0  # seconds a `delayed` job waits once it may start
+    retry: int = 0
+    retry_when: list[str] = field(default_factory=lambda: ["always"])
+    retry_exit_codes: list[int] = field(default_factory=list)
+    resource_group: str | None = None
+    allow_failure_exit_codes: list[int] = field(default_factory=list)
+    interruptible: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class JobResult:
     started_at: float | None
     queued_seconds: float | None
     finished_at: float
+    attempt: int = 1  # 2 or 3 when `retry` ran the job again
 
     @property
     def succeeded(self) -> bool:
@@ -126,6 +141,7 @@ class JobResult:
             started_at=_optional_float(data.get("started_at")),
             queued_seconds=_optional_float(data.get("queued_seconds")),
             finished_at=float(data.get("finished_at") or 0.0),
+            attempt=int(data.get("attempt") or 1),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 _TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}")
 _CANCELED = (SpoolStatus.CANCELED, SpoolStatus.TERMINATED)
-_LIVE = (SpoolStatus.WAITING, SpoolStatus.PENDING, SpoolStatus.RUNNING, SpoolStatus.UNKNOWN)
+_LIVE = (
+    *(SpoolStatus.WAITING, SpoolStatus.MANUAL, SpoolStatus.PENDING, SpoolStatus.RUNNING),
+    SpoolStatus.UNKNOWN,
+)
 
 
 @dataclass(frozen=True)
@@ -168,5 +171,6 @@ class ActiveRuns:
         statuses = [self.spool.status(int(j["id"])) for s in plan["stages"] for j in s["jobs"]]
         if "trace" not in plan or all(s not in _LIVE for s in statuses):
             return None
-        executing = any(s not in (SpoolStatus.WAITING, SpoolStatus.PENDING) for s in statuses)
+        waiting = (SpoolStatus.WAITING, SpoolStatus.MANUAL, SpoolStatus.PENDING)
+        executing = any(s not in waiting for s in statuses)
         return str(plan.get("name") or ""), "executing" if executing else "pending"

@@ -4,8 +4,9 @@ Layout under one root:
 
     ids                 the next job/pipeline id (taken under flock)
     pipelines/<p>.json  a pipeline's stages and jobs, written once by `submit`
-    waiting/<id>.json   a job of a later stage, not runnable yet
-    pending/<id>.json   a runnable job
+    waiting/<id>.json   a job whose needs or earlier stages have not ended yet
+    manual/<id>.json    a `when: manual` job, waiting for `alloy-runner play`
+    pending/<id>.json   a runnable job (scheduled/<id>: a delayed job's start time)
     running/<id>.json   a job a runner has taken; that runner holds an flock on it
     work/<id>/          the live log and artifacts of a running job
     done/<id>/          result.json, trace.log and artifacts.zip of a finished job
@@ -31,6 +32,16 @@ from typing import Any
 from alloy_runner.build.job import Job
 from alloy_runner.build.states import FailureReason
 from alloy_runner.config.model import SpoolRecovery
+from alloy_runner.coordinator.spool import groups
+from alloy_runner.coordinator.spool.flow import (
+    Snapshot,
+    ids_in,
+    may_start,
+    next_moves,
+    schedule,
+    stages_of,
+    unschedule,
+)
 from alloy_runner.coordinator.spool.records import (
     PRIVATE_DIR,
     Cancellation,
@@ -50,12 +61,14 @@ from alloy_runner.coordinator.spool.records import (
     write_json,
 )
 from alloy_runner.exceptions import JobPayloadError
-from alloy_runner.executors.orphans import kill_job_processes
 
 log = logging.getLogger(__name__)
 __all__ = ["PipelineJob", "Spool", "Taken"]
 
-DIRS = ("pipelines", "waiting", "pending", "running", "work", "done", "cancel")
+DIRS = (
+    *("pipelines", "waiting", "pending", "running", "work", "done", "cancel", "manual"),
+    *("scheduled", "groups", "held", "attempts"),
+)
 
 
 class Spool:
@@ -95,27 +108,31 @@ class Spool:
         pipeline_id: int,
         stages: list[tuple[str, list[PipelineJob]]],
         payloads: dict[int, dict[str, Any]],
-        run: dict[str, Any] | None = None,
-    ) -> None:
-        """Store a pipeline and its jobs, then make its first runnable stage pending.
+        about: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Store a pipeline and its jobs, then make its first runnable jobs pending.
 
-        `run` (name, trace) describes the pipeline run for its span (`spool.runs`).
+        `about` describes the run: `name` and `trace` for its span (`spool.runs`), and
+        `ref`, `sha` and `auto_cancel`: then the older pipelines it makes redundant are
+        canceled; their canceled job ids are returned.
         """
+        from alloy_runner.coordinator.spool.autocancel import auto_cancel
+
         self.ensure()
         for job_id, payload in payloads.items():
             write_json(self.dir("waiting") / f"{job_id}.json", payload)
         plan = {
             "id": pipeline_id,
             "created_at": time.time(),
+            **(about or {}),
             "stages": [{"name": name, "jobs": [vars(j) for j in jobs]} for name, jobs in stages],
-            **(run or {}),
         }
         write_json(self.dir("pipelines") / f"{pipeline_id}.json", plan)
         self.advance(pipeline_id)
+        return auto_cancel(self, pipeline_id, plan)
 
     def pipeline(self, pipeline_id: int) -> list[tuple[str, list[PipelineJob]]]:
-        data = json.loads((self.dir("pipelines") / f"{pipeline_id}.json").read_text())
-        return [(s["name"], [PipelineJob(**j) for j in s["jobs"]]) for s in data["stages"]]
+        return stages_of(json.loads((self.dir("pipelines") / f"{pipeline_id}.json").read_text()))
 
     def result(self, job_id: int) -> JobResult | None:
         """Return a finished job's result.json, or None while it has not finished."""
@@ -129,54 +146,62 @@ class Spool:
         result = self.result(job_id)
         if result is not None:
             return result.status
-        for status in (SpoolStatus.RUNNING, SpoolStatus.PENDING, SpoolStatus.WAITING):
+        unended = (SpoolStatus.RUNNING, SpoolStatus.PENDING, SpoolStatus.MANUAL)
+        for status in (*unended, SpoolStatus.WAITING):
             if (self.dir(status.value) / f"{job_id}.json").exists():
                 return status
         return SpoolStatus.UNKNOWN
 
     def advance(self, pipeline_id: int) -> None:
-        """Make the jobs of the next stage pending, or skip them, once earlier stages ended.
+        """Start, hold for a person, delay or skip the waiting jobs that may move now.
 
         Idempotent and safe to run from several processes at once: every move is
         a rename that only one of them can win.
         """
-        failed = False
-        # One listing instead of a look per job: a finished job of a big stage stays cheap.
-        with os.scandir(self.dir("waiting")) as entries:
-            still_waiting = {entry.name for entry in entries}
-        for _stage, jobs in self.pipeline(pipeline_id):
-            for job in jobs:
-                if f"{job.id}.json" not in still_waiting:
-                    continue
-                waiting = self.dir("waiting") / f"{job.id}.json"
-                runnable = job.when == "always" or (
-                    (job.when == "on_failure") == failed and job.when != "manual"
-                )
-                if runnable:
-                    with contextlib.suppress(FileNotFoundError):
-                        waiting.rename(self.dir("pending") / waiting.name)
-                else:
-                    self._close_unrun(
-                        waiting, SpoolStatus.SKIPPED, None, "the pipeline did not need it"
-                    )
-            # Jobs are taken in id order, so the last of a stage is the likeliest to be unfinished:
-            # looking from the end, an unfinished stage is found at once, not after every result.
-            results = []
-            for job in reversed(jobs):
-                result = self.result(job.id)
-                if result is None:
-                    return
-                results.append(result)
-            results.reverse()
-            failed = failed or any(
-                not result.succeeded and not job.allow_failure
-                for job, result in zip(jobs, results, strict=True)
+        stages = self.pipeline(pipeline_id)
+        for _ in range(1 + sum(len(jobs) for _, jobs in stages)):  # each round moves a job
+            snap = Snapshot(
+                waiting=ids_in(self.dir("waiting")),
+                manual=ids_in(self.dir("manual")),
+                done=ids_in(self.dir("done")),
+                read_result=self.result,
             )
+            moves = next_moves(stages, snap)
+            if not moves:
+                return
+            for job, move in moves:
+                self._move(job, move)
+
+    def _move(self, job: PipelineJob, move: str) -> None:
+        waiting = self.dir("waiting") / f"{job.id}.json"
+        if move == "skip":
+            self._close_unrun(waiting, SpoolStatus.SKIPPED, None, "the pipeline did not need it")
+            return
+        if job.resource_group:
+            groups.mark(self.root, job.id, job.resource_group)
+        if move == "delay":
+            schedule(self.dir("scheduled") / str(job.id), job.start_in)
+        target = self.dir("manual" if move == "manual" else "pending") / waiting.name
+        with contextlib.suppress(FileNotFoundError):
+            waiting.rename(target)
+
+    def play(self, job_id: int) -> str:
+        """Start a manual job (or a delayed one at once); return what happened."""
+        manual = self.dir("manual") / f"{job_id}.json"
+        try:
+            manual.rename(self.dir("pending") / manual.name)
+        except FileNotFoundError:
+            if (self.dir("scheduled") / str(job_id)).exists():
+                unschedule(self.dir("scheduled") / str(job_id))
+                return "started"
+            status = self.status(job_id)
+            return "unknown" if status is SpoolStatus.UNKNOWN else f"not manual ({status})"
+        return "started"
 
     def cancel(self, job_id: int) -> Cancellation:
         """Cancel a job: a waiting or pending one at once, a running one through its runner."""
         while True:
-            for name in ("pending", "waiting"):
+            for name in ("pending", "manual", "waiting"):
                 path = self.dir(name) / f"{job_id}.json"
                 why = "canceled before it started"
                 if self._close_unrun(path, SpoolStatus.CANCELED, FailureReason.JOB_CANCELED, why):
@@ -228,12 +253,16 @@ class Spool:
         return sorted(i for i in ids if i is not None)
 
     def take(self) -> Taken | None:
-        """Take the oldest pending job that no other runner is taking."""
+        """Take the oldest pending job that no other runner is taking and that may start."""
+        now = time.time()
         for job_id in self.pending_ids():
             pending = self.dir("pending") / f"{job_id}.json"
+            if not may_start(self.root, job_id, now):
+                continue
             fd = lock_entry(pending)
             if fd is None:
                 continue
+            unschedule(self.dir("scheduled") / str(job_id))
             try:
                 queued = time.time() - os.fstat(fd).st_ctime
                 running = self.dir("running") / pending.name
@@ -293,6 +322,8 @@ class Spool:
             payload = None
         if not isinstance(payload, dict):
             payload = {"id": taken.job.id}
+        if status is SpoolStatus.FAILED and self._retry(taken, payload, reason, exit_code):
+            return
         try:
             self._complete(
                 taken.job.id,
@@ -309,6 +340,25 @@ class Spool:
         pipeline = pipeline_of_payload(payload)
         if pipeline is not None:
             self.advance(pipeline)
+
+    def _retry(
+        self,
+        taken: Taken,
+        payload: dict[str, Any],
+        reason: FailureReason | None,
+        exit_code: int | None,
+    ) -> bool:
+        """Queue a failed job again when its `retry` says so; True if it was."""
+        from alloy_runner.coordinator.spool.recovery import retry
+
+        return retry(self, taken, payload, reason, exit_code)
+
+    def attempt(self, job_id: int) -> int:
+        """The number of the job's current attempt (1 until it is retried)."""
+        try:
+            return int((self.dir("attempts") / str(job_id)).read_text())
+        except (OSError, ValueError):
+            return 1
 
     def _complete(
         self,
@@ -339,6 +389,7 @@ class Spool:
             started_at=taken[0] if taken else None,
             queued_seconds=round(taken[1], 6) if taken else None,
             finished_at=time.time(),
+            attempt=self.attempt(job_id),
         )
         write_json(work / "result.json", result.to_json())
         done = self.dir("done") / str(job_id)
@@ -349,45 +400,14 @@ class Spool:
         remove_entry(self.dir("running") / f"{job_id}.json")
         with contextlib.suppress(FileNotFoundError):
             (self.dir("cancel") / str(job_id)).unlink()
+        groups.release(self.root, job_id)
+        unschedule(self.dir("scheduled") / str(job_id))
 
     def recover(self, mode: SpoolRecovery, runner: str) -> list[tuple[int, RecoveryOutcome]]:
         """Finish or re-queue the jobs whose runner died; return (id, what was done)."""
-        recovered = []
-        for entry in sorted(os.scandir(self.dir("running")), key=lambda e: e.name):
-            path = Path(entry.path)
-            job_id = entry_job_id(path)
-            if job_id is None:
-                continue
-            fd = lock_entry(path)
-            if fd is None:
-                continue  # a live runner holds it
-            if (self.dir("done") / str(job_id)).exists():
-                path.unlink(missing_ok=True)
-                os.close(fd)
-                recovered.append((job_id, RecoveryOutcome.ALREADY_DONE))
-                continue
-            # Its processes outlived their runner: stop them before anything reruns or reports it.
-            kill_job_processes(self.job_url(job_id))
-            if mode is SpoolRecovery.REQUEUE:
-                shutil.rmtree(self.dir("work") / str(job_id), ignore_errors=True)
-                path.rename(self.dir("pending") / path.name)
-                os.close(fd)
-                recovered.append((job_id, RecoveryOutcome.REQUEUED))
-                continue
-            (self.dir("work") / str(job_id)).mkdir(exist_ok=True)
-            self._append_trace(
-                job_id, "\nERROR: Job failed (system failure): the runner running it died\n"
-            )
-            self.complete(
-                Taken(Job(job_id, "", "", ""), fd, 0.0),
-                SpoolStatus.FAILED,
-                FailureReason.RUNNER_SYSTEM_FAILURE,
-                duration=0.0,
-                exit_code=None,
-                runner=runner,
-            )
-            recovered.append((job_id, RecoveryOutcome.FAILED))
-        return recovered
+        from alloy_runner.coordinator.spool.recovery import recover
+
+        return recover(self, mode, runner)
 
     def job_url(self, job_id: int) -> str:
         """Return the address of a job in this spool (its work directory)."""
