@@ -244,3 +244,38 @@ def test_submit_wait_ends_at_a_manual_job_nobody_played(
     lines = done.stdout.splitlines()
     assert lines[-2].endswith(" build: success")
     assert lines[-1].endswith(": manual (not played)")
+
+
+def test_dry_run_json_describes_each_job(rig: JobsRig) -> None:
+    project = repo(rig, "dry-json", MATRIX + NEEDS.replace("stages: [build, test]\n", ""))
+    done = rig.cli(
+        "submit", "--file", str(project.file), "--dry-run", "--json", "--masked-var", "TOKEN=s3cret"
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert (document["pipeline"], document["ref"], document["source"]) == (None, "main", "push")
+    jobs = {job["name"]: job for job in document["jobs"]}
+    assert jobs["test: [aws, app2]"]["variables"] == {
+        "PROVIDER": "aws",
+        "STACK": "app2",
+        "CI_NODE_INDEX": "2",
+        "CI_NODE_TOTAL": "3",
+        "TOKEN": "[MASKED]",
+    }
+    assert jobs["quick-test"]["needs"] == ["quick-build"]
+    assert jobs["staged-test"]["needs"] is None
+    assert "s3cret" not in done.stdout
+
+
+def test_rules_that_leave_every_job_out_exit_2(rig: JobsRig) -> None:
+    project = repo(rig, "none", "j:\n  script: x\n  rules:\n    - if: $CI_COMMIT_TAG\n")
+    done = rig.cli("submit", "--file", str(project.file), "--spool", str(rig.spool))
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr == (
+        f"alloy-runner: error: {project.file}: no jobs: rules, only and except leave every"
+        " job out for main (push)\n"
+    )
+    filtered = repo(rig, "filtered", "workflow:\n  rules:\n    - when: never\nj: {script: x}\n")
+    done = rig.cli("submit", "--file", str(filtered.file), "--spool", str(rig.spool), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["jobs"] == []

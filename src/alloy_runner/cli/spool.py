@@ -19,11 +19,14 @@ from alloy_runner.cli.options import (
     var_options,
     variables,
 )
-from alloy_runner.exceptions import EXIT_FAILURE, WaitTimeout
+from alloy_runner.exceptions import EXIT_FAILURE, PipelineError, WaitTimeout
 
 if TYPE_CHECKING:
+    from alloy_runner.build.job import Variable
     from alloy_runner.coordinator.spool.records import JobResult
     from alloy_runner.coordinator.spool.store import Spool
+    from alloy_runner.pipeline.repo import Repo
+    from alloy_runner.pipeline.spec import PipelineSpec
     from alloy_runner.pipeline.submit import Planned
 
 WAIT_POLL = 0.05  # seconds between looks at done/ while --wait waits
@@ -66,23 +69,10 @@ def submit(
     """Put the pipeline of a .alloy-ci.yml (or only the named JOBS) into the spool."""
     from alloy_runner.coordinator.spool.store import Spool
     from alloy_runner.pipeline import submit as submitting
-    from alloy_runner.pipeline.checks import check_pipeline, check_variables
-    from alloy_runner.pipeline.ci_yaml import load_pipeline
-    from alloy_runner.pipeline.repo import read_repo
-    from alloy_runner.pipeline.show import show
 
     run_vars = variables(plain, masked)
-    check_variables(run_vars)
-    repo = read_repo(file.resolve().parent, ref, source)
-    spec = load_pipeline(file, repo, {v.key: v.value for v in run_vars})
-    check_pipeline(spec, str(file))
-    for warning in spec.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if spec.filtered:
-        click.echo(f"no pipeline: {spec.filtered}", err=True)
-        return
-    if dry_run:
-        click.echo(show(spec, submitting.select(spec, jobs), run_vars), nl=False)
+    repo, spec = _read(file, ref, source, run_vars)
+    if _shown_instead(spec, jobs, run_vars, dry_run=dry_run, as_json=as_json):
         return
     the_spool = Spool(spool_dir(spool, config_path))
     pipeline_id, planned = submitting.submit(the_spool, spec, repo, names=jobs, variables=run_vars)
@@ -96,6 +86,53 @@ def submit(
             print_json(_submitted(the_spool, pipeline_id, planned, None))
         return
     _report(the_spool, pipeline_id, planned, timeout, as_json)
+
+
+def _read(
+    file: Path, ref: str | None, source: str, run_vars: list[Variable]
+) -> tuple[Repo, PipelineSpec]:
+    """Read the pipeline for the commit and source asked for; print its warnings."""
+    from alloy_runner.pipeline.checks import check_pipeline, check_variables
+    from alloy_runner.pipeline.ci_yaml import load_pipeline
+    from alloy_runner.pipeline.repo import read_repo
+
+    check_variables(run_vars)
+    repo = read_repo(file.resolve().parent, ref, source)
+    spec = load_pipeline(file, repo, {v.key: v.value for v in run_vars})
+    check_pipeline(spec, str(file))
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if spec.jobs or spec.filtered:
+        return repo, spec
+    why = f"rules, only and except leave every job out for {repo.ref} ({repo.source})"
+    raise PipelineError(f"{file}: no jobs: {why}")
+
+
+def _shown_instead(
+    spec: PipelineSpec,
+    jobs: tuple[str, ...],
+    run_vars: list[Variable],
+    *,
+    dry_run: bool,
+    as_json: bool,
+) -> bool:
+    """Print what stands for the pipeline when none is queued (no pipeline, --dry-run)."""
+    from alloy_runner.pipeline.show import show, show_json
+    from alloy_runner.pipeline.submit import select
+
+    if spec.filtered:
+        click.echo(f"no pipeline: {spec.filtered}", err=True)
+        if as_json:
+            print_json({"pipeline": None, "no_pipeline": spec.filtered, "jobs": []})
+        return True
+    if not dry_run:
+        return False
+    chosen = select(spec, jobs)
+    if as_json:
+        print_json(show_json(spec, chosen, run_vars))
+    else:
+        click.echo(show(spec, chosen, run_vars), nl=False)
+    return True
 
 
 def _report(
