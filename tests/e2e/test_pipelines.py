@@ -279,3 +279,36 @@ def test_rules_that_leave_every_job_out_exit_2(rig: JobsRig) -> None:
     done = rig.cli("submit", "--file", str(filtered.file), "--spool", str(rig.spool), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["jobs"] == []
+
+
+RESOURCE_GROUP = """
+deploy-a:
+  resource_group: production
+  script: ['sleep 0.5']
+deploy-b:
+  resource_group: production
+  script: ['sleep 0.5']
+other:
+  resource_group: staging
+  script: ['sleep 0.5']
+later:
+  stage: deploy
+  when: delayed
+  start_in: 1 second
+  script: [echo later]
+"""
+
+
+def test_resource_groups_and_delayed_jobs(rig: JobsRig, runner: RunnerProcess) -> None:
+    """One job of a resource group at a time (the runner may run 4); a delayed job waits."""
+    submitted = rig.submit(repo(rig, "groups", RESOURCE_GROUP))
+    results = rig.wait_results(submitted.ids)
+    assert {r["status"] for r in results.values()} == {"success"}
+    a, b, other, later = (
+        results[submitted.jobs[n]] for n in ("deploy-a", "deploy-b", "other", "later")
+    )
+    first, second = sorted((a, b), key=lambda r: r["started_at"])
+    assert second["started_at"] >= first["finished_at"]  # never both at once
+    assert other["started_at"] < second["started_at"]  # another group did not wait
+    last_of_test = max(r["finished_at"] for r in (a, b, other))
+    assert later["started_at"] >= last_of_test + 1.0
