@@ -6,9 +6,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from alloy_runner.build.states import FailureReason
 from alloy_runner.coordinator.spool.records import SpoolStatus
 from alloy_runner.coordinator.spool.store import Spool, Taken
+from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.ci_yaml import parse_pipeline
 from alloy_runner.pipeline.repo import Repo
 from alloy_runner.pipeline.submit import submit
@@ -224,3 +229,51 @@ def test_workflow_auto_cancel_none_cancels_nothing(tmp_path: Path) -> None:
     text = "workflow:\n  auto_cancel:\n    on_new_commit: none\n" + INTERRUPTIBLE
     submit_at(spool, tmp_path, text, "2" * 40)
     assert spool.status(old["lint"]) == "pending"
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> tuple[str, list[bool]]:
+    """A random pipeline of 1-8 jobs over 3 stages, needs only on earlier jobs, and outcomes."""
+    count = draw(st.integers(1, 8))
+    lines, names = [], []
+    for index in range(count):
+        name = f"j{index}"
+        stage = draw(st.sampled_from(["build", "test", "deploy"]))
+        when = draw(st.sampled_from(["on_success", "on_success", "always", "on_failure", "manual"]))
+        lines.append(f"{name}:\n  stage: {stage}\n  script: x\n  when: {when}")
+        earlier = list(names)
+        if earlier and draw(st.booleans()):
+            needs = draw(st.lists(st.sampled_from(earlier), max_size=3, unique=True))
+            lines.append(f"  needs: [{', '.join(needs)}]")
+        names.append(name)
+    outcomes = draw(st.lists(st.booleans(), min_size=count, max_size=count))
+    return "\n".join(lines) + "\n", outcomes
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines())
+def test_every_pipeline_ends_and_no_job_starts_before_its_needs(
+    tmp_path_factory: pytest.TempPathFactory, case: tuple[str, list[bool]]
+) -> None:
+    text, outcomes = case
+    try:
+        spool, ids = start(tmp_path_factory.mktemp("flow"), text)
+    except PipelineError:
+        return  # a need on a job of a later stage: refused, as GitLab refuses it
+    spec = parse_pipeline(text, ".alloy-ci.yml", Repo(root=Path.cwd()))
+    needs = {j.name: j.needs for j in spec.jobs}
+    for _ in range(100):
+        taken = take(spool)
+        if not taken:
+            manual = [i for i in ids.values() if spool.status(i) == "manual"]
+            if not manual:
+                break
+            spool.play(manual[0])
+            continue
+        for name, one in taken.items():
+            for need in needs[name] or ():
+                assert spool.result(ids[need]) is not None, f"{name} started before {need}"
+            finish(spool, one, ok=outcomes[int(name[1:])])
+    assert all(spool.result(i) is not None for i in ids.values()), {
+        n: spool.status(i) for n, i in ids.items()
+    }
