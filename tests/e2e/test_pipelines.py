@@ -249,7 +249,13 @@ def test_submit_wait_ends_at_a_manual_job_nobody_played(
 def test_dry_run_json_describes_each_job(rig: JobsRig) -> None:
     project = repo(rig, "dry-json", MATRIX + NEEDS.replace("stages: [build, test]\n", ""))
     done = rig.cli(
-        "submit", "--file", str(project.file), "--dry-run", "--json", "--masked-var", "TOKEN=s3cret"
+        "submit",
+        "--file",
+        str(project.file),
+        "--dry-run",
+        "--json",
+        "--masked-var",
+        "TOKEN=s3cret-value",
     )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -264,7 +270,7 @@ def test_dry_run_json_describes_each_job(rig: JobsRig) -> None:
     }
     assert jobs["quick-test"]["needs"] == ["quick-build"]
     assert jobs["staged-test"]["needs"] is None
-    assert "s3cret" not in done.stdout
+    assert "s3cret-value" not in done.stdout
 
 
 def test_rules_that_leave_every_job_out_exit_2(rig: JobsRig) -> None:

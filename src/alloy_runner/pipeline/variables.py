@@ -57,7 +57,9 @@ def read_variables(reporter: Reporter, owner: LineMap, where: str) -> VarTable:
     mapping = reporter.mapping(owner, "variables", where)
     for key, raw in mapping.items():
         if not isinstance(key, str) or not key:
-            reporter.fail(mapping.at(key), f"{where}variable name {key!r} must be a string")
+            reporter.fail(
+                mapping.at(key), f"{where}variable {key!r}: a name must be a non-empty string"
+            )
         value = raw.get("value", "") if isinstance(raw, LineMap) else raw
         if isinstance(raw, LineMap):
             for extra in raw:

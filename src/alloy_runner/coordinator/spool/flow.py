@@ -60,8 +60,13 @@ def stages_of(plan: dict[str, Any]) -> list[tuple[str, list[PipelineJob]]]:
 
 
 def ids_in(directory: Path) -> set[int]:
-    with os.scandir(directory) as entries:
-        return {int(s) for e in entries if (s := e.name.removesuffix(".json")).isdigit()}
+    """The job ids of a spool directory's entries (none when a spool made by an older
+    version does not have the directory yet)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {int(s) for e in entries if (s := e.name.removesuffix(".json")).isdigit()}
+    except FileNotFoundError:
+        return set()
 
 
 def next_moves(

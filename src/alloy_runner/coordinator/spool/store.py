@@ -60,6 +60,7 @@ from alloy_runner.coordinator.spool.records import (
     remove_entry,
     write_json,
 )
+from alloy_runner.coordinator.spool.recovery import recover, retry
 from alloy_runner.exceptions import JobPayloadError
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ class Spool:
             payload = None
         if not isinstance(payload, dict):
             payload = {"id": taken.job.id}
-        if status is SpoolStatus.FAILED and self._retry(taken, payload, reason, exit_code):
+        if status is SpoolStatus.FAILED and retry(self, taken, payload, reason, exit_code):
             return
         try:
             self._complete(
@@ -340,18 +341,6 @@ class Spool:
         pipeline = pipeline_of_payload(payload)
         if pipeline is not None:
             self.advance(pipeline)
-
-    def _retry(
-        self,
-        taken: Taken,
-        payload: dict[str, Any],
-        reason: FailureReason | None,
-        exit_code: int | None,
-    ) -> bool:
-        """Queue a failed job again when its `retry` says so; True if it was."""
-        from alloy_runner.coordinator.spool.recovery import retry
-
-        return retry(self, taken, payload, reason, exit_code)
 
     def attempt(self, job_id: int) -> int:
         """The number of the job's current attempt (1 until it is retried)."""
@@ -405,8 +394,6 @@ class Spool:
 
     def recover(self, mode: SpoolRecovery, runner: str) -> list[tuple[int, RecoveryOutcome]]:
         """Finish or re-queue the jobs whose runner died; return (id, what was done)."""
-        from alloy_runner.coordinator.spool.recovery import recover
-
         return recover(self, mode, runner)
 
     def job_url(self, job_id: int) -> str:
