@@ -217,3 +217,17 @@ def test_job_level_when(when: str, kept: bool) -> None:
 )
 def test_rule_syntax_errors_name_the_line(text: str, expected: str) -> None:
     assert error(text).startswith(expected)
+
+
+def test_asking_for_a_job_the_rules_left_out_says_so() -> None:
+    from alloy_runner.exceptions import PipelineError
+    from alloy_runner.pipeline.submit import select
+
+    spec = read("deploy:\n  script: x\n  rules: [{if: $CI_COMMIT_TAG}]\nb: {script: y}\n")
+    assert spec.left_out == ("deploy",)
+    with pytest.raises(PipelineError) as caught:
+        select(spec, ["deploy"])
+    assert str(caught.value) == (
+        "job 'deploy' is not in the pipeline for main (push): its rules, only/except or"
+        " when: never leave it out"
+    )

@@ -76,6 +76,7 @@ class _Reader(Reporter):
         self.selector = Selector(self, repo)
         self.run_vars = run_vars
         self.auto_cancel = "conservative"
+        self.left_out: list[str] = []  # jobs that rules, only/except or `when: never` left out
 
     def read(self, text: str) -> PipelineSpec:
         predefined = VarTable(self.repo.predefined())
@@ -110,10 +111,19 @@ class _Reader(Reporter):
                 draft = jobs.read(instance, base, job, extra)
                 if draft is not None:
                     drafts.append(draft)
+                else:
+                    self.left_out.append(instance)
         specs = self._link(drafts, stages, names, top)
         specs.sort(key=lambda s: stages.index(s.stage))
         return PipelineSpec(
-            stages, tuple(specs), tuple(self.warnings), name, "", pipeline_vars, self.auto_cancel
+            stages,
+            tuple(specs),
+            tuple(self.warnings),
+            name,
+            "",
+            pipeline_vars,
+            self.auto_cancel,
+            tuple(self.left_out),
         )
 
     def _stages(self, top: LineMap) -> tuple[str, ...]:

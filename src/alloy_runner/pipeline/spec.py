@@ -47,6 +47,7 @@ class PipelineSpec:
     filtered: str = ""
     variables: tuple[tuple[str, str], ...] = ()  # the pipeline's predefined variables
     auto_cancel: str = "conservative"  # workflow:auto_cancel:on_new_commit
+    left_out: tuple[str, ...] = ()  # jobs the file has that this pipeline does not run
 
 
 def job_steps(spec: JobSpec) -> tuple[Step, ...]:

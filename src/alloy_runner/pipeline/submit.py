@@ -39,6 +39,14 @@ def select(spec: PipelineSpec, names: Sequence[str]) -> list[JobSpec]:
         return list(spec.jobs)
     known = {j.name for j in spec.jobs}
     unknown = [n for n in names if n not in known]
+    left_out = [n for n in unknown if n in spec.left_out]
+    if left_out:
+        where = dict(spec.variables)
+        ref, source = where.get("CI_COMMIT_REF_NAME", ""), where.get("CI_PIPELINE_SOURCE", "")
+        raise PipelineError(
+            f"job {left_out[0]!r} is not in the pipeline for {ref} ({source}):"
+            " its rules, only/except or when: never leave it out"
+        )
     if unknown:
         raise PipelineError(f"no job called {', '.join(map(repr, unknown))} in the pipeline")
     return [j for j in spec.jobs if j.name in names]
