@@ -100,7 +100,7 @@ class Progress(NoJobSpan):
         self.out = out
         self.began: dict[BuildStage, float] = {}
 
-    def job_started(self, runner: str, job: Job) -> Progress:
+    def job_started(self, runner: str, job: Job, *, url: str = "", worker_id: str = "") -> Progress:
         return self
 
     def stage_started(self, stage: BuildStage) -> None:

@@ -33,6 +33,7 @@ from alloy_runner.build.job import Job
 from alloy_runner.build.states import FailureReason
 from alloy_runner.config.model import SpoolRecovery
 from alloy_runner.coordinator.spool import groups
+from alloy_runner.coordinator.spool.autocancel import auto_cancel
 from alloy_runner.coordinator.spool.flow import (
     Snapshot,
     ids_in,
@@ -117,8 +118,6 @@ class Spool:
         `ref`, `sha` and `auto_cancel`: then the older pipelines it makes redundant are
         canceled; their canceled job ids are returned.
         """
-        from alloy_runner.coordinator.spool.autocancel import auto_cancel
-
         self.ensure()
         for job_id, payload in payloads.items():
             write_json(self.dir("waiting") / f"{job_id}.json", payload)
