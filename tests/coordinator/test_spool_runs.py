@@ -9,6 +9,7 @@ from alloy_runner.coordinator.spool.records import SpoolStatus
 from alloy_runner.coordinator.spool.runs import ActiveRuns, ended_run
 from alloy_runner.coordinator.spool.store import Spool
 from alloy_runner.pipeline.ci_yaml import parse_pipeline
+from alloy_runner.pipeline.repo import read_repo
 from alloy_runner.pipeline.submit import submit
 
 PIPELINE = """\
@@ -28,7 +29,7 @@ def test_a_run_is_pending_then_executing_then_ended_once(tmp_path: Path) -> None
     spool = Spool(tmp_path / "spool")
     project = tmp_path / "demo"
     project.mkdir()
-    pipeline_id, planned = submit(spool, parse_pipeline(PIPELINE), project)
+    pipeline_id, planned = submit(spool, parse_pipeline(PIPELINE), read_repo(project))
     active = ActiveRuns(spool)
     assert active() == [("demo", "pending")]
     run_tp = {v.value for p in planned for v in p.job.variables if v.key == PIPELINE_TRACEPARENT}
