@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import Artifact, Cache, Step
 from alloy_runner.exceptions import AlloyRunnerError, PipelineError
 from alloy_runner.pipeline.ci_yaml import (
@@ -510,18 +511,18 @@ def test_unsupported_keys_are_warned_with_their_lines() -> None:
         source="ci/pipeline.yml",
     )
     assert spec.warnings == (
-        "ci/pipeline.yml:5: default: key 'image' is not supported and was ignored",
         "ci/pipeline.yml:6: default: key 'interruptible' is not supported and was ignored",
         "ci/pipeline.yml:1: key 'workflow' is not supported and was ignored",
         "ci/pipeline.yml:3: key 'include' is not supported and was ignored",
         "ci/pipeline.yml:8: job 'j': key 'tags' is not supported and was ignored",
         "ci/pipeline.yml:12: job 'j': key 'rules' is not supported and was ignored",
-        "ci/pipeline.yml:14: job 'j': key 'services' is not supported and was ignored",
         "ci/pipeline.yml:16: job 'j': key 'allow_failure:exit_codes' is not supported and was"
         " ignored (allow_failure is false)",
         "ci/pipeline.yml:18: job 'j': key 'variables:RAW:expand' is not supported and was ignored",
     )
     assert job(spec, "j").allow_failure is False
+    assert job(spec, "j").image == Image("python:3.12")  # image and services are carried
+    assert job(spec, "j").services == (Service("postgres"),)
 
 
 def test_when_manual_is_warned_and_kept_for_the_caller() -> None:
@@ -627,9 +628,9 @@ def test_job_steps_are_the_api_v4_steps() -> None:
 def test_load_pipeline_names_the_file_in_messages(tmp_path: Path) -> None:
     """load_pipeline reads a file; its path starts every warning and error."""
     path = tmp_path / ".alloy-ci.yml"
-    path.write_text("j:\n  script: x\n  image: alpine\n", encoding="utf-8")
+    path.write_text("j:\n  script: x\n  tags: [a]\n", encoding="utf-8")
     assert load_pipeline(path).warnings == (
-        f"{path}:3: job 'j': key 'image' is not supported and was ignored",
+        f"{path}:3: job 'j': key 'tags' is not supported and was ignored",
     )
     with pytest.raises(PipelineError, match=r"missing\.yml: cannot read it"):
         load_pipeline(tmp_path / "missing.yml")

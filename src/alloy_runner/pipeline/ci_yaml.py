@@ -1,6 +1,6 @@
 """The `.alloy-ci.yml` reader: the GitLab CI YAML that runners see most, read into a plan.
 
-What a runner cannot do (rules, images, services, ...) is reported in `PipelineSpec.warnings`,
+What a runner cannot do (rules, include, ...) is reported in `PipelineSpec.warnings`,
 one line per key; what cannot run at all raises PipelineError as one `FILE:LINE: message` line.
 """
 
@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, ArtifactWhen, Cache, CachePolicy
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.durations import parse_duration
+from alloy_runner.pipeline.images import ImageKeyError, read_image, read_services
 from alloy_runner.pipeline.marked_yaml import LineMap, load_yaml, merge
 from alloy_runner.pipeline.order import check_order
 from alloy_runner.pipeline.spec import JobSpec, PipelineSpec, job_steps
@@ -31,13 +32,15 @@ DEFAULT_STAGE = "test"
 WHENS = tuple(when.value for when in ArtifactWhen)  # also the job-level whens that run
 KEPT_WHENS = ("manual", "delayed")  # reported, and left in JobSpec.when for the caller
 CACHE_POLICIES = tuple(policy.value for policy in CachePolicy)
-DEFAULT_KEYS = ("before_script", "after_script", "cache", "artifacts", "timeout")
-LEGACY_GLOBALS = ("before_script", "after_script", "cache")  # GitLab's top-level defaults
-UNSUPPORTED_GLOBALS = ("workflow", "include", "image", "services", "types")
+IMAGES = ("image", "services")  # carried into the job payload for the docker executors
+DEFAULT_KEYS = ("before_script", "after_script", "cache", "artifacts", "timeout", *IMAGES)
+LEGACY_GLOBALS = ("before_script", "after_script", "cache", *IMAGES)  # GitLab's top-level defaults
+UNSUPPORTED_GLOBALS = ("workflow", "include", "types")
 RESERVED = ("stages", "default", "variables", *LEGACY_GLOBALS, *UNSUPPORTED_GLOBALS)
 JOB_KEYS = (
     *("stage", "script", "before_script", "after_script", "variables", "timeout"),
     *("allow_failure", "when", "artifacts", "cache", "dependencies", "needs", "extends"),
+    *IMAGES,
 )
 ARTIFACT_KEYS = ("paths", "exclude", "name", "when", "expire_in", "untracked")
 CACHE_KEYS = ("key", "paths", "policy", "untracked", "when")
@@ -195,7 +198,17 @@ class _Reader:
             cache=self._caches(job, where),
             dependencies=dependencies,
             needs=needs,
+            **self._images(job, where),
         )
+
+    def _images(self, job: LineMap, where: str) -> dict[str, Any]:
+        key = "image"
+        try:
+            image = read_image(job.get(key))
+            key = "services"
+            return {"image": image, "services": read_services(job.get(key))}
+        except ImageKeyError as exc:
+            self.fail(job.at(key), f"{where}{exc}")
 
     def _timeout(self, job: LineMap, where: str) -> int:
         if job.get("timeout") is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, Cache, Step
 
 
@@ -23,6 +24,8 @@ class JobSpec:
     cache: tuple[Cache, ...] = ()
     dependencies: tuple[str, ...] | None = None  # None: every job of the earlier stages
     needs: tuple[str, ...] | None = None  # None: no `needs`, the job waits for earlier stages
+    image: Image | None = None  # `image:`; None: the runner's default image
+    services: tuple[Service, ...] = ()
 
 
 @dataclass(frozen=True)
