@@ -184,15 +184,26 @@ class Build:
         began = self._clock()
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
-            workspace = await self.executor.prepare(self.project_dir, self._set_executor_stage)
+            workspace = await self.executor.prepare(
+                self.project_dir, self._set_executor_stage, job=job, output=self.trace.write
+            )
         except Exception as exc:
             log.error("job %d: executor could not prepare: %s", job.id, exc)
             self.trace.write_line(f"ERROR: Preparation failed: {exc}")
-            return BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, None
+            reason = getattr(exc, "failure_reason", FailureReason.RUNNER_SYSTEM_FAILURE.value)
+            return BuildState.FAILED, FailureReason(reason), None
         try:
             return await self._run_in(workspace, began)
         finally:
             await self.executor.cleanup(self._set_executor_stage)
+            self._record_usage()
+
+    def _record_usage(self) -> None:
+        used = self.executor.usage()
+        if used is not None:
+            self.metrics.job_resources(
+                self.runner, self.executor.name, used.cpu_seconds, used.memory_peak_bytes
+            )
 
     async def _run_in(
         self, workspace: Workspace, began: float
@@ -263,6 +274,7 @@ class Build:
                 output=self.trace.write,
                 timeout=timeout,
                 cancel=stop if stop is not None else self._stop,
+                stage=stage,
             )
             return result
         finally:

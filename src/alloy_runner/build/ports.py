@@ -31,6 +31,11 @@ class BuildMetrics(Protocol):
     ) -> None:
         """A build ended in a final `state` after `seconds` (None: unknown, e.g. recovered)."""
 
+    def job_resources(
+        self, runner: str, executor: str, cpu_seconds: float, memory_peak_bytes: int
+    ) -> None:
+        """A build's scripts used `cpu_seconds` of CPU and at most `memory_peak_bytes`."""
+
 
 class NoMetrics:
     """A BuildMetrics that records nothing (the `exec` command)."""
@@ -43,6 +48,11 @@ class NoMetrics:
 
     def job_finished(
         self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+    ) -> None:
+        pass
+
+    def job_resources(
+        self, runner: str, executor: str, cpu_seconds: float, memory_peak_bytes: int
     ) -> None:
         pass
 

@@ -38,6 +38,8 @@ class BuildTelemetry:
         self._duration = telemetry.histogram(instruments.JOB_DURATION)
         self._queue = telemetry.histogram(instruments.QUEUE_DURATION)
         self._stage = telemetry.histogram(instruments.STAGE_DURATION)
+        self._cpu = telemetry.histogram(instruments.JOB_CPU)
+        self._memory = telemetry.histogram(instruments.JOB_MEMORY_PEAK)
         telemetry.observe(instruments.BUILDS, self._builds)
         telemetry.observe(
             instruments.LIMIT, lambda: [(float(r.limit), {"runner": r.name}) for r in runners()]
@@ -85,3 +87,10 @@ class BuildTelemetry:
             self._failed.add(1, {"runner": runner, "failure_reason": reason.value})
         if seconds is not None:
             self._duration.record(seconds, {"runner": runner})
+
+    def job_resources(
+        self, runner: str, executor: str, cpu_seconds: float, memory_peak_bytes: int
+    ) -> None:
+        labels = {"runner": runner, "executor": executor}
+        self._cpu.record(cpu_seconds, labels)
+        self._memory.record(float(memory_peak_bytes), labels)
