@@ -81,6 +81,7 @@ class Daemon:
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _forceful: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _web_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _sweep: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def run(self) -> None:
         """Take and run jobs until a signal asks to stop; then stop within the bounds."""
@@ -93,6 +94,10 @@ class Daemon:
         ):
             self.loop.add_signal_handler(sig, handler)
         self._recover()
+        if any(r.executor in ("docker", "docker+machine") for r in self.config.runners):
+            from alloy_runner.executors.docker.leftovers import leftover_sweeps
+
+            self._sweep = [asyncio.create_task(c) for c in leftover_sweeps(self.config.runners)]
         if self.machines is not None:
             await self.machines.start()
         self.scheduler.start()

@@ -115,7 +115,7 @@ def client_for(address: EngineAddress) -> docker.DockerClient:
 
 async def connect(address: EngineAddress) -> docker.DockerClient:
     """Return a client of the engine at `address` once it answers a ping."""
-    client = client_for(address)
+    client = await call(client_for, address)
     try:
         await call(client.ping)
     except UNREACHABLE as exc:

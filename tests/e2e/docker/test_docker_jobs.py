@@ -1,0 +1,136 @@
+"""Jobs of the docker executor on a real engine: images, services, sources, caches, artifacts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tests.support.engine import (
+    IMAGE,
+    NOTHING,
+    WEB,
+    Engine,
+    docker_config,
+    leftovers,
+    unique_runner,
+)
+from tests.support.jobs import JobsRig, pipeline
+
+MARKER = "/etc/alloy-image-marker"  # a file of the test image that this host lacks
+
+
+def start(rig: JobsRig, engine: Engine, name: str, **kwargs: str):  # type: ignore[no-untyped-def]
+    return rig.runner(docker_config(rig.config(name=name), engine.host, **kwargs))
+
+
+def test_scripts_run_in_the_job_image_or_the_default_one(rig: JobsRig, engine: Engine) -> None:
+    """A job reads a file only its image has, has its own hostname, sees CI_* variables."""
+    assert not Path(MARKER).exists()
+    name = unique_runner()
+    start(rig, engine, name)
+    project = rig.project(
+        "p",
+        pipeline(
+            chosen={
+                "image": IMAGE,
+                "variables": {"GREETING": "hi there"},
+                "script": [f"cat {MARKER}", "hostname", 'echo "[$GREETING] $CI_JOB_NAME $PWD"'],
+            },
+            default_image={"script": [f"cat {MARKER}", "echo shell=$0"]},
+        ),
+    )
+    ids = rig.submit(project).jobs
+    results = rig.wait_results(ids.values(), timeout=60)
+    assert {r["status"] for r in results.values()} == {"success"}
+    chosen = rig.trace(ids["chosen"]).decode()
+    assert "only in the image" in chosen
+    lines = chosen.splitlines()
+    hostname = lines[lines.index(next(x for x in lines if x.endswith("$ hostname\x1b[0;m"))) + 1]
+    assert hostname and hostname != socket.gethostname()
+    assert f"[hi there] chosen /builds/{name}/0/p" in chosen
+    default = rig.trace(ids["default_image"]).decode()
+    assert f"Using Docker executor with image {IMAGE}" in default
+    assert "only in the image" in default
+    assert leftovers(name) == NOTHING
+
+
+def test_services_answer_by_alias_and_by_derived_names(rig: JobsRig, engine: Engine) -> None:
+    """alloy-test/web is reachable as `www`, `alloy-test-web` and `alloy-test__web`."""
+    name = unique_runner()
+    start(rig, engine, name)
+    project = rig.project(
+        "p",
+        pipeline(
+            j={
+                "services": [{"name": WEB, "alias": "www"}],
+                "script": [
+                    f"wget -qO- http://{host}/index.html"
+                    for host in ("www", "alloy-test-web", "alloy-test__web")
+                ],
+            }
+        ),
+    )
+    (job_id,) = rig.submit(project).ids
+    assert rig.wait_results([job_id], timeout=60)[job_id]["status"] == "success"
+    trace = rig.trace(job_id).decode()
+    assert trace.count("hello from web") == 3
+    assert "Waiting for services to be up and running" in trace
+    assert leftovers(name) == NOTHING
+
+
+def test_a_service_that_dies_is_reported_with_its_log(rig: JobsRig, engine: Engine) -> None:
+    """The service exits before its port answers: its log is shown and the job fails."""
+    name = unique_runner()
+    start(rig, engine, name)
+    dying = {"name": WEB, "alias": "db", "command": ["sh", "-c", "echo db-is-dying; exit 3"]}
+    project = rig.project(
+        "p", pipeline(j={"services": [dying], "script": ["wget -qO- -T 2 http://db/"]})
+    )
+    (job_id,) = rig.submit(project).ids
+    result = rig.wait_results([job_id], timeout=90)[job_id]
+    assert (result["status"], result["failure_reason"]) == ("failed", "script_failure")
+    trace = rig.trace(job_id).decode()
+    assert f"*** WARNING: Service {WEB} probably didn't start properly." in trace
+    assert "the service container exited with code 3" in trace
+    assert "db-is-dying" in trace
+    assert leftovers(name) == NOTHING
+
+
+def test_sources_caches_and_artifacts_with_an_image_without_git(
+    rig: JobsRig, engine: Engine
+) -> None:
+    """The image has no git: sources are checked out, artifacts pass on, a cache survives."""
+    name = unique_runner()
+    start(rig, engine, name)
+    project = rig.project(
+        "p",
+        pipeline(
+            stages=["build", "test"],
+            make={
+                "stage": "build",
+                "script": [
+                    "! command -v git",
+                    "cat tracked.txt",
+                    "echo built-in-container > made.txt",
+                    "mkdir -p deps && echo cached-$CI_JOB_ID > deps/stamp",
+                ],
+                "artifacts": {"paths": ["made.txt"]},
+                "cache": {"key": "k", "paths": ["deps/"]},
+            },
+            use={
+                "stage": "test",
+                "script": ["cat made.txt", "cat deps/stamp"],
+                "cache": {"key": "k", "paths": ["deps/"], "policy": "pull"},
+            },
+        ),
+    )
+    (project.path / "tracked.txt").write_text("from the repository\n")
+    project.git_init().commit("first")
+    ids = rig.submit(project).jobs
+    results = rig.wait_results(ids.values(), timeout=90)
+    assert {r["status"] for r in results.values()} == {"success"}, rig.trace(ids["make"])
+    assert "from the repository" in rig.trace(ids["make"]).decode()
+    use = rig.trace(ids["use"]).decode()
+    assert "built-in-container" in use
+    assert f"cached-{ids['make']}" in use
+    assert leftovers(name) == NOTHING

@@ -1,0 +1,118 @@
+"""A real container engine for the tests: podman's Docker-compatible API on a private socket.
+
+`scripts/setup --test` installs podman and runc and configures them; the
+images come from `scripts/container-images` (built locally from Debian's
+busybox-static: no registry is reachable here).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from tests.support.polling import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "alloy-test/busybox"  # a shell and busybox's tools; no git, no bash
+WEB = "alloy-test/web"  # the same, serving "hello from web" on port 80 (EXPOSE 80)
+LABEL_RUNNER = "com.alloy-runner.runner"
+
+
+@dataclass
+class Engine:
+    """A running `podman system service` and a client of it."""
+
+    socket: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def client(self) -> docker.DockerClient:
+        """Return a client; the caller closes it."""
+        return docker.DockerClient(base_url=self.host, version="1.41", timeout=60)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_engine(directory: Path) -> Engine:
+    """Build the test images if missing, start the engine on a socket in `directory`."""
+    subprocess.run([str(ROOT / "scripts" / "container-images")], check=True, timeout=300)
+    socket = directory / "podman.sock"
+    process = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    engine = Engine(socket, process)
+    try:
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"podman system service exited with {process.returncode}")
+            if not socket.exists():
+                return False
+            client = engine.client()
+            try:
+                return bool(client.ping())
+            except docker.errors.DockerException:
+                return False
+            finally:
+                client.close()
+
+        wait_until(answers, 30, 0.1, "the podman engine to answer")
+    except BaseException:
+        engine.stop()
+        raise
+    return engine
+
+
+def unique_runner(prefix: str = "dk") -> str:
+    """Return a runner name no other test uses: leftovers are looked for by runner name."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def leftovers(runner: str) -> dict[str, list[str]]:
+    """Return the containers, networks and volumes labelled with `runner`, as podman lists them."""
+    label = f"label={LABEL_RUNNER}={runner}"
+    found = {}
+    for what, command in (
+        ("containers", ["podman", "ps", "-a", "--filter", label, "--format", "{{.Names}}"]),
+        ("networks", ["podman", "network", "ls", "--filter", label, "--format", "{{.Name}}"]),
+        ("volumes", ["podman", "volume", "ls", "--filter", label, "--format", "{{.Name}}"]),
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+        found[what] = done.stdout.split()
+    return found
+
+
+NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+
+
+def docker_config(
+    base: str, engine_host: str, *, image: str = IMAGE, extra: str = "", runner_extra: str = ""
+) -> str:
+    """Append `executor = "docker"` and a [runners.docker] table to a rig's config."""
+    return (
+        base
+        + 'executor = "docker"\n'
+        + runner_extra
+        + "[runners.docker]\n"
+        + f'host = "{engine_host}"\n'
+        + 'pull_policy = "if-not-present"\n'
+        + (f'image = "{image}"\n' if image else "")
+        + extra
+    )
