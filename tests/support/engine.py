@@ -103,7 +103,13 @@ NOTHING: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []
 
 
 def docker_config(
-    base: str, engine_host: str, *, image: str = IMAGE, extra: str = "", runner_extra: str = ""
+    base: str,
+    engine_host: str,
+    *,
+    image: str = IMAGE,
+    pull_policy: str = '"if-not-present"',
+    extra: str = "",
+    runner_extra: str = "",
 ) -> str:
     """Append `executor = "docker"` and a [runners.docker] table to a rig's config."""
     return (
@@ -112,7 +118,7 @@ def docker_config(
         + runner_extra
         + "[runners.docker]\n"
         + f'host = "{engine_host}"\n'
-        + 'pull_policy = "if-not-present"\n'
+        + f"pull_policy = {pull_policy}\n"
         + (f'image = "{image}"\n' if image else "")
         + extra
     )

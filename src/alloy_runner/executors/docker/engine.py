@@ -108,7 +108,9 @@ def client_for(address: EngineAddress) -> docker.DockerClient:
                 base_url=host, tls=tls, timeout=API_TIMEOUT, max_pool_size=64
             )
         except docker.errors.DockerException as exc:
-            raise ExecutorError(f"cannot use the Docker engine at {resolved.host}: {exc}") from None
+            raise ExecutorError(
+                f"the Docker engine at {resolved.host} cannot be reached: {_short(exc)}"
+            ) from None
         _clients[resolved] = client
     return client
 
