@@ -15,7 +15,10 @@ def service_hostnames(image: str) -> tuple[str, ...]:
     `postgres:16` is reachable as `postgres`; `tutum/wordpress` as
     `tutum-wordpress` and `tutum__wordpress`.
     """
-    repo, _ = split_name(image)
+    repo, _ = split_name(image.partition("@")[0])
+    host, slash, path = repo.partition("/")
+    if slash and (":" in host or "." in host):  # a registry: its port is no part of a name
+        repo = f"{host.partition(':')[0]}/{path}"
     names = [repo.replace("/", "__"), repo.replace("/", "-")]
     return tuple(dict.fromkeys(n for n in names if n))
 
