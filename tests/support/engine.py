@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import pytest
 
 from tests.support.polling import wait_until
 
@@ -78,6 +80,15 @@ def start_engine(directory: Path) -> Engine:
         engine.stop()
         raise
     return engine
+
+
+def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The session's engine: conftests wrap it with `pytest.fixture(scope="session")`."""
+    engine = start_engine(tmp_path_factory.mktemp("engine"))
+    try:
+        yield engine
+    finally:
+        engine.stop()
 
 
 def unique_runner(prefix: str = "dk") -> str:

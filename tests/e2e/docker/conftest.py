@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engine import Engine, start_engine
+from tests.support.engine import engine_fixture
 from tests.support.jobs import JobsRig
 
-
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    the_engine = start_engine(tmp_path_factory.mktemp("engine"))
-    try:
-        yield the_engine
-    finally:
-        the_engine.stop()
+engine = pytest.fixture(scope="session", name="engine")(engine_fixture)
 
 
 @pytest.fixture
