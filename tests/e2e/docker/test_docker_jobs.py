@@ -134,3 +134,51 @@ def test_sources_caches_and_artifacts_with_an_image_without_git(
     assert "built-in-container" in use
     assert f"cached-{ids['make']}" in use
     assert leftovers(name) == NOTHING
+
+
+def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: Engine) -> None:
+    """memory, shm_size, extra_hosts reach the container; entrypoint and variables apply.
+
+    (`dns` is left out: on podman it replaces the network's name server, so that
+    services would no longer be found by name; its create option is unit-tested.)
+    """
+    name = unique_runner()
+    extra = (
+        'memory = "256m"\nshm_size = "32m"\n'
+        'extra_hosts = ["alloy-extra.test:10.1.2.3"]\n'
+    )
+    start(rig, engine, name, extra=extra)
+    entrypoint = ["sh", "-c", 'echo set-by-entrypoint > /tmp/ep; exec "$@"', "ep"]
+    service = {
+        "name": WEB,
+        "alias": "greeter",
+        "variables": {"GREETING": "hello-from-variables"},
+        "command": ["sh", "-c", "echo $GREETING > /www/index.html; exec httpd -f -p 80 -h /www"],
+    }
+    project = rig.project(
+        "p",
+        pipeline(
+            j={
+                "image": {"name": IMAGE, "entrypoint": entrypoint},
+                "services": [service],
+                "script": [
+                    "cat /tmp/ep",
+                    "grep alloy-extra.test /etc/hosts",
+                    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+                    " || cat /sys/fs/cgroup/memory.max",
+                    "df -k /dev/shm | tail -1",
+                    "wget -qO- http://greeter/",
+                ],
+            }
+        ),
+    )
+    (job_id,) = rig.submit(project).ids
+    result = rig.wait_results([job_id], timeout=60)[job_id]
+    trace = rig.trace(job_id).decode()
+    assert result["status"] == "success", trace
+    assert "set-by-entrypoint" in trace
+    assert "10.1.2.3" in trace
+    assert str(256 * 1024 * 1024) in trace
+    assert " 32768 " in trace  # /dev/shm, in KiB
+    assert "hello-from-variables" in trace
+    assert leftovers(name) == NOTHING
