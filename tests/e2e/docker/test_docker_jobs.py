@@ -143,10 +143,7 @@ def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: E
     services would no longer be found by name; its create option is unit-tested.)
     """
     name = unique_runner()
-    extra = (
-        'memory = "256m"\nshm_size = "32m"\n'
-        'extra_hosts = ["alloy-extra.test:10.1.2.3"]\n'
-    )
+    extra = 'memory = "256m"\nshm_size = "32m"\nextra_hosts = ["alloy-extra.test:10.1.2.3"]\n'
     start(rig, engine, name, extra=extra)
     entrypoint = ["sh", "-c", 'echo set-by-entrypoint > /tmp/ep; exec "$@"', "ep"]
     service = {

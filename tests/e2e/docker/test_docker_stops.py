@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from tests.support.engine import NOTHING, Engine, docker_config, leftovers, unique_runner
-from tests.support.jobs import STARTED, JobsRig, pipeline
+from tests.support.jobs import STARTED, JobsRig, builds_series, pipeline
 from tests.support.polling import wait_until
 from tests.support.runner import RunnerProcess
 
@@ -18,17 +18,22 @@ def start(rig: JobsRig, engine: Engine, name: str) -> RunnerProcess:
     return rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
 
 
-def running(rig: JobsRig, name: str, job: int) -> None:
+def running(rig: JobsRig, name: str, job: int, runner: RunnerProcess) -> None:
     rig.wait_started([job], timeout=60)
     found = leftovers(name)
     assert len(found["containers"]) == 1 and len(found["networks"]) == 1, found
+    # GitLab's docker executor stage while the script runs.
+    assert builds_series(runner.families(), name) == {
+        ("build_script", "running", "docker_run"): 1.0,
+        ("idle", "idle", "idle"): 0.0,
+    }
 
 
 def test_cancel_and_timeout_remove_the_jobs_containers(rig: JobsRig, engine: Engine) -> None:
     name = unique_runner()
-    start(rig, engine, name)
+    runner = start(rig, engine, name)
     ids = rig.submit(rig.project("p", pipeline(long={"script": LONG}))).jobs
-    running(rig, name, ids["long"])
+    running(rig, name, ids["long"], runner)
     rig.cancel(ids["long"])
     result = rig.wait_results([ids["long"]], timeout=30)[ids["long"]]
     assert (result["status"], result["failure_reason"]) == ("canceled", "job_canceled")
@@ -45,7 +50,7 @@ def test_sigterm_removes_the_jobs_containers(rig: JobsRig, engine: Engine) -> No
     name = unique_runner()
     runner = start(rig, engine, name)
     job = rig.submit(rig.project("p", pipeline(long={"script": LONG}))).jobs["long"]
-    running(rig, name, job)
+    running(rig, name, job, runner)
     runner.signal(signal.SIGTERM)
     assert runner.wait(30) == 0
     result = rig.result(job)
