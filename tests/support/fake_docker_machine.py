@@ -10,8 +10,8 @@ Run as `python fake_docker_machine.py ARGS...` (the `docker-machine` wrapper tha
     create-seconds                how long `create` takes (default 0)
     fail-create                   while present, `create` fails (leaving a broken machine)
     fail-remove                   while present, `rm` fails
-    engine                        what `config NAME` gives as the machine's engine
-                                  (default: unix:///nonexistent/docker.sock)
+    engine                        the machine's engine for `config NAME`: an address, or the
+                                  whole output (default: unix:///nonexistent/docker.sock)
 
 Control files can be made and removed while a runner uses the fake.
 """
@@ -130,8 +130,8 @@ def main(argv: list[str]) -> int:
         if not args or not (machines / args[0] / "config.json").is_file():
             return _fail(f'Host does not exist: "{args[0] if args else ""}"')
         engine = state / "engine"
-        host = engine.read_text().strip() if engine.exists() else "unix:///nonexistent/docker.sock"
-        print(f"-H={host}")
+        text = engine.read_text().strip() if engine.exists() else "unix:///nonexistent/docker.sock"
+        print(text if text.startswith("-") else f"-H={text}")  # whole output, or the host
         return 0
     if command == "ssh":
         return _ssh(state, args, os.environ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -137,13 +138,16 @@ def test_sources_caches_and_artifacts_with_an_image_without_git(
 
 
 def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: Engine) -> None:
-    """memory, shm_size, extra_hosts reach the container; entrypoint and variables apply.
+    """memory, shm_size, privileged, extra_hosts reach the container; entrypoint, variables apply.
 
     (`dns` is left out: on podman it replaces the network's name server, so that
     services would no longer be found by name; its create option is unit-tested.)
     """
     name = unique_runner()
-    extra = 'memory = "256m"\nshm_size = "32m"\nextra_hosts = ["alloy-extra.test:10.1.2.3"]\n'
+    extra = (
+        'memory = "256m"\nshm_size = "32m"\nprivileged = true\n'
+        'extra_hosts = ["alloy-extra.test:10.1.2.3"]\n'
+    )
     start(rig, engine, name, extra=extra)
     entrypoint = ["sh", "-c", 'echo set-by-entrypoint > /tmp/ep; exec "$@"', "ep"]
     service = {
@@ -164,6 +168,7 @@ def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: E
                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
                     " || cat /sys/fs/cgroup/memory.max",
                     "df -k /dev/shm | tail -1",
+                    "grep CapEff /proc/self/status",
                     "wget -qO- http://greeter/",
                 ],
             }
@@ -177,5 +182,7 @@ def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: E
     assert "10.1.2.3" in trace
     assert str(256 * 1024 * 1024) in trace
     assert " 32768 " in trace  # /dev/shm, in KiB
+    caps = re.search(r"CapEff:\s+([0-9a-f]+)", trace)
+    assert caps is not None and bin(int(caps[1], 16)).count("1") >= 36, "privileged: all caps"
     assert "hello-from-variables" in trace
     assert leftovers(name) == NOTHING

@@ -273,6 +273,7 @@ class DockerExecutor:
                 ["sh", "-c", containers.SHELL, "sh", f"{self._inside[1]}/{name}"],
                 environment=inside_env,
                 workdir=self._inside[0],
+                privileged=self._config.privileged,  # an exec is not, unless asked
             )
         )["Id"]
         return await self._exec(
