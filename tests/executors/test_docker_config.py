@@ -140,8 +140,11 @@ def test_resources_and_volumes_become_create_options() -> None:
         "dns": ["1.1.1.1"],
         "extra_hosts": {"a": "1.2.3.4"},
     }
-    binds, mounts, named = user_volumes(config, "r", "proj")
-    assert binds == ["/srv:/data:ro"]
-    assert [m["Target"] for m in mounts] == ["/cache"] and mounts[0]["Source"] == named[0]
-    _, fresh, none = user_volumes(DockerConfig(volumes=("/cache",), disable_cache=True), "r", "p")
-    assert none == [] and fresh[0]["Source"] is None
+    binds, mounts, caches, scratch = user_volumes(config, "r", "proj", "b")
+    assert binds == ["/srv:/data:ro"] and scratch == []
+    assert [m["Target"] for m in mounts] == ["/cache"] and mounts[0]["Source"] == caches[0]
+    assert user_volumes(config, "r", "proj", "c")[2] == caches, "kept between builds"
+    fresh = DockerConfig(volumes=("/cache",), disable_cache=True)
+    _, mounts, caches, scratch = user_volumes(fresh, "r", "p", "alloy-r-job-1-vol-x")
+    assert caches == [] and mounts[0]["Source"] == scratch[0]
+    assert scratch[0].startswith("alloy-r-job-1-vol-x-")

@@ -14,14 +14,15 @@ LONG = [STARTED, "sleep 600"]
 
 def start(rig: JobsRig, engine: Engine, name: str) -> RunnerProcess:
     # The rig's out/ is mounted at the same path, so that `$OUT/started-ID` reaches the test.
-    volumes = f'volumes = ["{rig.out}:{rig.out}"]\n'
+    # /scratch is a volume of the build alone (disable_cache): it must go with the build.
+    volumes = f'volumes = ["{rig.out}:{rig.out}", "/scratch"]\ndisable_cache = true\n'
     return rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
 
 
 def running(rig: JobsRig, name: str, job: int, runner: RunnerProcess) -> None:
     rig.wait_started([job], timeout=60)
     found = leftovers(name)
-    assert len(found["containers"]) == 1 and len(found["networks"]) == 1, found
+    assert [len(found[k]) for k in ("containers", "networks", "volumes")] == [1, 1, 1], found
     # GitLab's docker executor stage while the script runs.
     assert builds_series(runner.families(), name) == {
         ("build_script", "running", "docker_run"): 1.0,
@@ -70,7 +71,7 @@ def test_a_restart_after_kill_9_removes_what_the_dead_runner_left(
     runner.signal(signal.SIGKILL)
     runner.wait(10)
     left = leftovers(name)
-    assert len(left["containers"]) == 2 and len(left["networks"]) == 1, left
+    assert [len(left[k]) for k in ("containers", "networks", "volumes")] == [2, 1, 1], left
     restarted = start(rig, engine, name)
     wait_until(lambda: leftovers(name) == NOTHING, 60, 0.5, "the leftovers removed")
-    restarted.wait_for_line(r"removed 3 container\(s\), network\(s\) or volume\(s\)", timeout=10)
+    restarted.wait_for_line(r"removed 4 container\(s\), network\(s\) or volume\(s\)", timeout=10)

@@ -47,24 +47,30 @@ def cache_volume_name(runner: str, project: str, path: str) -> str:
 
 
 def user_volumes(
-    config: DockerConfig, runner: str, project: str
-) -> tuple[list[str], list[Mount], list[str]]:
-    """Return (binds, mounts, cache volume names) of `volumes`.
+    config: DockerConfig, runner: str, project: str, build_prefix: str
+) -> tuple[list[str], list[Mount], list[str], list[str]]:
+    """Return (binds, mounts, cache volume names, build volume names) of `volumes`.
 
     `/host:/path` is a bind; `/path` is a volume kept between builds of the
-    project (a cache, as GitLab does), or a fresh one with `disable_cache`.
+    project (a cache, as GitLab does), or, with `disable_cache`, a volume of
+    the build alone, named `build_prefix-<hash>` and removed with it.
     """
-    binds, mounts, named = [], [], []
+    binds: list[str] = []
+    mounts: list[Mount] = []
+    caches: list[str] = []
+    scratch: list[str] = []
     for volume in config.volumes:
         if ":" in volume:
             binds.append(volume)
-        elif config.disable_cache:
-            mounts.append(Mount(target=volume, source=None, type="volume"))
+            continue
+        if config.disable_cache:
+            name = f"{build_prefix}-{hashlib.sha256(volume.encode()).hexdigest()[:8]}"
+            scratch.append(name)
         else:
             name = cache_volume_name(runner, project, volume)
-            named.append(name)
-            mounts.append(Mount(target=volume, source=name, type="volume"))
-    return binds, mounts, named
+            caches.append(name)
+        mounts.append(Mount(target=volume, source=name, type="volume"))
+    return binds, mounts, caches, scratch
 
 
 def ensure_volume(client: docker.DockerClient, name: str, labels: dict[str, str]) -> None:
@@ -73,6 +79,18 @@ def ensure_volume(client: docker.DockerClient, name: str, labels: dict[str, str]
     except docker.errors.NotFound:
         with contextlib.suppress(docker.errors.APIError):  # made meanwhile by another build
             client.volumes.create(name, labels=labels)
+
+
+def remove_network_and_volumes(
+    client: docker.DockerClient, network: str | None, volumes: list[str]
+) -> None:
+    """Remove a build's network and its own volumes, once its containers are gone (blocking)."""
+    if network is not None:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_network(network)
+    for volume in volumes:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_volume(volume, force=True)
 
 
 # --- what a container used: its cgroup on this host, else the engine's stats ----------

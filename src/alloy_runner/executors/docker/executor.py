@@ -86,6 +86,7 @@ class DockerExecutor:
         self._inside: tuple[str, str] = ("", "")
         self._mounts: dict[str, Any] = {}
         self._scripts = 0
+        self._scratch: list[str] = []  # the build's own volumes, removed with it
         self._used: list[ResourceUsage] = []
 
     # --- prepare ------------------------------------------------------------------------
@@ -157,13 +158,20 @@ class DockerExecutor:
         return Workspace(project_dir=workspace_hint, tmp_dir=self._tmp)
 
     async def _volumes(self, client: docker.DockerClient, project: str) -> None:
-        binds, mounts, named = containers.user_volumes(self._config, self._runner.name, project)
-        if named:
+        prefix = object_name(self._runner.name, self._job_id, f"vol-{secrets.token_hex(4)}")
+        binds, mounts, caches, scratch = containers.user_volumes(
+            self._config, self._runner.name, project, prefix
+        )
+        if caches or scratch:
             self._set_stage(ExecutorStage.DOCKER_CREATING_USER_VOLUMES)
-        for volume in named:
+        for volume in caches:
             await call(
                 containers.ensure_volume, client, volume, labels(self._runner.name, None, "cache")
             )
+        for volume in scratch:
+            self._scratch.append(volume)
+            marks = labels(self._runner.name, self._job_id, "volume")
+            await call(client.volumes.create, volume, labels=marks)
         own = [
             f"{host}:{inside}" for host, inside in zip(self._host_dirs, self._inside, strict=True)
         ]
@@ -369,10 +377,10 @@ class DockerExecutor:
             await self._retire()
             running, self._services = self._services, []
             await asyncio.gather(*(self._remove(r.container) for r in running))
-            network, self._network = self._network, None
-            if network is not None and self._client is not None:
-                with contextlib.suppress(*UNREACHABLE, docker.errors.APIError):
-                    await call(self._client.api.remove_network, network)
+            client, network, scratch = self._client, self._network, self._scratch
+            self._network, self._scratch = None, []
+            if client is not None:
+                await call(containers.remove_network_and_volumes, client, network, scratch)
         except Exception:
             log.warning("job %d: cleaning up its containers failed", self._job_id, exc_info=True)
         tmp, self._tmp = self._tmp, None
