@@ -87,3 +87,15 @@ def test_a_malformed_payload_image_is_a_payload_error() -> None:
     with pytest.raises(JobPayloadError, match="image"):
         Job.from_payload({"id": 1, "image": 5})
     assert Job.from_payload({"id": 1, "image": "busybox"}).image == Image("busybox")
+
+
+def test_a_null_entrypoint_keeps_the_images_own() -> None:
+    """GitLab sends `entrypoint: null` when the YAML gave none; `[""]` clears the image's."""
+    kept = Job.from_payload({"id": 1, "image": {"name": "x", "entrypoint": None}})
+    cleared = Job.from_payload({"id": 1, "image": {"name": "x", "entrypoint": [""]}})
+    assert kept.image == Image("x") and kept.image.entrypoint is None
+    assert cleared.image is not None and cleared.image.entrypoint == ("",)
+    service = Job.from_payload(
+        {"id": 1, "services": [{"name": "s", "alias": None, "entrypoint": None, "command": None}]}
+    ).services[0]
+    assert service == Service("s")

@@ -23,6 +23,11 @@ def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+def _entrypoint(data: dict[str, Any]) -> tuple[str, ...] | None:
+    """Return the entrypoint asked for; None (absent, or null as GitLab sends it): the image's."""
+    return _strings(data, "entrypoint") if data.get("entrypoint") is not None else None
+
+
 @dataclass(frozen=True)
 class Image:
     """The image a job's scripts run in (`name`, and optionally `entrypoint`, `pull_policy`).
@@ -46,7 +51,7 @@ class Image:
             return None
         return cls(
             name=data["name"],
-            entrypoint=_strings(data, "entrypoint") if "entrypoint" in data else None,
+            entrypoint=_entrypoint(data),
             pull_policy=_strings(data, "pull_policy"),
         )
 
@@ -96,7 +101,7 @@ class Service:
             name=data["name"],
             alias=str(data.get("alias") or ""),
             command=_strings(data, "command"),
-            entrypoint=_strings(data, "entrypoint") if "entrypoint" in data else None,
+            entrypoint=_entrypoint(data),
             variables=pairs,
             pull_policy=_strings(data, "pull_policy"),
         )
