@@ -34,8 +34,14 @@ def test_scripts_run_in_the_job_image_or_the_default_one(rig: JobsRig, engine: E
         pipeline(
             chosen={
                 "image": IMAGE,
-                "variables": {"GREETING": "hi there"},
-                "script": [f"cat {MARKER}", "hostname", 'echo "[$GREETING] $CI_JOB_NAME $PWD"'],
+                # TMPDIR is also the runner's own (the rig's): the job's setting still counts.
+                "variables": {"GREETING": "hi there", "TMPDIR": str(rig.tmp)},
+                "script": [
+                    f"cat {MARKER}",
+                    "hostname",
+                    'echo "[$GREETING] $CI_JOB_NAME $PWD"',
+                    'echo "tmp=$TMPDIR home=$HOME"',
+                ],
             },
             default_image={"script": [f"cat {MARKER}", "echo shell=$0"]},
         ),
@@ -49,6 +55,8 @@ def test_scripts_run_in_the_job_image_or_the_default_one(rig: JobsRig, engine: E
     hostname = lines[lines.index(next(x for x in lines if x.endswith("$ hostname\x1b[0;m"))) + 1]
     assert hostname and hostname != socket.gethostname()
     assert f"[hi there] chosen /builds/{name}/0/p" in chosen
+    # The job's variables are the container's; the runner host's own (HOME) are not.
+    assert f"tmp={rig.tmp} home=/root" in chosen
     default = rig.trace(ids["default_image"]).decode()
     assert f"Using Docker executor with image {IMAGE}" in default
     assert "only in the image" in default

@@ -87,6 +87,7 @@ class DockerExecutor:
         self._mounts: dict[str, Any] = {}
         self._scripts = 0
         self._scratch: list[str] = []  # the build's own volumes, removed with it
+        self._job_keys: set[str] = set()  # variables the job or the runner's config set
         self._used: list[ResourceUsage] = []
 
     # --- prepare ------------------------------------------------------------------------
@@ -116,6 +117,8 @@ class DockerExecutor:
         self, workspace_hint: Path, job: Job | None, say: Callable[[str], None]
     ) -> Workspace:
         self._job_id = job.id if job is not None else 0
+        self._job_keys = {e.partition("=")[0] for e in self._runner.environment}
+        self._job_keys |= {v.key for v in job.variables} if job is not None else set()
         chosen = job.image if job is not None else None
         self._image = chosen.name if chosen is not None else self._config.image
         if not self._image:
@@ -245,8 +248,8 @@ class DockerExecutor:
         """Return the job's variables as the container sees them: no host env, inside paths."""
         out = {}
         for key, value in env.items():
-            if os.environ.get(key) == value:
-                continue
+            if key not in self._job_keys and os.environ.get(key) == value:
+                continue  # the runner host's own environment stays on the host
             mapped = value
             for host, inside in zip(self._host_dirs, self._inside, strict=True):
                 if value == host or value.startswith(host + "/"):
