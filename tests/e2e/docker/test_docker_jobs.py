@@ -41,6 +41,11 @@ def test_scripts_run_in_the_job_image_or_the_default_one(rig: JobsRig, engine: E
                     "hostname",
                     'echo "[$GREETING] $CI_JOB_NAME $PWD"',
                     'echo "tmp=$TMPDIR home=$HOME"',
+                    "touch /tmp/only-in-the-build-container",
+                ],
+                "after_script": [
+                    "test ! -e /tmp/only-in-the-build-container && echo in a fresh container",
+                    "echo status=$CI_JOB_STATUS marker=$(cat /etc/alloy-image-marker)",
                 ],
             },
             default_image={"script": [f"cat {MARKER}", "echo shell=$0"]},
@@ -57,6 +62,8 @@ def test_scripts_run_in_the_job_image_or_the_default_one(rig: JobsRig, engine: E
     assert f"[hi there] chosen /builds/{name}/0/p" in chosen
     # The job's variables are the container's; the runner host's own (HOME) are not.
     assert f"tmp={rig.tmp} home=/root" in chosen
+    assert "\nin a fresh container\n" in chosen
+    assert "\nstatus=success marker=only in the image\n" in chosen
     default = rig.trace(ids["default_image"]).decode()
     assert f"Using Docker executor with image {IMAGE}" in default
     assert "only in the image" in default
