@@ -7,6 +7,7 @@ busybox-static: no registry is reachable here).
 
 from __future__ import annotations
 
+import socket as socketlib
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests.exceptions
 
 from tests.support.polling import wait_until
 
@@ -26,14 +28,15 @@ LABEL_RUNNER = "com.alloy-runner.runner"
 
 @dataclass
 class Engine:
-    """A running `podman system service` and a client of it."""
+    """A running `podman system service` and a client of it (on a socket, or on TCP)."""
 
     socket: Path
     process: subprocess.Popen[bytes]
+    tcp_port: int = 0  # listening on tcp://127.0.0.1:PORT instead: a "remote" engine
 
     @property
     def host(self) -> str:
-        return f"unix://{self.socket}"
+        return f"tcp://127.0.0.1:{self.tcp_port}" if self.tcp_port else f"unix://{self.socket}"
 
     def client(self) -> docker.DockerClient:
         """Return a client; the caller closes it."""
@@ -48,29 +51,35 @@ class Engine:
             self.process.wait()
 
 
-def start_engine(directory: Path) -> Engine:
-    """Build the test images if missing, start the engine on a socket in `directory`."""
+def start_engine(directory: Path, tcp: bool = False) -> Engine:
+    """Build the test images if missing, start the engine on a socket in `directory`.
+
+    With `tcp`, the engine listens on a loopback TCP port: the runner treats it
+    as remote (it does not bind-mount the build directory there).
+    """
     subprocess.run([str(ROOT / "scripts" / "container-images")], check=True, timeout=300)
     socket = directory / "podman.sock"
+    port = free_port() if tcp else 0
+    address = f"tcp://127.0.0.1:{port}" if tcp else f"unix://{socket}"
     process = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        ["podman", "system", "service", "--time=0", address],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    engine = Engine(socket, process)
+    engine = Engine(socket, process, port)
     try:
 
         def answers() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"podman system service exited with {process.returncode}")
-            if not socket.exists():
+            if not tcp and not socket.exists():
                 return False
             client = engine.client()
             try:
                 return bool(client.ping())
-            except docker.errors.DockerException:
+            except (docker.errors.DockerException, requests.exceptions.ConnectionError):
                 return False
             finally:
                 client.close()
@@ -80,6 +89,22 @@ def start_engine(directory: Path) -> Engine:
         engine.stop()
         raise
     return engine
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socketlib.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tcp_engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The session's engine on loopback TCP, which the runner treats as a remote one."""
+    engine = start_engine(tmp_path_factory.mktemp("tcp-engine"), tcp=True)
+    try:
+        yield engine
+    finally:
+        engine.stop()
 
 
 def engine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:

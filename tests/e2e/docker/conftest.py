@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engine import engine_fixture
+from tests.support.engine import engine_fixture, tcp_engine_fixture
 from tests.support.jobs import JobsRig
 
 engine = pytest.fixture(scope="session", name="engine")(engine_fixture)
+tcp_engine = pytest.fixture(scope="session", name="tcp_engine")(tcp_engine_fixture)
 
 
 @pytest.fixture

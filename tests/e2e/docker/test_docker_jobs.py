@@ -6,6 +6,8 @@ import re
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.support.engine import (
     IMAGE,
     NOTHING,
@@ -112,10 +114,16 @@ def test_a_service_that_dies_is_reported_with_its_log(rig: JobsRig, engine: Engi
     assert leftovers(name) == NOTHING
 
 
+@pytest.mark.parametrize("which", ["engine", "tcp_engine"])
 def test_sources_caches_and_artifacts_with_an_image_without_git(
-    rig: JobsRig, engine: Engine
+    rig: JobsRig, which: str, request: pytest.FixtureRequest
 ) -> None:
-    """The image has no git: sources are checked out, artifacts pass on, a cache survives."""
+    """The image has no git: sources are checked out, artifacts pass on, a cache survives.
+
+    On the TCP engine, which the runner treats as remote, the build directory is
+    a volume that the runner copies to and from through the Engine API.
+    """
+    engine = request.getfixturevalue(which)
     name = unique_runner()
     start(rig, engine, name)
     project = rig.project(
@@ -126,6 +134,7 @@ def test_sources_caches_and_artifacts_with_an_image_without_git(
                 "stage": "build",
                 "script": [
                     "! command -v git",
+                    "echo volume-at-builds=$(grep -c ' /builds ' /proc/mounts)",
                     "cat tracked.txt",
                     "echo built-in-container > made.txt",
                     "mkdir -p deps && echo cached-$CI_JOB_ID > deps/stamp",
@@ -145,7 +154,10 @@ def test_sources_caches_and_artifacts_with_an_image_without_git(
     ids = rig.submit(project).jobs
     results = rig.wait_results(ids.values(), timeout=90)
     assert {r["status"] for r in results.values()} == {"success"}, rig.trace(ids["make"])
-    assert "from the repository" in rig.trace(ids["make"]).decode()
+    make = rig.trace(ids["make"]).decode()
+    assert "from the repository" in make
+    # Local: the build directory is bind-mounted; "remote": /builds is the build's volume.
+    assert f"volume-at-builds={1 if which == 'tcp_engine' else 0}\n" in make
     use = rig.trace(ids["use"]).decode()
     assert "built-in-container" in use
     assert f"cached-{ids['make']}" in use

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,30 @@ SHELL = (
 )
 
 
+def inside_env(
+    env: Mapping[str, str],
+    job_keys: Collection[str],
+    host_dirs: Sequence[str],
+    inside_dirs: Sequence[str],
+) -> dict[str, str]:
+    """Return the job's variables as a container sees them: no host env, the inside paths.
+
+    A variable whose value is the runner host's own is left out unless the job
+    or the runner's `environment` set it; host build paths become `/builds/...`.
+    """
+    out = {}
+    for key, value in env.items():
+        if key not in job_keys and os.environ.get(key) == value:
+            continue  # the runner host's own environment stays on the host
+        mapped = value
+        for host, inside in zip(host_dirs, inside_dirs, strict=True):
+            if value == host or value.startswith(host + "/"):
+                mapped = inside + value[len(host) :]
+        out[key] = mapped
+    out["CI_BUILDS_DIR"] = "/builds"
+    return out
+
+
 def resources(config: DockerConfig) -> dict[str, Any]:
     """Return the create options of [runners.docker] that every container of a build gets."""
     options: dict[str, Any] = {"privileged": config.privileged}
@@ -39,6 +65,19 @@ def resources(config: DockerConfig) -> dict[str, Any]:
     if config.network_mode:
         options["network_mode"] = config.network_mode
     return options
+
+
+def start_build(
+    client: docker.DockerClient, image: str, name: str, options: dict[str, Any]
+) -> Container:
+    """Create and start a build container that idles until scripts are exec'd (blocking)."""
+    container = client.containers.create(image, KEEP_ALIVE, name=name, detach=True, **options)
+    try:
+        container.start()
+    except docker.errors.APIError:
+        container.remove(force=True, v=True)
+        raise
+    return container
 
 
 def cache_volume_name(runner: str, project: str, path: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import shutil
 import tempfile
@@ -24,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.types import Mount
 
 from alloy_runner.build.states import BuildStage, ExecutorStage
 from alloy_runner.exceptions import ExecutorConfigError, ExecutorError
 from alloy_runner.executors import rusage
 from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult, Workspace
-from alloy_runner.executors.docker import containers, services
+from alloy_runner.executors.docker import containers, services, sync
 from alloy_runner.executors.docker.engine import UNREACHABLE, EngineAddress, call, connect, labels
 from alloy_runner.executors.docker.images import check_image, ensure_image, pull_policies
 from alloy_runner.executors.docker.names import object_name
@@ -88,6 +88,8 @@ class DockerExecutor:
         self._scripts = 0
         self._scratch: list[str] = []  # the build's own volumes, removed with it
         self._job_keys: set[str] = set()  # variables the job or the runner's config set
+        self._copy = not self._address.is_local  # the engine cannot bind-mount our directory
+        self._dirty = True  # the host's build directory changed since the container's copy
         self._used: list[ResourceUsage] = []
 
     # --- prepare ------------------------------------------------------------------------
@@ -171,13 +173,17 @@ class DockerExecutor:
             await call(
                 containers.ensure_volume, client, volume, labels(self._runner.name, None, "cache")
             )
-        for volume in scratch:
+        for volume in scratch:  # the build's own: removed with it
             self._scratch.append(volume)
             marks = labels(self._runner.name, self._job_id, "volume")
             await call(client.volumes.create, volume, labels=marks)
         own = [
             f"{host}:{inside}" for host, inside in zip(self._host_dirs, self._inside, strict=True)
         ]
+        if self._copy:  # the build directory is a volume of the build (executors/docker/sync.py)
+            own = []
+            scratch.append(f"{prefix}-builds")
+            mounts.append(Mount(target=str(BUILDS), source=scratch[-1], type="volume"))
         self._mounts = {"volumes": [*own, *binds], "mounts": mounts}
 
     async def _start_services(
@@ -204,6 +210,9 @@ class DockerExecutor:
                     f"cannot start service {service.name}: {exc.explanation}"
                 ) from None
             self._services.append(running)
+        if not self._address.is_local:  # their addresses are the remote engine's
+            say("Not waiting for services: the engine is not on this host")
+            return
         say("Waiting for services to be up and running ...")
         await services.wait_all(
             self._services, self._network, self._config.wait_for_services_timeout, say
@@ -223,6 +232,7 @@ class DockerExecutor:
         stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
         if stage in HOST_STAGES:
+            self._dirty = True
             path = workspace.tmp_dir / f"host-{stage.value}.sh"
             path.write_text(script)
             return await run_process_group(
@@ -244,20 +254,6 @@ class DockerExecutor:
                 f"the Docker engine failed the {stage.value} stage: {exc}"
             ) from None
 
-    def _container_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """Return the job's variables as the container sees them: no host env, inside paths."""
-        out = {}
-        for key, value in env.items():
-            if key not in self._job_keys and os.environ.get(key) == value:
-                continue  # the runner host's own environment stays on the host
-            mapped = value
-            for host, inside in zip(self._host_dirs, self._inside, strict=True):
-                if value == host or value.startswith(host + "/"):
-                    mapped = inside + value[len(host) :]
-            out[key] = mapped
-        out["CI_BUILDS_DIR"] = str(BUILDS)
-        return out
-
     async def _in_container(
         self,
         script: str,
@@ -269,7 +265,10 @@ class DockerExecutor:
         cancel: asyncio.Event,
     ) -> ScriptResult:
         assert self._client is not None and self._tmp is not None
-        client, inside_env = self._client, self._container_env(env)
+        client, inside_env = (
+            self._client,
+            containers.inside_env(env, self._job_keys, self._host_dirs, self._inside),
+        )
         if stage is BuildStage.AFTER_SCRIPT or self._container is None:
             await self._retire()
             self._container = await call(self._create, client, inside_env)
@@ -277,6 +276,8 @@ class DockerExecutor:
         self._scripts += 1
         name = f"script-{self._scripts}.sh"
         (self._tmp / name).write_text(script)
+        if self._copy:
+            await self._push(container, name)
         exec_id = (
             await call(
                 client.api.exec_create,
@@ -287,9 +288,12 @@ class DockerExecutor:
                 privileged=self._config.privileged,  # an exec is not, unless asked
             )
         )["Id"]
-        return await self._exec(
+        result = await self._exec(
             client, container, exec_id, output=output, timeout=timeout, cancel=cancel
         )
+        if self._copy and self._container is container:  # not removed by a stop
+            await call(sync.pull, container, Path(self._host_dirs[0]), self._inside[0])
+        return result
 
     async def _exec(
         self,
@@ -327,6 +331,16 @@ class DockerExecutor:
         code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
         return ScriptResult(Outcome.EXITED, int(code) if code is not None else None)
 
+    async def _push(self, container: Container, script: str) -> None:
+        """Copy the build directory to the container if it changed here, else only the script."""
+        host, tmp = Path(self._host_dirs[0]), Path(self._host_dirs[1])
+        if not self._dirty:
+            await call(sync.push, container, [(tmp / script, f"{self._inside[1]}/{script}")])
+            return
+        pairs = list(zip((host, tmp), self._inside, strict=True))
+        await call(sync.push, container, pairs)
+        self._dirty = False
+
     def _create(self, client: docker.DockerClient, env: dict[str, str]) -> Container:
         options: dict[str, Any] = {
             **containers.resources(self._config),
@@ -334,22 +348,13 @@ class DockerExecutor:
             "labels": labels(self._runner.name, self._job_id, "build"),
             "environment": env,
             "working_dir": self._inside[0],
-            "detach": True,
         }
         if self._network is not None:
             options["network"] = self._network
         if self._entrypoint is not None:
             options["entrypoint"] = self._entrypoint
         name = object_name(self._runner.name, self._job_id, f"build-{secrets.token_hex(4)}")
-        container = client.containers.create(
-            self._image, containers.KEEP_ALIVE, name=name, **options
-        )
-        try:
-            container.start()
-        except docker.errors.APIError:
-            container.remove(force=True, v=True)
-            raise
-        return container
+        return containers.start_build(client, self._image, name, options)
 
     # --- cleanup ------------------------------------------------------------------------
 
