@@ -96,13 +96,14 @@ def fake_state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_env(tmp_path: Path, fake_state: Path, engine: Engine) -> dict[str, str | None]:
+def fake_env(tmp_path: Path, fake_state: Path, tcp_engine: Engine) -> dict[str, str | None]:
     """Return the environment that puts the fake docker-machine first on PATH.
 
-    Its machines' engine (`docker-machine config`) is the test engine.
+    Its machines' engine (`docker-machine config`) is the test engine on TCP,
+    which the runner treats as remote, as a docker-machine machine is.
     """
     env = dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
-    (fake_state / "engine").write_text(engine.host)
+    (fake_state / "engine").write_text(tcp_engine.host)
     return env
 
 
