@@ -26,7 +26,7 @@ from tests.support import (
     sample_value,
     wait_until,
 )
-from tests.support.engine import Engine, docker_config
+from tests.support.engine import NOTHING, Engine, docker_config, leftovers
 from tests.support.fake_docker_machine import install_fake_docker_machine, machine_names
 
 STATES = ("acquired", "creating", "idle", "removing", "used")
@@ -193,6 +193,7 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
     assert counters(runner) == {"created": 3, "removed": 0, "used": 1, "creation_failed": 0}
     assert machine_of(trace(runner, job)) in machine_names(fake_state)
     assert "machine dir /builds/m/0/" in trace(runner, job)  # in a container of the engine
+    assert leftovers("m") == NOTHING
     assert counters(runner, SSH) == {"created": 0, "removed": 0, "used": 0, "creation_failed": 0}
 
 
@@ -335,3 +336,4 @@ def test_local_machines_run_builds_in_containers_of_the_local_engine(
     wait_until(lambda: states(runner)["idle"] == 2, 10, what="the machine idle again")
     assert counters(runner) == {"created": 2, "removed": 0, "used": 1, "creation_failed": 0}
     assert counters(runner, SSH)["created"] == 0
+    assert leftovers("m") == NOTHING

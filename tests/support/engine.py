@@ -7,6 +7,7 @@ busybox-static: no registry is reachable here).
 
 from __future__ import annotations
 
+import re
 import socket as socketlib
 import subprocess
 import uuid
@@ -122,16 +123,26 @@ def unique_runner(prefix: str = "dk") -> str:
 
 
 def leftovers(runner: str) -> dict[str, list[str]]:
-    """Return the containers, networks and volumes labelled with `runner`, as podman lists them."""
-    label = f"label={LABEL_RUNNER}={runner}"
+    """Return the containers, networks and volumes of `runner`'s jobs, as podman lists them.
+
+    Found by label, and by name (`alloy-RUNNER-job-...`), so that an object the
+    engine made without the runner's labels is found too.
+    """
+    labelled = re.compile(rf"{re.escape(LABEL_RUNNER)}[:=]{re.escape(runner)}(?=[\s\],]|$)")
+    prefix = f"alloy-{runner}-job-"
     found = {}
     for what, command in (
-        ("containers", ["podman", "ps", "-a", "--filter", label, "--format", "{{.Names}}"]),
-        ("networks", ["podman", "network", "ls", "--filter", label, "--format", "{{.Name}}"]),
-        ("volumes", ["podman", "volume", "ls", "--filter", label, "--format", "{{.Name}}"]),
+        ("containers", ["podman", "ps", "-a", "--format", "{{.Names}} {{.Labels}}"]),
+        ("networks", ["podman", "network", "ls", "--format", "{{.Name}} {{.Labels}}"]),
+        ("volumes", ["podman", "volume", "ls", "--format", "{{.Name}} {{.Labels}}"]),
     ):
         done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
-        found[what] = done.stdout.split()
+        names = []
+        for line in done.stdout.splitlines():
+            name, _, marks = line.partition(" ")
+            if name.startswith(prefix) or labelled.search(marks):
+                names.append(name)
+        found[what] = names
     return found
 
 

@@ -167,6 +167,13 @@ class DockerExecutor:
         binds, mounts, caches, scratch = containers.user_volumes(
             self._config, self._runner.name, project, prefix
         )
+        own = [
+            f"{host}:{inside}" for host, inside in zip(self._host_dirs, self._inside, strict=True)
+        ]
+        if self._copy:  # the build directory is a volume of the build (executors/docker/sync.py)
+            own = []
+            scratch.append(f"{prefix}-builds")
+            mounts.append(Mount(target=str(BUILDS), source=scratch[-1], type="volume"))
         if caches or scratch:
             self._set_stage(ExecutorStage.DOCKER_CREATING_USER_VOLUMES)
         for volume in caches:
@@ -177,13 +184,6 @@ class DockerExecutor:
             self._scratch.append(volume)
             marks = labels(self._runner.name, self._job_id, "volume")
             await call(client.volumes.create, volume, labels=marks)
-        own = [
-            f"{host}:{inside}" for host, inside in zip(self._host_dirs, self._inside, strict=True)
-        ]
-        if self._copy:  # the build directory is a volume of the build (executors/docker/sync.py)
-            own = []
-            scratch.append(f"{prefix}-builds")
-            mounts.append(Mount(target=str(BUILDS), source=scratch[-1], type="volume"))
         self._mounts = {"volumes": [*own, *binds], "mounts": mounts}
 
     async def _start_services(
