@@ -130,6 +130,8 @@ class Daemon:
             grace = max((r.config.kill_timeout for r in self.scheduler.runners), default=0.0)
             await self.scheduler.terminate(grace + TERMINATE_GRACE)
         await _close_sources(self.scheduler.runners)
+        for sweep in self._sweep:  # a sweep of leftovers still waiting on a slow engine
+            sweep.cancel()
         if self.machines is not None:
             await self.machines.shutdown(MACHINES_SHUTDOWN)
 
