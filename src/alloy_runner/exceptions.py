@@ -27,7 +27,7 @@ Our exception hierarchy:
   + WaitTimeout                         `submit --wait`: the pipeline did not end in time
   + ExecutorError                       an executor cannot give a build its environment
      + ImagePullError                   an image cannot be had (image_pull_failure)
-     + ExecutorConfigError              the config forbids the job's image (runner_configuration_error)
+     + ExecutorConfigError              the config forbids the job's image (configuration)
 
 An `OSError` that reaches the CLI (a full disk, a directory that cannot be
 created) is a runtime failure too: one line, exit 1.

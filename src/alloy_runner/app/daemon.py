@@ -94,10 +94,7 @@ class Daemon:
         ):
             self.loop.add_signal_handler(sig, handler)
         self._recover()
-        if any(r.executor in ("docker", "docker+machine") for r in self.config.runners):
-            from alloy_runner.executors.docker.leftovers import leftover_sweeps
-
-            self._sweep = [asyncio.create_task(c) for c in leftover_sweeps(self.config.runners)]
+        self._start_sweeps()
         if self.machines is not None:
             await self.machines.start()
         self.scheduler.start()
@@ -134,6 +131,13 @@ class Daemon:
             sweep.cancel()
         if self.machines is not None:
             await self.machines.shutdown(MACHINES_SHUTDOWN)
+
+    def _start_sweeps(self) -> None:
+        """Remove, in the background, what dead runners left on the docker runners' engines."""
+        if any(r.executor in ("docker", "docker+machine") for r in self.config.runners):
+            from alloy_runner.executors.docker.leftovers import leftover_sweeps
+
+            self._sweep = [asyncio.create_task(c) for c in leftover_sweeps(self.config.runners)]
 
     def _recover(self) -> None:
         if self.spool is None:

@@ -18,8 +18,8 @@ from alloy_runner.config.model import (
     MACHINE_EXECUTORS,
     AutoscalingConfig,
     Config,
-    ExecutorName,
     DockerConfig,
+    ExecutorName,
     MachineConfig,
     OtlpConfig,
     ProfilingConfig,
@@ -85,6 +85,8 @@ def _directory(table: Table, key: str, default: Callable[[], Path]) -> Path:
     """Return the directory `key` names, `~` expanded, or `default()` when it is not set."""
     value = table.string(key, default="")
     return Path(value).expanduser() if value else default()
+
+
 def _docker(runner: Table, nested: list[Table]) -> DockerConfig:
     from alloy_runner.config.docker import read_docker
 

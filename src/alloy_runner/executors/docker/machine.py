@@ -36,7 +36,7 @@ class DockerMachineExecutor:
     """Acquire a machine in prepare, run the build in its engine, release it in cleanup."""
 
     def __init__(self, provider: MachineProvider, runner: RunnerConfig) -> None:
-        self.name = runner.executor
+        self.name = str(runner.executor)
         self._provider = provider
         self._runner = runner
         self._machine: str | None = None
