@@ -328,7 +328,7 @@ def test_local_machines_run_builds_in_containers_of_the_local_engine(
         what="the build in its script, in a container",
     )
     gate.touch()
-    assert result(runner, job)["status"] == "success"
+    assert result(runner, job).status == "success"
     log = trace(runner, job)
     assert "in only in the image" in log
     machine = machine_of(log)

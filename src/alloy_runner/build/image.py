@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alloy_runner.exceptions import AlloyRunnerError
-
-
-class ImagePayloadError(AlloyRunnerError):
-    """An `image` or `services` entry of a job payload is malformed."""
+from alloy_runner.exceptions import JobPayloadError
 
 
 def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -19,7 +15,7 @@ def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     if not isinstance(value, list):
-        raise ImagePayloadError(f"job payload: {key!r} must be a string or a list of strings")
+        raise JobPayloadError(f"job payload: {key!r} must be a string or a list of strings")
     return tuple(str(v) for v in value)
 
 
@@ -46,7 +42,7 @@ class Image:
         if isinstance(data, str):
             return cls(name=data)
         if not isinstance(data, dict) or not isinstance(data.get("name", ""), str):
-            raise ImagePayloadError("job payload: 'image' must be a string or have a 'name'")
+            raise JobPayloadError("job payload: 'image' must be a string or have a 'name'")
         if not data.get("name"):
             return None
         return cls(
@@ -85,7 +81,7 @@ class Service:
         if isinstance(data, str):
             return cls(name=data)
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-            raise ImagePayloadError("job payload: each service must be a string or have a 'name'")
+            raise JobPayloadError("job payload: each service must be a string or have a 'name'")
         variables = data.get("variables") or []
         if isinstance(variables, dict):  # .gitlab-ci.yml's mapping form
             pairs = tuple((str(k), str(v)) for k, v in variables.items())
@@ -96,7 +92,7 @@ class Service:
                 if isinstance(v, dict)
             )
         else:
-            raise ImagePayloadError("job payload: a service's 'variables' must be a list")
+            raise JobPayloadError("job payload: a service's 'variables' must be a list")
         return cls(
             name=data["name"],
             alias=str(data.get("alias") or ""),
@@ -125,5 +121,5 @@ def services_from_payload(data: Any) -> tuple[Service, ...]:
     if data is None:
         return ()
     if not isinstance(data, list):
-        raise ImagePayloadError("job payload: 'services' must be a list")
+        raise JobPayloadError("job payload: 'services' must be a list")
     return tuple(Service.from_payload(s) for s in data)

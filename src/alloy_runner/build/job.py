@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from alloy_runner.build.image import Image, ImagePayloadError, Service, services_from_payload
+from alloy_runner.build.image import Image, Service, services_from_payload
 from alloy_runner.exceptions import JobPayloadError
 
 DEFAULT_TIMEOUT = 3600  # seconds, GitLab's default job timeout
@@ -306,11 +306,8 @@ class Job:
             # GitLab always sends one; without it, "success" would claim work that never ran.
             raise JobPayloadError("job payload: no 'script' step: the job has nothing to run")
         queued = info.get("time_in_queue_seconds")
-        try:
-            image = Image.from_payload(data.get("image"))
-            services = services_from_payload(data.get("services"))
-        except ImagePayloadError as exc:
-            raise JobPayloadError(str(exc)) from None
+        image = Image.from_payload(data.get("image"))
+        services = services_from_payload(data.get("services"))
         return cls(
             id=int(_get(data, "id", int, 0)),
             token=str(_get(data, "token", str, "")),

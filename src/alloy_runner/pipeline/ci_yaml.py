@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, ArtifactWhen, Cache, CachePolicy
 from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.durations import parse_duration
-from alloy_runner.pipeline.images import ImageKeyError, read_image, read_services
+from alloy_runner.pipeline.images import read_image, read_services
 from alloy_runner.pipeline.marked_yaml import LineMap, load_yaml, merge
 from alloy_runner.pipeline.order import check_order
 from alloy_runner.pipeline.spec import JobSpec, PipelineSpec, job_steps
@@ -207,7 +207,7 @@ class _Reader:
             image = read_image(job.get(key))
             key = "services"
             return {"image": image, "services": read_services(job.get(key))}
-        except ImageKeyError as exc:
+        except PipelineError as exc:
             self.fail(job.at(key), f"{where}{exc}")
 
     def _timeout(self, job: LineMap, where: str) -> int:

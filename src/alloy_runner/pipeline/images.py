@@ -1,18 +1,18 @@
-"""A job's `image:` and `services:` in GitLab CI YAML, read into the job payload's shapes."""
+"""A job's `image:` and `services:` in GitLab CI YAML, read into the job payload's shapes.
+
+A malformed value raises PipelineError with what is wrong; the reader adds the file and line.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from alloy_runner.build.image import Image, Service
+from alloy_runner.exceptions import PipelineError
 
 IMAGE_KEYS = ("name", "entrypoint", "pull_policy")
 SERVICE_KEYS = ("name", "alias", "command", "entrypoint", "variables", "pull_policy")
 PULL_POLICIES = ("always", "if-not-present", "never")
-
-
-class ImageKeyError(ValueError):
-    """`image:` or `services:` is malformed; the message says how."""
 
 
 def _words(value: Any, what: str) -> tuple[str, ...]:
@@ -20,23 +20,23 @@ def _words(value: Any, what: str) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ImageKeyError(f"{what} must be a string or a list of strings")
+    raise PipelineError(f"{what} must be a string or a list of strings")
 
 
 def _policies(value: Any, what: str) -> tuple[str, ...]:
     policies = _words(value, what)
     for policy in policies:
         if policy not in PULL_POLICIES:
-            raise ImageKeyError(f"{what} must be one of {', '.join(PULL_POLICIES)}")
+            raise PipelineError(f"{what} must be one of {', '.join(PULL_POLICIES)}")
     return policies
 
 
 def _check_keys(value: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
     for key in value:
         if key not in allowed:
-            raise ImageKeyError(f"{what}: unknown key {key!r} (known: {', '.join(allowed)})")
+            raise PipelineError(f"{what}: unknown key {key!r} (known: {', '.join(allowed)})")
     if not isinstance(value.get("name"), str) or not value["name"]:
-        raise ImageKeyError(f"{what} needs a name")
+        raise PipelineError(f"{what} needs a name")
 
 
 def read_image(value: Any) -> Image | None:
@@ -46,7 +46,7 @@ def read_image(value: Any) -> Image | None:
     if isinstance(value, str):
         return Image(value) if value else None
     if not isinstance(value, dict):
-        raise ImageKeyError("image must be an image name or a mapping with a name")
+        raise PipelineError("image must be an image name or a mapping with a name")
     _check_keys(value, IMAGE_KEYS, "image")
     return Image(
         name=value["name"],
@@ -61,14 +61,14 @@ def _service(value: Any) -> Service:
     if isinstance(value, str) and value:
         return Service(value)
     if not isinstance(value, dict):
-        raise ImageKeyError("each service must be an image name or a mapping with a name")
+        raise PipelineError("each service must be an image name or a mapping with a name")
     _check_keys(value, SERVICE_KEYS, "services")
     variables = value.get("variables") or {}
     if not isinstance(variables, dict) or isinstance(variables.get("value"), dict):
-        raise ImageKeyError("services:variables must be a mapping of names to values")
+        raise PipelineError("services:variables must be a mapping of names to values")
     alias = value.get("alias", "")
     if not isinstance(alias, str):
-        raise ImageKeyError("services:alias must be a string")
+        raise PipelineError("services:alias must be a string")
     return Service(
         name=value["name"],
         alias=alias,
@@ -86,5 +86,5 @@ def read_services(value: Any) -> tuple[Service, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ImageKeyError("services must be a list")
+        raise PipelineError("services must be a list")
     return tuple(_service(v) for v in value)
