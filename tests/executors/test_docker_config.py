@@ -62,6 +62,8 @@ def test_gitlab_keys_are_read() -> None:
         ('extra_hosts = ["nocolon"]', "runners[0].docker.extra_hosts"),
         ('privileged = "yes"', "runners[0].docker.privileged"),
         ('helper_image = "x"', "helper_image"),
+        ('cap_add = ["NET_ADMIN"]', "runners[0].docker.cap_add.*not supported"),
+        ('user = "nobody"', "runners[0].docker.user.*not supported"),
         (
             'pull_policy = "never"\nallowed_pull_policies = ["always"]',
             "allowed_pull_policies",

@@ -10,6 +10,18 @@ from alloy_runner.config.table import Table
 _SIZE = re.compile(r"(\d+)\s*([bkmg]?)b?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _HOST = re.compile(r"(unix|tcp|ssh|http|https)://.+")
+# GitLab Runner's [runners.docker] keys that would change what a job runs, and that this
+# runner does not implement: refused (exit 2) rather than silently ignored.
+UNSUPPORTED = (
+    *("helper_image", "helper_image_flavor", "user", "hostname", "runtime", "isolation"),
+    *("cap_add", "cap_drop", "devices", "device_cgroup_rules", "gpus", "security_opt"),
+    *("group_add", "sysctls", "ulimit", "userns_mode", "ipcmode", "mac_address"),
+    *("cpuset_cpus", "cpuset_mems", "cpu_shares", "memory_swap", "memory_reservation"),
+    *("oom_kill_disable", "oom_score_adjust", "pids_limit", "tmpfs", "services_tmpfs"),
+    *("volumes_from", "volume_driver", "links", "services", "allowed_services"),
+    *("services_privileged", "allowed_privileged_images", "allowed_privileged_services"),
+    *("disable_entrypoint_overwrite", "network_mtu", "cache_dir", "container_labels"),
+)
 
 
 def _size(table: Table, name: str) -> int:
@@ -83,6 +95,9 @@ def read_docker(table: Table) -> DockerConfig:
             "is not supported: git and the artifact/cache helper run on the runner's host"
             " against the mounted build directory (docs/executors.md)",
         )
+    for key in UNSUPPORTED:
+        if table.has(key):
+            raise table.invalid(key, "is not supported by this runner (docs/configuration.md)")
     pull_policy = _policies(table, "pull_policy", ("always",))
     allowed = _policies(table, "allowed_pull_policies", ())
     if allowed and not set(pull_policy) & set(allowed):
