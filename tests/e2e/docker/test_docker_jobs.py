@@ -213,3 +213,31 @@ def test_runner_options_entrypoint_and_service_variables(rig: JobsRig, engine: E
     assert caps is not None and bin(int(caps[1], 16)).count("1") >= 36, "privileged: all caps"
     assert "hello-from-variables" in trace
     assert leftovers(name) == NOTHING
+
+
+@pytest.mark.parametrize("which", ["engine", "tcp_engine"])
+def test_a_slow_service_is_waited_for(
+    rig: JobsRig, which: str, request: pytest.FixtureRequest
+) -> None:
+    """The script starts once the service's port listens, on a local and on a remote engine.
+
+    Locally the runner connects to the port; on the TCP engine, whose network it
+    treats as out of reach, it reads the service's /proc/net/tcp.
+    """
+    engine = request.getfixturevalue(which)
+    name = unique_runner()
+    start(rig, engine, name)
+    slow = {
+        "name": WEB,
+        "alias": "slow",
+        "command": ["sh", "-c", "sleep 3; exec httpd -f -p 80 -h /www"],
+    }
+    project = rig.project(
+        "p", pipeline(j={"services": [slow], "script": ["wget -qO- http://slow/index.html"]})
+    )
+    (job_id,) = rig.submit(project).ids
+    result = rig.wait_results([job_id], timeout=60)[job_id]
+    trace = rig.trace(job_id).decode()
+    assert result["status"] == "success", trace
+    assert "hello from web" in trace and "WARNING" not in trace
+    assert leftovers(name) == NOTHING

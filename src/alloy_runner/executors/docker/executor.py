@@ -210,13 +210,9 @@ class DockerExecutor:
                     f"cannot start service {service.name}: {exc.explanation}"
                 ) from None
             self._services.append(running)
-        if not self._address.is_local:  # their addresses are the remote engine's
-            say("Not waiting for services: the engine is not on this host")
-            return
         say("Waiting for services to be up and running ...")
-        await services.wait_all(
-            self._services, self._network, self._config.wait_for_services_timeout, say
-        )
+        timeout, local = self._config.wait_for_services_timeout, self._address.is_local
+        await services.wait_all(self._services, self._network, timeout, say, local=local)
 
     # --- run ----------------------------------------------------------------------------
 

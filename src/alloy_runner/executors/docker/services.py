@@ -83,11 +83,33 @@ def _answers(address: str, port: int) -> bool:
     return False
 
 
-def wait_one(running: Running, network: str | None, deadline: float) -> str | None:
+def _listening(container: Container) -> set[int] | None:
+    """Return the TCP ports the container listens on, from its /proc/net/tcp (None: unknown)."""
+    try:
+        code, out = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+    except docker.errors.APIError:
+        return None
+    if code != 0 and not out:
+        return None  # no `cat` in the image
+    ports = set()
+    text = out.decode("ascii", "replace") if isinstance(out, bytes) else ""
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A":  # LISTEN
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def wait_one(
+    running: Running, network: str | None, deadline: float, local: bool = True
+) -> str | None:
     """Wait until every exposed TCP port of a service answers; return why not (blocking).
 
-    The probe connects from the runner's host to the service's address on the
-    build network, which is reachable when the engine runs on this host.
+    On an engine of this host, the probe connects from here to the service's
+    address on the build network. On a remote engine, whose networks are out of
+    reach, it asks the service which ports it listens on (its /proc/net/tcp,
+    read with `cat` in the service's container); a service image without `cat`
+    is not waited for.
     """
     container = running.container
     while True:
@@ -96,9 +118,15 @@ def wait_one(running: Running, network: str | None, deadline: float) -> str | No
             code = container.attrs.get("State", {}).get("ExitCode")
             return f"the service container exited with code {code}"
         ports, address = _ports(container), _address(container, network)
-        if not ports or not address:
+        if not ports or (local and not address):
             return None
-        waiting = [p for p in ports if not _answers(address, p)]
+        if local:
+            waiting = [p for p in ports if not _answers(address, p)]
+        else:
+            listening = _listening(container)
+            if listening is None:
+                return None
+            waiting = [p for p in ports if p not in listening]
         if not waiting:
             return None
         if time.monotonic() > deadline:
@@ -119,10 +147,12 @@ async def wait_all(
     network: str | None,
     timeout: float,
     log: Callable[[str], None],
+    *,
+    local: bool = True,
 ) -> None:
     """Wait for every service; a service that dies or stays silent is reported with its log."""
     deadline = time.monotonic() + timeout
-    reasons = await asyncio.gather(*(call(wait_one, r, network, deadline) for r in running))
+    reasons = await asyncio.gather(*(call(wait_one, r, network, deadline, local) for r in running))
     for run, reason in zip(running, reasons, strict=True):
         if reason is None:
             continue
