@@ -90,7 +90,6 @@ class ShellExecutor:
         if tmp is not None:
             await asyncio.to_thread(_remove_tree, tmp)
 
-
     def usage(self) -> ResourceUsage | None:
         return rusage.combine(self._used)
 
