@@ -177,7 +177,6 @@ class Build:
         return max(0.0, self.job.timeout - self.duration)
 
     async def _run_stages(self) -> tuple[BuildState, FailureReason | None, int | None]:
-        job = self.job
         for line in header_lines(self.runner, self.executor.name):
             self.trace.write_line(line)
         self.stage = BuildStage.PREPARE_SCRIPT
@@ -185,25 +184,17 @@ class Build:
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
             workspace = await self.executor.prepare(
-                self.project_dir, self._set_executor_stage, job=job, output=self.trace.write
+                self.project_dir, self._set_executor_stage, job=self.job, output=self.trace.write
             )
         except Exception as exc:
-            log.error("job %d: executor could not prepare: %s", job.id, exc)
+            log.error("job %d: executor could not prepare: %s", self.job.id, exc)
             self.trace.write_line(f"ERROR: Preparation failed: {exc}")
-            reason = getattr(exc, "failure_reason", FailureReason.RUNNER_SYSTEM_FAILURE.value)
-            return BuildState.FAILED, FailureReason(reason), None
+            return BuildState.FAILED, FailureReason.of(exc), None
         try:
             return await self._run_in(workspace, began)
         finally:
             await self.executor.cleanup(self._set_executor_stage)
-            self._record_usage()
-
-    def _record_usage(self) -> None:
-        used = self.executor.usage()
-        if used is not None:
-            self.metrics.job_resources(
-                self.runner, self.executor.name, used.cpu_seconds, used.memory_peak_bytes
-            )
+            self.metrics.job_resources(self.runner, self.executor.name, self.executor.usage())
 
     async def _run_in(
         self, workspace: Workspace, began: float

@@ -69,6 +69,11 @@ class FailureReason(Enum):
     IMAGE_PULL_FAILURE = "image_pull_failure"
     UNKNOWN_FAILURE = "unknown_failure"
 
+    @classmethod
+    def of(cls, exc: BaseException) -> FailureReason:
+        """Return the reason an executor's error names (ExecutorError), else a system failure."""
+        return cls(getattr(exc, "failure_reason", cls.RUNNER_SYSTEM_FAILURE.value))
+
 
 # Which failure reason a failed stage gives the build, and a stop of each kind.
 STAGE_FAILURE = {

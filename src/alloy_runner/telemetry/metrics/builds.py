@@ -18,6 +18,7 @@ from alloy_runner.telemetry.catalog import instruments
 if TYPE_CHECKING:
     from alloy_runner.build.registry import BuildRegistry
     from alloy_runner.config.model import RunnerConfig
+    from alloy_runner.executors.base import ResourceUsage
     from alloy_runner.telemetry.metrics.setup import Reading, Telemetry
 
 
@@ -88,9 +89,9 @@ class BuildTelemetry:
         if seconds is not None:
             self._duration.record(seconds, {"runner": runner})
 
-    def job_resources(
-        self, runner: str, executor: str, cpu_seconds: float, memory_peak_bytes: int
-    ) -> None:
+    def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
+        if used is None:
+            return
         labels = {"runner": runner, "executor": executor}
-        self._cpu.record(cpu_seconds, labels)
-        self._memory.record(float(memory_peak_bytes), labels)
+        self._cpu.record(used.cpu_seconds, labels)
+        self._memory.record(float(used.memory_peak_bytes), labels)
