@@ -12,6 +12,8 @@ from alloy_runner.exceptions import PipelineError
 from alloy_runner.pipeline.ci_yaml import parse_pipeline
 from alloy_runner.pipeline.submit import plan_jobs
 
+STEPS = [{"name": "script", "script": ["true"]}]  # a payload needs something to run
+
 
 def parse(text: str):  # type: ignore[no-untyped-def]
     return parse_pipeline(textwrap.dedent(text), source="p.yml")
@@ -85,17 +87,23 @@ def test_malformed_image_or_services_fail_with_the_line(yaml_text: str, message:
 
 def test_a_malformed_payload_image_is_a_payload_error() -> None:
     with pytest.raises(JobPayloadError, match="image"):
-        Job.from_payload({"id": 1, "image": 5})
-    assert Job.from_payload({"id": 1, "image": "busybox"}).image == Image("busybox")
+        Job.from_payload({"id": 1, "steps": STEPS, "image": 5})
+    assert Job.from_payload({"id": 1, "steps": STEPS, "image": "busybox"}).image == Image("busybox")
 
 
 def test_a_null_entrypoint_keeps_the_images_own() -> None:
     """GitLab sends `entrypoint: null` when the YAML gave none; `[""]` clears the image's."""
-    kept = Job.from_payload({"id": 1, "image": {"name": "x", "entrypoint": None}})
-    cleared = Job.from_payload({"id": 1, "image": {"name": "x", "entrypoint": [""]}})
+    kept = Job.from_payload({"id": 1, "steps": STEPS, "image": {"name": "x", "entrypoint": None}})
+    cleared = Job.from_payload(
+        {"id": 1, "steps": STEPS, "image": {"name": "x", "entrypoint": [""]}}
+    )
     assert kept.image == Image("x") and kept.image.entrypoint is None
     assert cleared.image is not None and cleared.image.entrypoint == ("",)
     service = Job.from_payload(
-        {"id": 1, "services": [{"name": "s", "alias": None, "entrypoint": None, "command": None}]}
+        {
+            "id": 1,
+            "steps": STEPS,
+            "services": [{"name": "s", "alias": None, "entrypoint": None, "command": None}],
+        }
     ).services[0]
     assert service == Service("s")
