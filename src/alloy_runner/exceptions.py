@@ -26,6 +26,9 @@ Our exception hierarchy:
   |  + ArchiveNotFoundError             the archive to extract does not exist
   |  + UnsafeEntryError                 an entry would be written outside its directory
   + WaitTimeout                         `submit --wait`: the pipeline did not end in time
+  + ExecutorError                       an executor cannot give a build its environment
+     + ImagePullError                   an image cannot be had (image_pull_failure)
+     + ExecutorConfigError              the config forbids the job's image (configuration)
 
 An `OSError` that reaches the CLI (a full disk, a directory that cannot be
 created) is a runtime failure too: one line, exit 1.
@@ -53,8 +56,11 @@ __all__ = [
     "ArtifactsError",
     "ConfigError",
     "CoordinatorError",
+    "ExecutorConfigError",
+    "ExecutorError",
     "ExpressionError",
     "HelperError",
+    "ImagePullError",
     "JobPayloadError",
     "MachineError",
     "MachineUnavailable",
@@ -154,3 +160,21 @@ class UnsafeEntryError(HelperError):
 
 class WaitTimeout(AlloyRunnerError):
     """`submit --wait` gave up: the pipeline did not end within its timeout."""
+
+
+class ExecutorError(AlloyRunnerError):
+    """An executor cannot give a build its environment; the build fails with `failure_reason`."""
+
+    failure_reason: ClassVar[str] = "runner_system_failure"
+
+
+class ImagePullError(ExecutorError):
+    """An image cannot be pulled, or is absent and its pull policy forbids pulling it."""
+
+    failure_reason: ClassVar[str] = "image_pull_failure"
+
+
+class ExecutorConfigError(ExecutorError):
+    """The runner's configuration forbids what the job asks (an image, a pull policy)."""
+
+    failure_reason: ClassVar[str] = "runner_configuration_error"

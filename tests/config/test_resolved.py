@@ -55,8 +55,8 @@ def test_executor_and_recovery_are_enums() -> None:
 
 def test_an_unknown_executor_names_the_choices() -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config('[[runners]]\nname = "a"\nexecutor = "docker"\n', "config.toml")
+        parse_config('[[runners]]\nname = "a"\nexecutor = "kubernetes"\n', "config.toml")
     assert str(raised.value) == (
-        "config.toml: key 'runners[0].executor': expected one of shell, docker+machine, "
-        "docker-ssh+machine, got 'docker'"
+        "config.toml: key 'runners[0].executor': expected one of shell, docker, docker+machine, "
+        "docker-ssh+machine, got 'kubernetes'"
     )

@@ -73,7 +73,7 @@ def machine_runner() -> str:
     return textwrap.dedent("""\
         [[runners]]
         name = "m"
-        executor = "docker+machine"
+        executor = "docker-ssh+machine"
         [runners.machine]
         IdleCount = 0
         MachineDriver = "virtualbox"
@@ -81,7 +81,9 @@ def machine_runner() -> str:
         """)
 
 
-@pytest.mark.parametrize("executor", ["shell", "docker+machine"])
+# docker-ssh+machine: the job's variables travel to the machine as `export` lines (docker+machine
+# runs jobs in containers, and tests/e2e/docker checks that the host's environment stays out).
+@pytest.mark.parametrize("executor", ["shell", "docker-ssh+machine"])
 def test_no_runner_telemetry_setting_reaches_a_job(
     executor: str, start_runner: StartRunner, tmp_path: Path
 ) -> None:

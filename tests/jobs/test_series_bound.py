@@ -17,6 +17,7 @@ from alloy_runner.build.states import (
     ExecutorStage,
     FailureReason,
 )
+from alloy_runner.config.model import EXECUTORS
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
 from alloy_runner.telemetry.catalog import instruments
 from tests.support.exposition import parse_exposition, sample_value
@@ -37,6 +38,7 @@ def closed_values(family: instruments.Family, runners: set[str]) -> dict[str, se
         "stage": {s.value for s in BuildStage},
         "state": {s.value for s in BuildState},
         "executor_stage": {s.value for s in ExecutorStage},
+        "executor": set(EXECUTORS),
         "failure_reason": {r.value for r in FailureReason},
         "level": {level.value for level in instruments.ErrorLevel},
         "generation": {str(g) for g in range(len(gc.get_stats()))},

@@ -10,6 +10,7 @@ import pytest
 
 from alloy_runner.exceptions import MachineError
 from alloy_runner.executors.process import run_process_group
+from alloy_runner.machines.driver import MachineEngine
 from alloy_runner.machines.drivers.docker_machine import DockerMachineDriver, Timeouts
 from alloy_runner.machines.drivers.local import METADATA, LocalDriver
 from tests.support.fake_docker_machine import calls, install_fake_docker_machine, machine_names
@@ -82,6 +83,27 @@ def test_docker_machine_driver_drives_the_cli(fake: Path) -> None:
     assert ["create", "--driver", "virtualbox", "--virtualbox-memory=512", "m-1"] in made
     assert ["rm", "-y", "m-1"] in made
     assert ["ls", "-q"] in made
+
+
+def test_docker_machine_config_gives_the_machines_engine(fake: Path) -> None:
+    """`docker-machine config NAME`'s -H, --tlsverify and --tlscert become the engine address."""
+    driver = DockerMachineDriver("virtualbox")
+    (fake / "engine").write_text(
+        '--tlsverify\n--tlscacert="/m/certs/ca.pem"\n--tlscert="/m/certs/cert.pem"\n'
+        '--tlskey="/m/certs/key.pem"\n-H=tcp://192.168.99.100:2376\n'
+    )
+
+    async def scenario() -> None:
+        await driver.create("m-1")
+        assert await driver.engine("m-1") == MachineEngine(
+            "tcp://192.168.99.100:2376", True, "/m/certs"
+        )
+        (fake / "engine").write_text("unix:///run/other.sock")
+        assert await driver.engine("m-1") == MachineEngine("unix:///run/other.sock")
+        with pytest.raises(MachineError, match="config m-2"):
+            await driver.engine("m-2")
+
+    asyncio.run(scenario())
 
 
 def test_docker_machine_errors_name_the_call(fake: Path) -> None:

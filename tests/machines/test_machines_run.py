@@ -1,4 +1,8 @@
-"""The real `alloy-runner run` with autoscaled machines: the fake docker-machine, and local ones."""
+"""The real `alloy-runner run` with autoscaled machines: the fake docker-machine, and local ones.
+
+docker+machine builds run in containers on the machine's engine: the fake's
+`config NAME` names the real test engine (podman), so they run there for real.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from tests.support import (
     sample_value,
     wait_until,
 )
+from tests.support.engine import NOTHING, Engine, docker_config, leftovers
 from tests.support.fake_docker_machine import install_fake_docker_machine, machine_names
 
 STATES = ("acquired", "creating", "idle", "removing", "used")
@@ -55,10 +60,17 @@ def config(
     max_builds: int = 0,
     limit: int = 3,
     concurrent: int = 2,
+    engine: Engine | None = None,
+    mount: Path | None = None,
 ) -> str:
-    """Return a config.toml with one machine runner named `m`."""
+    """Return a config.toml with one machine runner named `m` (and its engine, if given)."""
     quoted = ", ".join(f'"{o}"' for o in options)
-    return textwrap.dedent(f"""\
+    docker = ""
+    if engine is not None:
+        docker = docker_config("", engine.host).removeprefix('executor = "docker"\n')
+        docker += f'volumes = ["{mount}:{mount}"]\n' if mount is not None else ""
+    return (
+        textwrap.dedent(f"""\
         concurrent = {concurrent}
         check_interval = 0.1
         [[runners]]
@@ -73,6 +85,8 @@ def config(
         MachineName = "auto-%s"
         MachineOptions = [{quoted}]
         """)
+        + docker
+    )
 
 
 @pytest.fixture
@@ -82,9 +96,15 @@ def fake_state(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_env(tmp_path: Path, fake_state: Path) -> dict[str, str | None]:
-    """Return the environment that puts the fake docker-machine first on PATH."""
-    return dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
+def fake_env(tmp_path: Path, fake_state: Path, tcp_engine: Engine) -> dict[str, str | None]:
+    """Return the environment that puts the fake docker-machine first on PATH.
+
+    Its machines' engine (`docker-machine config`) is the test engine on TCP,
+    which the runner treats as remote, as a docker-machine machine is.
+    """
+    env = dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
+    (fake_state / "engine").write_text(tcp_engine.host)
+    return env
 
 
 def states(runner: RunnerProcess, family: str = DOCKER) -> dict[str, float]:
@@ -128,17 +148,27 @@ def trace(runner: RunnerProcess, job_id: int) -> str:
 
 
 def machine_of(log: str) -> str:
-    """Return the machine a job ran on, from its `machine dir` line."""
-    match = re.search(r"^machine dir .*/(runner-m-auto-[0-9]+-[0-9a-f]{8})/", log, re.MULTILINE)
+    """Return the machine a job ran on: its `Running on machine` line, or its `machine dir`."""
+    match = re.search(
+        r"^(?:machine dir .*/|Running on machine )(runner-m-auto-[0-9]+-[0-9a-f]{8})",
+        log,
+        re.MULTILINE,
+    )
     assert match is not None, log
     return match[1]
 
 
 def test_idle_machines_and_a_build_seen_in_every_scrape(
-    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path, tmp_path: Path
+    start_runner: StartRunner,
+    fake_env: dict[str, str | None],
+    fake_state: Path,
+    tmp_path: Path,
+    engine: Engine,
 ) -> None:
     """IdleCount = 2 shows two idle machines; a held build shows used 1; afterwards it is idle."""
-    runner = start_runner(config(idle_count=2, limit=3), env=fake_env)
+    runner = start_runner(
+        config(idle_count=2, limit=3, engine=engine, mount=tmp_path), env=fake_env
+    )
     wait_until(lambda: states(runner)["idle"] == 2, 15, what="two idle machines")
     assert len(machine_names(fake_state)) == 2
     gate = tmp_path / "gate"
@@ -149,7 +179,7 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
         what="the build on a used machine, and a new idle one",
     )
     assert held == {"acquired": 0, "creating": 0, "idle": 2, "removing": 0, "used": 1}
-    builds = {"stage": "build_script", "executor_stage": "docker_machine_use_machine"}
+    builds = {"stage": "build_script", "executor_stage": "docker_run"}
     # The machine is used from the build's prepare stage on; its script starts a moment later.
     in_script = wait_until(
         lambda: sample_value(runner.families(), "ci_runner_builds", builds),
@@ -162,6 +192,8 @@ def test_idle_machines_and_a_build_seen_in_every_scrape(
     wait_until(lambda: states(runner)["idle"] == 3, 10, what="the machine idle again")
     assert counters(runner) == {"created": 3, "removed": 0, "used": 1, "creation_failed": 0}
     assert machine_of(trace(runner, job)) in machine_names(fake_state)
+    assert "machine dir /builds/m/0/" in trace(runner, job)  # in a container of the engine
+    assert leftovers("m") == NOTHING
     assert counters(runner, SSH) == {"created": 0, "removed": 0, "used": 0, "creation_failed": 0}
 
 
@@ -202,12 +234,12 @@ def test_max_builds_one_gives_each_job_a_fresh_local_machine(
 
 
 def test_failing_creation_fails_the_job_with_a_clear_reason(
-    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path, engine: Engine
 ) -> None:
     """While docker-machine cannot create machines, a job waits, then fails as a system failure."""
     (fake_state / "machines").mkdir(parents=True, exist_ok=True)
     (fake_state / "fail-create").touch()
-    runner = start_runner(config(idle_count=0, limit=1), env=fake_env)
+    runner = start_runner(config(idle_count=0, limit=1, engine=engine), env=fake_env)
     (job,) = submit(runner, ONE)
     waiting = {"runner": "m", "executor_stage": "docker_machine_use_machine"}
     wait_until(
@@ -230,10 +262,10 @@ def test_failing_creation_fails_the_job_with_a_clear_reason(
 
 
 def test_a_failing_removal_stays_visible_until_it_succeeds(
-    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path
+    start_runner: StartRunner, fake_env: dict[str, str | None], fake_state: Path, engine: Engine
 ) -> None:
     """A machine docker-machine fails to remove is `removing` in scrapes until a retry works."""
-    runner = start_runner(config(idle_count=0, max_builds=1, limit=1), env=fake_env)
+    runner = start_runner(config(idle_count=0, max_builds=1, limit=1, engine=engine), env=fake_env)
     (fake_state / "fail-remove").touch()
     (job,) = submit(runner, ONE)
     assert result(runner, job).status == "success"
@@ -261,3 +293,47 @@ def test_restart_adopts_the_machines_it_made(
     time.sleep(1.5)  # a reconcile round or two, which must create nothing
     assert counters(second)["created"] == 0
     assert machine_names(fake_state) == before
+
+
+def test_local_machines_run_builds_in_containers_of_the_local_engine(
+    start_runner: StartRunner, tmp_path: Path, engine: Engine
+) -> None:
+    """docker+machine with the local driver: the build runs in a container; the metrics hold."""
+    root = tmp_path / "machines"
+    runner = start_runner(
+        config(
+            driver="local",
+            options=(f"local-root={root}",),
+            idle_count=1,
+            limit=2,
+            concurrent=1,
+            engine=engine,
+            mount=tmp_path,
+        )
+    )
+    wait_until(lambda: states(runner)["idle"] == 1, 15, what="one idle machine")
+    gate = tmp_path / "gate"
+    pipeline = HELD.replace("machine dir $(pwd)", "in $(cat /etc/alloy-image-marker)")
+    (job,) = submit(runner, pipeline, f"GATE={gate}")
+    held = wait_until(
+        lambda: (s := states(runner))["used"] == 1 and s["idle"] == 1 and s,
+        15,
+        what="the build on a used machine, and a new idle one",
+    )
+    assert held == {"acquired": 0, "creating": 0, "idle": 1, "removing": 0, "used": 1}
+    running = {"stage": "build_script", "executor_stage": "docker_run"}
+    wait_until(
+        lambda: sample_value(runner.families(), "ci_runner_builds", running) == 1,
+        15,
+        what="the build in its script, in a container",
+    )
+    gate.touch()
+    assert result(runner, job).status == "success"
+    log = trace(runner, job)
+    assert "in only in the image" in log
+    machine = machine_of(log)
+    assert (root / machine / "builds").is_dir(), "the build directory is the machine's"
+    wait_until(lambda: states(runner)["idle"] == 2, 10, what="the machine idle again")
+    assert counters(runner) == {"created": 2, "removed": 0, "used": 1, "creation_failed": 0}
+    assert counters(runner, SSH)["created"] == 0
+    assert leftovers("m") == NOTHING

@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import Artifact, Cache, Step
 from alloy_runner.exceptions import AlloyRunnerError, PipelineError
 from alloy_runner.pipeline.ci_yaml import (
@@ -507,12 +508,13 @@ def test_keys_without_effect_are_warned_once_with_their_lines() -> None:
     )
     assert spec.warnings == (
         "ci/pipeline.yml:5: job 'j': key 'tags' is not supported and was ignored",
-        "ci/pipeline.yml:9: job 'j': key 'services' is not supported and was ignored",
         "ci/pipeline.yml:10: job 'j': key 'coverage' is not supported and was ignored",
-        "ci/pipeline.yml:2: job 'j': key 'image' is not supported and was ignored",
         "ci/pipeline.yml:14: job 'k': key 'environment' is not supported and was ignored",
     )
     assert job(spec, "j").interruptible is True
+    assert job(spec, "j").image == Image("python:3.12")  # image and services are carried
+    assert job(spec, "j").services == (Service("postgres"),)
+    assert job(spec, "k").image == Image("python:3.12")  # from default:
 
 
 @pytest.mark.parametrize(
@@ -641,9 +643,9 @@ def test_job_steps_are_the_api_v4_steps() -> None:
 def test_load_pipeline_names_the_file_in_messages(tmp_path: Path) -> None:
     """load_pipeline reads a file; its path starts every warning and error."""
     path = tmp_path / ".alloy-ci.yml"
-    path.write_text("j:\n  script: x\n  image: alpine\n", encoding="utf-8")
+    path.write_text("j:\n  script: x\n  tags: [a]\n", encoding="utf-8")
     assert load_pipeline(path).warnings == (
-        f"{path}:3: job 'j': key 'image' is not supported and was ignored",
+        f"{path}:3: job 'j': key 'tags' is not supported and was ignored",
     )
     with pytest.raises(PipelineError, match=r"missing\.yml: cannot read it"):
         load_pipeline(tmp_path / "missing.yml")

@@ -154,8 +154,12 @@ class FakeCoordinator(LoopbackHTTPServer):
         dependencies: Sequence[FakeJob] = (),
         variables: Sequence[dict[str, Any]] = (),
         timeout: int = 3600,
+        extra: dict[str, Any] | None = None,
     ) -> FakeJob:
-        """Queue a job whose `script` lines run in the build; it goes to the next request."""
+        """Queue a job whose `script` lines run in the build; it goes to the next request.
+
+        `extra` adds keys to the payload (`image`, `services`).
+        """
         with self.lock:
             self._next_id += 1
             job_id = self._next_id
@@ -213,6 +217,7 @@ class FakeCoordinator(LoopbackHTTPServer):
                     for d in dependencies
                 ],
             }
+            payload.update(extra or {})
             job = FakeJob(job_id, token, name, payload, time.monotonic())
             self.jobs[job_id] = job
             self.queue.append(job_id)

@@ -10,6 +10,8 @@ Run as `python fake_docker_machine.py ARGS...` (the `docker-machine` wrapper tha
     create-seconds                how long `create` takes (default 0)
     fail-create                   while present, `create` fails (leaving a broken machine)
     fail-remove                   while present, `rm` fails
+    engine                        the machine's engine for `config NAME`: an address, or the
+                                  whole output (default: unix:///nonexistent/docker.sock)
 
 Control files can be made and removed while a runner uses the fake.
 """
@@ -123,6 +125,13 @@ def main(argv: list[str]) -> int:
         if not args or not config.is_file():
             return _fail(f'Host does not exist: "{args[0] if args else ""}"')
         print(config.read_text())
+        return 0
+    if command == "config":
+        if not args or not (machines / args[0] / "config.json").is_file():
+            return _fail(f'Host does not exist: "{args[0] if args else ""}"')
+        engine = state / "engine"
+        text = engine.read_text().strip() if engine.exists() else "unix:///nonexistent/docker.sock"
+        print(text if text.startswith("-") else f"-H={text}")  # whole output, or the host
         return 0
     if command == "ssh":
         return _ssh(state, args, os.environ)

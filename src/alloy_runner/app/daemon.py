@@ -81,6 +81,7 @@ class Daemon:
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _forceful: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _web_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _sweep: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     async def run(self) -> None:
         """Take and run jobs until a signal asks to stop; then stop within the bounds."""
@@ -93,6 +94,7 @@ class Daemon:
         ):
             self.loop.add_signal_handler(sig, handler)
         self._recover()
+        self._start_sweeps()
         if self.machines is not None:
             await self.machines.start()
         self.scheduler.start()
@@ -125,8 +127,17 @@ class Daemon:
             grace = max((r.config.kill_timeout for r in self.scheduler.runners), default=0.0)
             await self.scheduler.terminate(grace + TERMINATE_GRACE)
         await _close_sources(self.scheduler.runners)
+        for sweep in self._sweep:  # a sweep of leftovers still waiting on a slow engine
+            sweep.cancel()
         if self.machines is not None:
             await self.machines.shutdown(MACHINES_SHUTDOWN)
+
+    def _start_sweeps(self) -> None:
+        """Remove, in the background, what dead runners left on the docker runners' engines."""
+        if any(r.executor in ("docker", "docker+machine") for r in self.config.runners):
+            from alloy_runner.executors.docker.leftovers import leftover_sweeps
+
+            self._sweep = [asyncio.create_task(c) for c in leftover_sweeps(self.config.runners)]
 
     def _recover(self) -> None:
         if self.spool is None:

@@ -38,6 +38,10 @@ class RunnerSlot:
 
 
 def default_executor(runner: RunnerConfig) -> Executor:
+    if runner.executor == "docker":
+        from alloy_runner.executors.docker.executor import DockerExecutor
+
+        return DockerExecutor(runner)
     return ShellExecutor(shell=runner.shell, kill_timeout=runner.kill_timeout)
 
 

@@ -177,22 +177,24 @@ class Build:
         return max(0.0, self.job.timeout - self.duration)
 
     async def _run_stages(self) -> tuple[BuildState, FailureReason | None, int | None]:
-        job = self.job
         for line in header_lines(self.runner, self.executor.name):
             self.trace.write_line(line)
         self.stage = BuildStage.PREPARE_SCRIPT
         began = self._clock()
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
-            workspace = await self.executor.prepare(self.project_dir, self._set_executor_stage)
+            workspace = await self.executor.prepare(
+                self.project_dir, self._set_executor_stage, job=self.job, output=self.trace.write
+            )
         except Exception as exc:
-            log.error("job %d: executor could not prepare: %s", job.id, exc)
+            log.error("job %d: executor could not prepare: %s", self.job.id, exc)
             self.trace.write_line(f"ERROR: Preparation failed: {exc}")
-            return BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, None
+            return BuildState.FAILED, FailureReason.of(exc), None
         try:
             return await self._run_in(workspace, began)
         finally:
             await self.executor.cleanup(self._set_executor_stage)
+            self.metrics.job_resources(self.runner, self.executor.name, self.executor.usage())
 
     async def _run_in(
         self, workspace: Workspace, began: float
@@ -263,6 +265,7 @@ class Build:
                 output=self.trace.write,
                 timeout=timeout,
                 cancel=stop if stop is not None else self._stop,
+                stage=stage,
             )
             return result
         finally:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from alloy_runner.build.image import Image, Service, services_from_payload
 from alloy_runner.exceptions import JobPayloadError
 
 DEFAULT_TIMEOUT = 3600  # seconds, GitLab's default job timeout
@@ -293,6 +294,8 @@ class Job:
     cache: tuple[Cache, ...] = ()
     dependencies: tuple[Dependency, ...] = ()
     queued_seconds: float | None = None  # job_info.time_in_queue_seconds when the source knows it
+    image: Image | None = None  # the job's `image:`; None: the executor's default
+    services: tuple[Service, ...] = ()
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Job:
@@ -306,6 +309,8 @@ class Job:
             # GitLab always sends one; without it, "success" would claim work that never ran.
             raise JobPayloadError("job payload: no 'script' step: the job has nothing to run")
         queued = info.get("time_in_queue_seconds")
+        image = Image.from_payload(data.get("image"))
+        services = services_from_payload(data.get("services"))
         return cls(
             id=int(_get(data, "id", int, 0)),
             token=str(_get(data, "token", str, "")),
@@ -325,6 +330,8 @@ class Job:
                 Dependency.from_payload(d) for d in _get(data, "dependencies", list, [])
             ),
             queued_seconds=float(queued) if isinstance(queued, int | float) else None,
+            image=image,
+            services=services,
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -337,6 +344,11 @@ class Job:
         }
         if self.queued_seconds is not None:
             info["time_in_queue_seconds"] = self.queued_seconds
+        extra: dict[str, Any] = {}
+        if self.image is not None:
+            extra["image"] = self.image.to_payload()
+        if self.services:
+            extra["services"] = [s.to_payload() for s in self.services]
         return {
             "id": self.id,
             "token": self.token,
@@ -349,6 +361,7 @@ class Job:
             "artifacts": [a.to_payload() for a in self.artifacts],
             "cache": [c.to_payload() for c in self.cache],
             "dependencies": [d.to_payload() for d in self.dependencies],
+            **extra,
         }
 
     def step(self, name: str) -> Step | None:

@@ -11,6 +11,7 @@ from alloy_runner.build.states import BuildStage, BuildState, FailureReason
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Job
+    from alloy_runner.executors.base import ResourceUsage
 
 TRACEPARENT = "TRACEPARENT"  # the job variable that joins a trace, and the one scripts see
 # The job variable naming the spool pipeline-run span a job's span is a child of.
@@ -31,6 +32,9 @@ class BuildMetrics(Protocol):
     ) -> None:
         """A build ended in a final `state` after `seconds` (None: unknown, e.g. recovered)."""
 
+    def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
+        """A build's scripts used `used` (None: the executor could not tell; nothing recorded)."""
+
 
 class NoMetrics:
     """A BuildMetrics that records nothing (the `exec` command)."""
@@ -44,6 +48,9 @@ class NoMetrics:
     def job_finished(
         self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
     ) -> None:
+        pass
+
+    def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
         pass
 
 

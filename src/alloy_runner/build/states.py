@@ -45,6 +45,13 @@ class ExecutorStage(Enum):
     PREPARE = "prepare"
     FINISH = "finish"
     CLEANUP = "cleanup"
+    DOCKER_PREPARE = "docker_prepare"
+    DOCKER_PULLING_IMAGE = "docker_pulling_image"
+    DOCKER_CREATING_BUILD_VOLUMES = "docker_creating_build_volumes"
+    DOCKER_CREATING_SERVICES = "docker_creating_services"
+    DOCKER_CREATING_USER_VOLUMES = "docker_creating_user_volumes"
+    DOCKER_RUN = "docker_run"
+    DOCKER_CLEANUP = "docker_cleanup"
     DOCKER_MACHINE_USE_MACHINE = "docker_machine_use_machine"
     DOCKER_MACHINE_RELEASE_MACHINE = "docker_machine_release_machine"
 
@@ -59,7 +66,13 @@ class FailureReason(Enum):
     RUNNER_EXTERNAL_DEPENDENCY_FAILURE = "runner_external_dependency_failure"
     RUNNER_INTERRUPTED = "runner_interrupted"
     JOB_CANCELED = "job_canceled"
+    IMAGE_PULL_FAILURE = "image_pull_failure"
     UNKNOWN_FAILURE = "unknown_failure"
+
+    @classmethod
+    def of(cls, exc: BaseException) -> FailureReason:
+        """Return the reason an executor's error names (ExecutorError), else a system failure."""
+        return cls(getattr(exc, "failure_reason", cls.RUNNER_SYSTEM_FAILURE.value))
 
 
 # Which failure reason a failed stage gives the build, and a stop of each kind.

@@ -18,6 +18,7 @@ from alloy_runner.config.model import (
     MACHINE_EXECUTORS,
     AutoscalingConfig,
     Config,
+    DockerConfig,
     ExecutorName,
     MachineConfig,
     OtlpConfig,
@@ -52,6 +53,7 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
         raise table.error("name", "a name without control characters (newline, NUL, ...)", name)
     executor = ExecutorName(table.string("executor", default="shell", choices=EXECUTORS))
     machine = _machine(table, executor, nested)
+    docker = _docker(table, nested)
     url = table.string("url", default="")
     if url and not is_http_url(url):
         raise table.error("url", "an http:// or https:// URL of the coordinator", url)
@@ -65,6 +67,7 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
         tls_ca_file=table.string("tls-ca-file", default=""),
         executor=executor,
         machine=machine,
+        docker=docker,
         limit=table.integer("limit", 0, maximum=MAX_BUILDS),
         request_concurrency=table.integer(
             "request_concurrency", 1, minimum=1, maximum=MAX_REQUEST_CONCURRENCY
@@ -82,6 +85,14 @@ def _directory(table: Table, key: str, default: Callable[[], Path]) -> Path:
     """Return the directory `key` names, `~` expanded, or `default()` when it is not set."""
     value = table.string(key, default="")
     return Path(value).expanduser() if value else default()
+
+
+def _docker(runner: Table, nested: list[Table]) -> DockerConfig:
+    from alloy_runner.config.docker import read_docker
+
+    table = runner.table("docker")
+    nested.append(table)
+    return read_docker(table)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

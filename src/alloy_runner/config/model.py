@@ -22,6 +22,7 @@ class ExecutorName(StrEnum):
     """A runner's `executor`: what runs its builds."""
 
     SHELL = "shell"
+    DOCKER = "docker"
     DOCKER_MACHINE = "docker+machine"
     DOCKER_SSH_MACHINE = "docker-ssh+machine"
 
@@ -35,6 +36,7 @@ class SpoolRecovery(StrEnum):
 
 MACHINE_EXECUTORS = (ExecutorName.DOCKER_MACHINE, ExecutorName.DOCKER_SSH_MACHINE)
 EXECUTORS = tuple(ExecutorName)
+PULL_POLICIES = ("always", "if-not-present", "never")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,32 @@ class MachineConfig:
 
 
 @dataclass(frozen=True)
+class DockerConfig:
+    """`[runners.docker]`: the containers of the docker and docker+machine executors.
+
+    The keys are GitLab Runner's; sizes are bytes and `cpus` a number of CPUs.
+    """
+
+    image: str = ""  # the image of a job without `image:`
+    privileged: bool = False
+    volumes: tuple[str, ...] = ()  # "/container/path" or "/host:/container[:ro|rw]"
+    pull_policy: tuple[str, ...] = ("always",)  # tried in order until one gives the image
+    allowed_images: tuple[str, ...] = ()  # patterns; empty: any
+    allowed_pull_policies: tuple[str, ...] = ()  # empty: those of `pull_policy`
+    network_mode: str = ""  # empty: a network per build
+    memory: int = 0
+    cpus: float = 0.0
+    shm_size: int = 0
+    dns: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # "host:ip"
+    host: str = ""  # the engine's address; empty: $DOCKER_HOST, else the local socket
+    tls_verify: bool = False
+    tls_cert_path: str = ""  # holds ca.pem, cert.pem and key.pem
+    disable_cache: bool = False  # no /cache volume kept between builds
+    wait_for_services_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
 
@@ -78,6 +106,7 @@ class RunnerConfig:
     kill_timeout: float = 10.0  # seconds between TERM and KILL when a build is stopped
     tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
     machine: MachineConfig | None = None  # `[runners.machine]`, for the machine executors
+    docker: DockerConfig = field(default_factory=DockerConfig)  # `[runners.docker]`
 
     @property
     def uses_spool(self) -> bool:

@@ -7,9 +7,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from alloy_runner.build.states import ExecutorStage
+from alloy_runner.build.states import BuildStage, ExecutorStage
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
 
 
 class Outcome(Enum):
@@ -38,15 +41,31 @@ class Workspace:
     tmp_dir: Path
 
 
+@dataclass(frozen=True)
+class ResourceUsage:
+    """What a build's scripts used: CPU time and the peak of memory."""
+
+    cpu_seconds: float
+    memory_peak_bytes: int
+
+
 class Executor(Protocol):
     """Prepare a place for one build, run its stage scripts there, and clean up."""
 
     name: str
 
     async def prepare(
-        self, workspace_hint: Path, set_stage: Callable[[ExecutorStage], None]
+        self,
+        workspace_hint: Path,
+        set_stage: Callable[[ExecutorStage], None],
+        *,
+        job: Job | None = None,
+        output: Callable[[bytes], None] | None = None,
     ) -> Workspace:
-        """Make the workspace ready (a machine executor acquires its machine here)."""
+        """Make the workspace ready for `job` (a machine executor acquires its machine here).
+
+        `output` takes lines for the job's log (pulling images, starting services).
+        """
 
     async def run(
         self,
@@ -57,8 +76,12 @@ class Executor(Protocol):
         output: Callable[[bytes], None],
         timeout: float | None,
         cancel: asyncio.Event,
+        stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
-        """Run one bash script in the workspace, streaming its output, until it ends."""
+        """Run one bash script of `stage` in the workspace, streaming its output, until it ends."""
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:
         """Release what prepare took; never raises."""
+
+    def usage(self) -> ResourceUsage | None:
+        """Return what the build's scripts used once cleanup ran (None: not measured)."""

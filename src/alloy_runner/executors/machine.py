@@ -10,13 +10,17 @@ import secrets
 import shlex
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alloy_runner.build.hostenv import host_environment
-from alloy_runner.build.states import ExecutorStage
+from alloy_runner.build.states import BuildStage, ExecutorStage
 from alloy_runner.exceptions import MachineError
-from alloy_runner.executors.base import ScriptResult, Workspace
+from alloy_runner.executors.base import ResourceUsage, ScriptResult, Workspace
 from alloy_runner.executors.process import run_process_group
 from alloy_runner.machines.provider import MachineProvider
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,12 @@ class MachineExecutor:
         return self._machine
 
     async def prepare(
-        self, workspace_hint: Path, set_stage: Callable[[ExecutorStage], None]
+        self,
+        workspace_hint: Path,
+        set_stage: Callable[[ExecutorStage], None],
+        *,
+        job: Job | None = None,
+        output: Callable[[bytes], None] | None = None,
     ) -> Workspace:
         set_stage(ExecutorStage.DOCKER_MACHINE_USE_MACHINE)
         name = await self._provider.acquire()
@@ -86,6 +95,7 @@ class MachineExecutor:
         output: Callable[[bytes], None],
         timeout: float | None,
         cancel: asyncio.Event,
+        stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
         if self._machine is None:
             raise MachineError("no machine: prepare did not run")
@@ -157,3 +167,6 @@ class MachineExecutor:
             log.warning("machine %s: cannot remove %s", name, tmp, exc_info=True)
         finally:
             self._provider.release(name)
+
+    def usage(self) -> ResourceUsage | None:
+        return None  # a machine's scripts run through its driver's shell, out of reach here

@@ -7,10 +7,11 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from alloy_runner.executors.base import Outcome, ScriptResult
+from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,64 @@ async def run_process_group(
     cancel: asyncio.Event,
     kill_timeout: float,
     stdin: bytes | None = None,
+    usage: list[ResourceUsage] | None = None,
 ) -> ScriptResult:
     """Run `argv` until it exits, times out or `cancel` is set, and return how it ended.
 
     stdout and stderr go to `output` as they come. The process starts a new
     session, so a stop reaches everything it started: TERM first, KILL after
     `kill_timeout` seconds; whatever is left in the group is killed at the end.
-    `stdin`, when given, is written to the process and then closed.
+    `stdin`, when given, is written to the process and then closed. With
+    `usage` (and no `stdin`), what the process tree used is appended to it.
     """
+    pid, stream, waiter, feeder, close = await _spawn(argv, cwd, env, stdin, usage)
+    reader = asyncio.create_task(_pump(stream, output))
+    canceled = asyncio.create_task(cancel.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {waiter, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter in done:
+            outcome = Outcome.EXITED
+        else:
+            outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
+            await _stop(pid, waiter, kill_timeout)
+        # Whatever the script left behind in its group goes too.
+        signal_group(pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_TIMEOUT)
+    finally:
+        canceled.cancel()
+        reader.cancel()
+        if feeder is not None:
+            feeder.cancel()
+        if not waiter.done():
+            signal_group(pid, signal.SIGKILL)
+            await waiter
+        # Our end of the pipe: a process that left the session may still hold the other end.
+        close()
+    return ScriptResult(outcome, waiter.result())
+
+
+_Spawned = tuple[
+    int,
+    asyncio.StreamReader,
+    "asyncio.Task[int | None]",
+    "asyncio.Task[None] | None",
+    Callable[[], None],
+]
+
+
+async def _spawn(
+    argv: Sequence[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    stdin: bytes | None,
+    usage: list[ResourceUsage] | None,
+) -> _Spawned:
+    """Start `argv` in a new session: its pid, output, exit (code), stdin feeder, pipe closer."""
+    if usage is not None and stdin is None and hasattr(os, "pidfd_open"):
+        return await _spawn_measured(argv, cwd, env, usage)
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.subprocess_exec(
         lambda: _ExitProtocol(loop),
@@ -49,34 +100,59 @@ async def run_process_group(
     )
     proc = asyncio.subprocess.Process(transport, protocol, loop)
     assert proc.stdout is not None
-    reader = asyncio.create_task(_pump(proc.stdout, output))
     feeder = asyncio.create_task(_feed(proc.stdin, stdin)) if stdin is not None else None
-    waiter = asyncio.create_task(protocol.wait_exited())
-    canceled = asyncio.create_task(cancel.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {waiter, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter in done:
-            outcome = Outcome.EXITED
-        else:
-            outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
-            await _stop(proc, waiter, kill_timeout)
-        # Whatever the script left behind in its group goes too.
-        signal_group(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_TIMEOUT)
-    finally:
-        canceled.cancel()
-        reader.cancel()
-        if feeder is not None:
-            feeder.cancel()
-        if not waiter.done():
-            signal_group(proc.pid, signal.SIGKILL)
-            await waiter
-        # Our end of the pipe: a process that left the session may still hold the other end.
-        transport.close()
-    return ScriptResult(outcome, proc.returncode)
+
+    async def exited() -> int | None:
+        await protocol.wait_exited()
+        return proc.returncode
+
+    return proc.pid, proc.stdout, asyncio.create_task(exited()), feeder, transport.close
+
+
+async def _spawn_measured(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], usage: list[ResourceUsage]
+) -> _Spawned:
+    """Start `argv` and reap it with wait4(), which gives the rusage of its process tree.
+
+    asyncio reaps its subprocesses with waitpid(), which drops the rusage; so
+    this one is a plain Popen whose pipe joins the loop, and its exit is seen
+    on a pidfd. wait4() counts every descendant that was waited for.
+    """
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    loop = asyncio.get_running_loop()
+    stream = asyncio.StreamReader(limit=READ_SIZE, loop=loop)
+    pipe, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream, loop=loop), proc.stdout
+    )
+    pidfd = os.pidfd_open(proc.pid)
+
+    async def reap() -> int | None:
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, readable)
+        try:
+            await exited
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        _, status, used = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage.append(ResourceUsage(used.ru_utime + used.ru_stime, used.ru_maxrss * 1024))
+        return proc.returncode
+
+    return proc.pid, stream, asyncio.create_task(reap()), None, pipe.close
 
 
 class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -99,13 +175,13 @@ class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         await self._exited.wait()
 
 
-async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task[None], grace: float) -> None:
-    signal_group(proc.pid, signal.SIGTERM)
+async def _stop(pid: int, waiter: asyncio.Task[int | None], grace: float) -> None:
+    signal_group(pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(asyncio.shield(waiter), grace)
     except TimeoutError:
-        log.warning("process group %d ignored SIGTERM; sending SIGKILL", proc.pid)
-        signal_group(proc.pid, signal.SIGKILL)
+        log.warning("process group %d ignored SIGTERM; sending SIGKILL", pid)
+        signal_group(pid, signal.SIGKILL)
         await waiter
 
 

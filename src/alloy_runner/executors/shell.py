@@ -7,11 +7,16 @@ import logging
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alloy_runner.build.states import ExecutorStage
-from alloy_runner.executors.base import ScriptResult, Workspace
+from alloy_runner.build.states import BuildStage, ExecutorStage
+from alloy_runner.executors import rusage
+from alloy_runner.executors.base import ResourceUsage, ScriptResult, Workspace
 from alloy_runner.executors.orphans import ENV_KEY, kill_job_processes
 from alloy_runner.executors.process import run_process_group
+
+if TYPE_CHECKING:
+    from alloy_runner.build.job import Job
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,15 @@ class ShellExecutor:
         self._kill_timeout = kill_timeout
         self._tmp: Path | None = None
         self._job_url: str | None = None  # the marker in the environment of every job process
+        self._used: list[ResourceUsage] = []  # what each stage's process tree used
 
     async def prepare(
-        self, workspace_hint: Path, set_stage: Callable[[ExecutorStage], None]
+        self,
+        workspace_hint: Path,
+        set_stage: Callable[[ExecutorStage], None],
+        *,
+        job: Job | None = None,
+        output: Callable[[bytes], None] | None = None,
     ) -> Workspace:
         set_stage(ExecutorStage.PREPARE)
         workspace_hint.mkdir(parents=True, exist_ok=True)
@@ -48,6 +59,7 @@ class ShellExecutor:
         output: Callable[[bytes], None],
         timeout: float | None,
         cancel: asyncio.Event,
+        stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
         self._job_url = env.get(ENV_KEY, self._job_url)
         path = workspace.tmp_dir / "script.sh"
@@ -62,6 +74,7 @@ class ShellExecutor:
             timeout=timeout,
             cancel=cancel,
             kill_timeout=self._kill_timeout,
+            usage=self._used,
         )
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:
@@ -76,6 +89,9 @@ class ShellExecutor:
         tmp, self._tmp = self._tmp, None
         if tmp is not None:
             await asyncio.to_thread(_remove_tree, tmp)
+
+    def usage(self) -> ResourceUsage | None:
+        return rusage.combine(self._used)
 
 
 def _remove_tree(path: Path) -> None:

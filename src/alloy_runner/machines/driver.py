@@ -16,6 +16,15 @@ class MachineShell:
     remote: bool = True  # the machine does not share this host's environment
 
 
+@dataclass(frozen=True)
+class MachineEngine:
+    """The Docker engine of a machine (`docker-machine config`); empty `host`: this host's."""
+
+    host: str = ""
+    tls_verify: bool = False
+    tls_cert_path: str = ""  # the directory of ca.pem, cert.pem and key.pem
+
+
 class MachineDriver(Protocol):
     """Create, remove, list and reach machines; every call has a bound in time."""
 
@@ -38,3 +47,6 @@ class MachineDriver(Protocol):
 
     def shell(self, name: str) -> MachineShell:
         """Return the command that runs a script on machine `name`."""
+
+    async def engine(self, name: str) -> MachineEngine:
+        """Return how to reach the Docker engine of machine `name`; raise MachineError."""

@@ -88,12 +88,20 @@ class MachineProviders:
     def executor_for(
         self, fallback: Callable[[RunnerConfig], Executor]
     ) -> Callable[[RunnerConfig], Executor]:
-        """Return the scheduler's `executor_for`: a machine executor for machine runners."""
+        """Return the scheduler's `executor_for`: a machine executor for machine runners.
+
+        docker+machine runs builds in containers on the machine's engine;
+        docker-ssh+machine runs bash on the machine through the driver's shell.
+        """
 
         def executor(runner: RunnerConfig) -> Executor:
             provider = self.providers.get(runner.name)
             if provider is None:
                 return fallback(runner)
+            if runner.executor == "docker+machine":  # builds run in the machine's engine
+                from alloy_runner.executors.docker.machine import DockerMachineExecutor
+
+                return DockerMachineExecutor(provider, runner)
             return MachineExecutor(provider, runner.executor, kill_timeout=runner.kill_timeout)
 
         return executor

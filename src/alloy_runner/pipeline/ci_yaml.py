@@ -1,6 +1,6 @@
 """The `.alloy-ci.yml` reader: GitLab CI YAML, read into the jobs GitLab would create.
 
-What changes nothing here (tags, images, ...) is reported in `PipelineSpec.warnings`,
+What changes nothing here (tags, environment, ...) is reported in `PipelineSpec.warnings`,
 once per key; what cannot run raises PipelineError as one `FILE:LINE: message` line.
 """
 

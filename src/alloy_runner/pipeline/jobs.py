@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from alloy_runner.build.job import DEFAULT_TIMEOUT
+from alloy_runner.exceptions import PipelineError
+from alloy_runner.pipeline.images import read_image, read_services
 from alloy_runner.pipeline.marked_yaml import LineMap
 from alloy_runner.pipeline.needs import Need, read_needs
 from alloy_runner.pipeline.report import Reporter, kind_of
@@ -23,10 +26,10 @@ IMPLEMENTED = (
     *("stage", "script", "before_script", "after_script", "variables", "timeout", "when"),
     *("allow_failure", "artifacts", "cache", "dependencies", "needs", "extends", "rules"),
     *("only", "except", "parallel", "retry", "resource_group", "interruptible", "start_in"),
-    *("inherit", "type"),
+    *("inherit", "type", "image", "services"),
 )
 NO_EFFECT = (  # what a shell runner without GitLab around it has no use for
-    *("image", "services", "tags", "environment", "coverage", "id_tokens", "identity"),
+    *("tags", "environment", "coverage", "id_tokens", "identity"),
     *("pages", "dast_configuration", "manual_confirmation"),
 )
 REFUSED = {  # what would change the job if it were ignored
@@ -197,7 +200,22 @@ class JobReader:
             "resource_group": table.expand(group) if group else None,
             "interruptible": self.r.flag(job, "interruptible", where),
             **self._retry(job, where),
+            **self._images(job, where, table),
         }
+
+    def _images(self, job: LineMap, where: str, table: VarTable) -> dict[str, Any]:
+        """Read `image:` and `services:` (names expanded, as GitLab does) for the payload."""
+        key = "image"
+        try:
+            image = read_image(job.get(key))
+            key = "services"
+            services = read_services(job.get(key))
+        except PipelineError as exc:
+            self.r.fail(job.at(key), f"{where}{exc}")
+        if image is not None:
+            image = dataclasses.replace(image, name=table.expand(image.name))
+        services = tuple(dataclasses.replace(s, name=table.expand(s.name)) for s in services)
+        return {"image": image, "services": services}
 
     def _retry(self, job: LineMap, where: str) -> dict[str, Any]:
         value, line = job.get("retry"), job.at("retry")

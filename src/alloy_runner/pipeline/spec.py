@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import DEFAULT_TIMEOUT, Artifact, Cache, Step
 
 
@@ -31,6 +32,8 @@ class JobSpec:
     resource_group: str | None = None
     interruptible: bool = False
     allow_failure_exit_codes: tuple[int, ...] = ()
+    image: Image | None = None  # `image:`; None: the runner's default image
+    services: tuple[Service, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ def plan_jobs(
             artifacts=(spec.artifacts,) if spec.artifacts is not None else (),
             cache=spec.cache,
             dependencies=_dependencies(spec, chosen, by_name),
+            image=spec.image,
+            services=spec.services,
         )
         planned.append(Planned(job, spec))
     return planned

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alloy_runner.exceptions import MachineError
-from alloy_runner.machines.driver import MachineShell
+from alloy_runner.machines.driver import MachineEngine, MachineShell
 
 EXECUTABLE = "docker-machine"
 
@@ -85,6 +85,23 @@ class DockerMachineDriver:
                 raise MachineError(f"docker-machine ssh {name} pwd: no directory in {out!r}")
             self._homes[name] = Path(lines[-1])
         return self._homes[name]
+
+    async def engine(self, name: str) -> MachineEngine:
+        """Read `docker-machine config NAME`: `-H=tcp://...`, `--tlsverify`, `--tlscert=...`."""
+        out = await self._run("config", name, timeout=self.timeouts.query)
+        host, verify, cert = "", False, ""
+        for word in out.split():
+            flag, _, value = word.partition("=")
+            value = value.strip('"')
+            if flag in ("-H", "--host"):
+                host = value
+            elif flag == "--tlsverify":
+                verify = True
+            elif flag == "--tlscert":
+                cert = str(Path(value).parent)
+        if not host:
+            raise MachineError(f"docker-machine config {name}: no engine address in {out!r}")
+        return MachineEngine(host, verify, cert)
 
     def shell(self, name: str) -> MachineShell:
         return MachineShell((self.executable, "ssh", name, "bash --noprofile --norc -s"))

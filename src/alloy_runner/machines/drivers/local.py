@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from alloy_runner.exceptions import MachineError
-from alloy_runner.machines.driver import MachineShell
+from alloy_runner.machines.driver import MachineEngine, MachineShell
 
 METADATA = "machine.json"
 _TRASH = ".removing-"  # a machine being removed is renamed first, so it vanishes at once
@@ -62,6 +62,9 @@ class LocalDriver:
 
     async def home(self, name: str) -> Path:
         return self.root / name
+
+    async def engine(self, name: str) -> MachineEngine:
+        return MachineEngine()  # a local machine uses the runner's own engine
 
     def shell(self, name: str) -> MachineShell:
         flags = ("--noprofile", "--norc") if Path(self._shell).name == "bash" else ()

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from alloy_runner.exceptions import MachineError
-from alloy_runner.machines.driver import MachineShell
+from alloy_runner.machines.driver import MachineEngine, MachineShell
 
 
 class MemoryDriver:
@@ -43,6 +43,9 @@ class MemoryDriver:
 
     async def home(self, name: str) -> Path:
         return Path("/nonexistent/memory-machines") / name
+
+    async def engine(self, name: str) -> MachineEngine:
+        return MachineEngine()
 
     def shell(self, name: str) -> MachineShell:
         return MachineShell(("bash", "--noprofile", "--norc", "-s"), remote=False)

@@ -51,6 +51,10 @@ JOB_BUCKETS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200, 10800, 18000, 36000
 STAGE_BUCKETS = (0.1, 0.5, 1, 3, 10, 30, 60, 120, 300, 900, 1800, 3600)
 API_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 MACHINE_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600)
+# A CI job uses from a fraction of a CPU second (a lint) to hours (a big compile or test suite).
+CPU_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+# ... and from a few MiB (a shell script) to many GiB (a linker, a browser test).
+MEMORY_BUCKETS = tuple(float(2**n * 1024**2) for n in range(4, 16))  # 16 MiB .. 32 GiB
 
 VERSION_INFO = Family(
     "ci_runner_version_info",
@@ -97,6 +101,22 @@ STAGE_DURATION = Family(
     ("runner", "stage"),
     unit="s",
     buckets=STAGE_BUCKETS,
+)
+JOB_CPU = Family(
+    "ci_runner_job_cpu_seconds",
+    Kind.HISTOGRAM,
+    "Histogram of the CPU time (user and system) each job's scripts used.",
+    ("runner", "executor"),
+    unit="s",
+    buckets=CPU_BUCKETS,
+)
+JOB_MEMORY_PEAK = Family(
+    "ci_runner_job_memory_peak_bytes",
+    Kind.HISTOGRAM,
+    "Histogram of the peak memory of each job's scripts.",
+    ("runner", "executor"),
+    unit="By",
+    buckets=MEMORY_BUCKETS,
 )
 LIMIT = Family("ci_runner_limit", Kind.GAUGE, "The current value of limit setting.", ("runner",))
 REQUEST_CONCURRENCY = Family(
@@ -225,6 +245,8 @@ CATALOG: tuple[Family, ...] = (
     JOB_DURATION,
     QUEUE_DURATION,
     STAGE_DURATION,
+    JOB_CPU,
+    JOB_MEMORY_PEAK,
     CONCURRENT,
     LIMIT,
     REQUEST_CONCURRENCY,

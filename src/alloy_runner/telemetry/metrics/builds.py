@@ -18,6 +18,7 @@ from alloy_runner.telemetry.catalog import instruments
 if TYPE_CHECKING:
     from alloy_runner.build.registry import BuildRegistry
     from alloy_runner.config.model import RunnerConfig
+    from alloy_runner.executors.base import ResourceUsage
     from alloy_runner.telemetry.metrics.setup import Reading, Telemetry
 
 
@@ -38,6 +39,8 @@ class BuildTelemetry:
         self._duration = telemetry.histogram(instruments.JOB_DURATION)
         self._queue = telemetry.histogram(instruments.QUEUE_DURATION)
         self._stage = telemetry.histogram(instruments.STAGE_DURATION)
+        self._cpu = telemetry.histogram(instruments.JOB_CPU)
+        self._memory = telemetry.histogram(instruments.JOB_MEMORY_PEAK)
         telemetry.observe(instruments.BUILDS, self._builds)
         telemetry.observe(
             instruments.LIMIT, lambda: [(float(r.limit), {"runner": r.name}) for r in runners()]
@@ -85,3 +88,10 @@ class BuildTelemetry:
             self._failed.add(1, {"runner": runner, "failure_reason": reason.value})
         if seconds is not None:
             self._duration.record(seconds, {"runner": runner})
+
+    def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
+        if used is None:
+            return
+        labels = {"runner": runner, "executor": executor}
+        self._cpu.record(used.cpu_seconds, labels)
+        self._memory.record(float(used.memory_peak_bytes), labels)
