@@ -30,7 +30,10 @@ from alloy_runner.machines.names import UNIQUE
 from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
-from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
+from alloy_runner.telemetry.metrics.machines import (
+    install_machine_telemetry,
+    observe_machine_states,
+)
 from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.telemetry.web.server import MetricsServer
 from alloy_runner.version import build_info
@@ -115,7 +118,8 @@ def bench_scrape(n: int, scrapes: int) -> None:
             assert used is not None
             pool.use(used)
         telemetry = Telemetry(build_info())
-        install_machine_telemetry(telemetry, lambda _executor, p=pool: p.snapshot())
+        install_machine_telemetry(telemetry)
+        observe_machine_states(telemetry, lambda _executor, p=pool: p.snapshot())
         states = {k.value: v for k, v in pool.snapshot().items()}
         print(f"--- pool of {size} machines: {states}")
         body = generate_latest(telemetry.registry)

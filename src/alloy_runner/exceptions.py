@@ -22,6 +22,7 @@ Our exception hierarchy:
   + JobPayloadError                     a job payload is not shaped like API v4's job JSON
   + MachineError                        a machine driver call failed
   |  + MachineUnavailable               no machine could be had for a build
+  + ProcessReapError                    a build's process did not go after SIGKILL
   + HelperError                         an archive cannot be written, read or extracted
   |  + ArchiveNotFoundError             the archive to extract does not exist
   |  + UnsafeEntryError                 an entry would be written outside its directory
@@ -65,6 +66,7 @@ __all__ = [
     "MachineError",
     "MachineUnavailable",
     "PipelineError",
+    "ProcessReapError",
     "TokenRefused",
     "Unreachable",
     "UnsafeEntryError",
@@ -144,6 +146,10 @@ class MachineError(AlloyRunnerError):
 
 class MachineUnavailable(MachineError):
     """No machine could be had for a build; the message says why."""
+
+
+class ProcessReapError(AlloyRunnerError):
+    """A process a build started did not go after SIGKILL (stuck in the kernel, say)."""
 
 
 class HelperError(AlloyRunnerError):

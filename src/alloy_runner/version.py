@@ -8,16 +8,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 NAME = "alloy-runner"
 UNKNOWN = "unknown"
 
-try:
-    __version__ = metadata.version(NAME)
-except metadata.PackageNotFoundError:  # running from a plain source tree
-    __version__ = "0.0.0+unknown"
+# The one place the version is written: pyproject.toml reads it ([tool.hatch.version]).
+# A constant, not importlib.metadata: reading the installed metadata costs every
+# process ~1 MB of memory (email, zipfile, csv) for a string known here.
+__version__ = "0.1.0"
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 

@@ -12,11 +12,8 @@ import pytest
 from alloy_runner.config.load import parse_config
 from alloy_runner.config.model import ProfilingConfig
 from alloy_runner.exceptions import ConfigError
-from alloy_runner.telemetry.profiling.continuous import (
-    ContinuousProfiler,
-    DebugProfiles,
-    default_tags,
-)
+from alloy_runner.telemetry.profiling.continuous import ContinuousProfiler, default_tags
+from alloy_runner.telemetry.profiling.debug_routes import DebugProfiles
 from alloy_runner.telemetry.profiling.relay import TOKEN_HEADER, Outcome, ProfileRelay, Upload
 from alloy_runner.version import build_info
 
@@ -203,7 +200,7 @@ def test_index_routes_are_registered() -> None:
         def add_route(self, path: str, _route: object) -> None:
             paths.append(path)
 
-    DebugProfiles(lambda: None).install(Server())  # type: ignore[arg-type]
+    DebugProfiles(None).install(Server())  # type: ignore[arg-type]
     assert sorted(paths) == [
         "/debug/pprof",
         "/debug/pprof/",

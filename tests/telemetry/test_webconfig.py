@@ -14,18 +14,16 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alloy_runner.app.daemon import open_access_warning
 from alloy_runner.config.address import parse_address
 from alloy_runner.exceptions import ConfigError, WebConfigError
+from alloy_runner.telemetry.web.access import WebAccess, load_web_access, ssl_context
 from alloy_runner.telemetry.web.basicauth import BasicAuth, Verdict, parse_basic
+from alloy_runner.telemetry.web.server import open_access_warning
 from alloy_runner.telemetry.web.webconfig import (
     ClientAuth,
-    WebAccess,
     WebConfig,
-    load_web_access,
     load_web_config,
     parse_web_config,
-    ssl_context,
 )
 from tests.support.tls import CertPair, make_ca, make_cert
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,16 @@ class RunnerSlot:
     source: JobSource
     reserved: int = 0  # builds running or about to start
     requests: int = 0  # job requests in flight
+
+
+def runner_configs(slots: Sequence[RunnerSlot]) -> list[RunnerConfig]:
+    """Return the configuration of every runner (`ci_runner_limit` and the idle series)."""
+    return [slot.config for slot in slots]
+
+
+def requests_in_flight(slots: Sequence[RunnerSlot]) -> dict[str, int]:
+    """Return the job requests in flight per runner (`ci_runner_request_concurrency`)."""
+    return {slot.config.name: slot.requests for slot in slots}
 
 
 def default_executor(runner: RunnerConfig) -> Executor:
@@ -71,7 +81,7 @@ class Scheduler:
 
     def requests(self) -> dict[str, int]:
         """Return the job requests in flight per runner (`ci_runner_request_concurrency`)."""
-        return {r.config.name: r.requests for r in self.runners}
+        return requests_in_flight(self.runners)
 
     def start(self) -> None:
         for runner in self.runners:

@@ -6,6 +6,7 @@ configuration, 1 for a runtime failure (see `alloy_runner.exceptions`).
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -21,7 +22,35 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
     sys.exit(status)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each command's module is imported when that command runs (or help lists it): the
+# `run` process then holds no code of the others (issue 11: idle memory).
+COMMANDS = {
+    "run": ("alloy_runner.cli.run", "run"),
+    "submit": ("alloy_runner.cli.spool", "submit"),
+    "play": ("alloy_runner.cli.spool", "play"),
+    "cancel": ("alloy_runner.cli.spool", "cancel"),
+    "exec": ("alloy_runner.cli.exec", "exec_group"),
+    "register": ("alloy_runner.cli.runners", "register"),
+    "verify": ("alloy_runner.cli.runners", "verify"),
+    "list": ("alloy_runner.cli.runners", "list_command"),
+}
+
+
+class _Commands(click.Group):
+    """A click group whose commands are imported from `COMMANDS` when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        command: click.Command = getattr(importlib.import_module(where[0]), where[1])
+        return command
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     package_name="alloy-runner", message="%(prog)s\n" + "", prog_name="alloy-runner"
 )
@@ -47,19 +76,6 @@ cli.params.append(
         help="Show the version and build information.",
     )
 )
-
-
-def _add_commands() -> None:
-    from alloy_runner.cli.exec import exec_group
-    from alloy_runner.cli.run import run
-    from alloy_runner.cli.runners import list_command, register, verify
-    from alloy_runner.cli.spool import cancel, play, submit
-
-    for command in (run, submit, play, cancel, exec_group, register, verify, list_command):
-        cli.add_command(command)
-
-
-_add_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

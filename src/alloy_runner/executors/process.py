@@ -11,12 +11,17 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from alloy_runner.exceptions import ProcessReapError
 from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 DRAIN_TIMEOUT = 2.0  # how long output of leftover background processes is read after exit
+REAP_TIMEOUT = 10.0  # how long a process may take to go after SIGKILL (a backup: it is at once)
+
+# The waits on processes that SIGKILL did not end: should one end after all, it is seen.
+LEFT_BEHIND: set[asyncio.Task[int | None]] = set()
 
 
 async def run_process_group(
@@ -37,11 +42,14 @@ async def run_process_group(
     session, so a stop reaches everything it started: TERM first, KILL after
     `kill_timeout` seconds; whatever is left in the group is killed at the end.
     `stdin`, when given, is written to the process and then closed. With
-    `usage` (and no `stdin`), what the process tree used is appended to it.
+    `usage` (and no `stdin`), what the process tree used is appended to it. A process
+    SIGKILL does not end (stuck in the kernel) raises ProcessReapError after `REAP_TIMEOUT`.
     """
     pid, stream, waiter, feeder, close = await _spawn(argv, cwd, env, stdin, usage)
     reader = asyncio.create_task(_pump(stream, output))
     canceled = asyncio.create_task(cancel.wait())
+    helpers: list[asyncio.Task[object]] = [reader, canceled, *([feeder] if feeder else [])]
+    given_up = False  # on a process that SIGKILL did not end
     try:
         done, _ = await asyncio.wait(
             {waiter, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -50,22 +58,38 @@ async def run_process_group(
             outcome = Outcome.EXITED
         else:
             outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
-            await _stop(pid, waiter, kill_timeout)
+            try:
+                await _stop(pid, waiter, kill_timeout)
+            except ProcessReapError:
+                given_up = True
+                raise
         # Whatever the script left behind in its group goes too.
         signal_group(pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(reader), DRAIN_TIMEOUT)
     finally:
-        canceled.cancel()
-        reader.cancel()
-        if feeder is not None:
-            feeder.cancel()
-        if not waiter.done():
-            signal_group(pid, signal.SIGKILL)
-            await waiter
+        await _leave(pid, waiter, helpers, given_up)
         # Our end of the pipe: a process that left the session may still hold the other end.
         close()
     return ScriptResult(outcome, waiter.result())
+
+
+async def _leave(
+    pid: int, waiter: asyncio.Task[int | None], helpers: list[asyncio.Task[object]], given_up: bool
+) -> None:
+    """Cancel the helper tasks; on an error or a cancellation, kill and reap the group."""
+    for task in helpers:
+        task.cancel()
+    if given_up:
+        LEFT_BEHIND.add(waiter)
+        waiter.add_done_callback(LEFT_BEHIND.discard)
+    elif not waiter.done():
+        # Leaving on an error or a cancellation: that error, not this wait, is the news.
+        signal_group(pid, signal.SIGKILL)
+        try:
+            await _reap(pid, waiter)
+        except ProcessReapError as exc:
+            log.error("%s", exc)
 
 
 _Spawned = tuple[
@@ -182,7 +206,18 @@ async def _stop(pid: int, waiter: asyncio.Task[int | None], grace: float) -> Non
     except TimeoutError:
         log.warning("process group %d ignored SIGTERM; sending SIGKILL", pid)
         signal_group(pid, signal.SIGKILL)
-        await waiter
+        await _reap(pid, waiter)
+
+
+async def _reap(pid: int, waiter: asyncio.Task[int | None]) -> None:
+    """Wait for a killed process to go, for `REAP_TIMEOUT` at most; else raise ProcessReapError."""
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), REAP_TIMEOUT)
+    except TimeoutError:
+        raise ProcessReapError(
+            f"process {pid} is still there {REAP_TIMEOUT:g}s after SIGKILL "
+            "(stuck in the kernel?); it is left behind"
+        ) from None
 
 
 async def _pump(stream: asyncio.StreamReader, output: Callable[[bytes], None]) -> None:

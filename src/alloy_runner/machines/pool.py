@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from alloy_runner.machines.metrics import MachineMetrics, NoMachineMetrics
-from alloy_runner.machines.schedule import IdlePolicy
+
+if TYPE_CHECKING:
+    from alloy_runner.machines.schedule import IdlePolicy
 
 
 class MachineState(Enum):

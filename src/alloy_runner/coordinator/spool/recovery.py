@@ -21,9 +21,10 @@ from alloy_runner.coordinator.spool.records import (
     lock_entry,
     pipeline_of_payload,
 )
-from alloy_runner.executors.orphans import kill_job_processes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alloy_runner.coordinator.spool.store import Spool
 
 
@@ -56,8 +57,15 @@ def retry(
     return True
 
 
-def recover(spool: Spool, mode: SpoolRecovery, runner: str) -> list[tuple[int, RecoveryOutcome]]:
-    """Finish or re-queue the jobs whose runner died; return (id, what was done)."""
+def recover(
+    spool: Spool, mode: SpoolRecovery, runner: str, stop_processes: Callable[[str], object]
+) -> list[tuple[int, RecoveryOutcome]]:
+    """Finish or re-queue the jobs whose runner died; return (id, what was done).
+
+    Their processes may have outlived their runner: `stop_processes(job_url)` is
+    called for each such job, its lock held, before anything reruns or reports it
+    (the daemon passes `executors.orphans.kill_job_processes`).
+    """
     recovered = []
     for entry in sorted(os.scandir(spool.dir("running")), key=lambda e: e.name):
         path = Path(entry.path)
@@ -72,8 +80,7 @@ def recover(spool: Spool, mode: SpoolRecovery, runner: str) -> list[tuple[int, R
             os.close(fd)
             recovered.append((job_id, RecoveryOutcome.ALREADY_DONE))
             continue
-        # Its processes outlived their runner: stop them before anything reruns or reports it.
-        kill_job_processes(spool.job_url(job_id))
+        stop_processes(spool.job_url(job_id))
         if mode is SpoolRecovery.REQUEUE:
             shutil.rmtree(spool.dir("work") / str(job_id), ignore_errors=True)
             path.rename(spool.dir("pending") / path.name)

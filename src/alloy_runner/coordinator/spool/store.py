@@ -31,7 +31,6 @@ from typing import Any
 
 from alloy_runner.build.job import Job
 from alloy_runner.build.states import FailureReason
-from alloy_runner.config.model import SpoolRecovery
 from alloy_runner.coordinator.spool import groups
 from alloy_runner.coordinator.spool.autocancel import auto_cancel
 from alloy_runner.coordinator.spool.flow import (
@@ -49,7 +48,6 @@ from alloy_runner.coordinator.spool.records import (
     CancelResult,
     JobResult,
     PipelineJob,
-    RecoveryOutcome,
     SpoolStatus,
     Taken,
     entry_job_id,
@@ -61,7 +59,7 @@ from alloy_runner.coordinator.spool.records import (
     remove_entry,
     write_json,
 )
-from alloy_runner.coordinator.spool.recovery import recover, retry
+from alloy_runner.coordinator.spool.recovery import retry
 from alloy_runner.exceptions import JobPayloadError
 
 log = logging.getLogger(__name__)
@@ -390,10 +388,6 @@ class Spool:
             (self.dir("cancel") / str(job_id)).unlink()
         groups.release(self.root, job_id)
         unschedule(self.dir("scheduled") / str(job_id))
-
-    def recover(self, mode: SpoolRecovery, runner: str) -> list[tuple[int, RecoveryOutcome]]:
-        """Finish or re-queue the jobs whose runner died; return (id, what was done)."""
-        return recover(self, mode, runner)
 
     def job_url(self, job_id: int) -> str:
         """Return the address of a job in this spool (its work directory)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from alloy_runner.config.model import MACHINE_EXECUTORS
@@ -35,20 +36,13 @@ Snapshot = Callable[[str], Mapping[MachineState, int]]
 class MachineTelemetry:
     """The telemetry side of `MachineMetrics`, for the providers of one machine executor."""
 
-    def __init__(self, telemetry: Telemetry, executor: str, snapshot: Snapshot) -> None:
-        counter, provider, creation = FAMILIES[executor]
-        self._executor = executor
-        self._snapshot = snapshot
+    def __init__(self, telemetry: Telemetry, executor: str) -> None:
+        counter, _, creation = FAMILIES[executor]
         self._events = telemetry.counter(counter)
         self._creation = telemetry.histogram(creation)
-        telemetry.observe(provider, self._states)
         # Every series of the closed label set exists from the start, as in the seed's sample.
         for event in MachineEvent:
             self._events.add(0, {"type": event.value})
-
-    def _states(self) -> Reading:
-        counts = self._snapshot(self._executor)
-        return [(float(counts.get(state, 0)), {"state": state.value}) for state in MachineState]
 
     # --- MachineMetrics ----------------------------------------------------------------
 
@@ -66,11 +60,25 @@ class MachineTelemetry:
         self._events.add(1, {"type": MachineEvent.CREATION_FAILED.value})
 
 
-def install_machine_telemetry(
-    telemetry: Telemetry, snapshot: Snapshot
-) -> dict[str, MachineTelemetry]:
-    """Register both machine executors' families; return their MachineMetrics by executor.
+def install_machine_telemetry(telemetry: Telemetry) -> dict[str, MachineTelemetry]:
+    """Register both machine executors' event families; return their MachineMetrics by executor.
 
-    Both are always exposed, with every state and event at 0 when no runner uses them.
+    Both are always exposed, with every event at 0 when no runner uses them.
     """
-    return {e: MachineTelemetry(telemetry, e, snapshot) for e in MACHINE_EXECUTORS}
+    return {e: MachineTelemetry(telemetry, e) for e in MACHINE_EXECUTORS}
+
+
+def observe_machine_states(telemetry: Telemetry, snapshot: Snapshot) -> None:
+    """Register both executors' `*_provider{state}` gauges, read from `snapshot` at collection.
+
+    Registered once the providers exist (they record into `install_machine_telemetry`'s
+    families); every state is 0 when no runner uses the executor.
+    """
+    for executor in MACHINE_EXECUTORS:
+        provider = FAMILIES[executor][1]
+        telemetry.observe(provider, partial(_states, snapshot, executor))
+
+
+def _states(snapshot: Snapshot, executor: str) -> Reading:
+    counts = snapshot(executor)
+    return [(float(counts.get(state, 0)), {"state": state.value}) for state in MachineState]

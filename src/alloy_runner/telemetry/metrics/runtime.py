@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import platform
 import resource
 import sys
@@ -11,9 +12,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import psutil
 
 from alloy_runner.telemetry.catalog import instruments
 
@@ -75,9 +75,43 @@ def _gc_stat(key: str, timer: GcTimer | None = None) -> Callable[[], Reading]:
     return read
 
 
-def _asyncio_tasks(loop_of: Callable[[], asyncio.AbstractEventLoop | None]) -> Callable[[], float]:
+class ProcStat:
+    """The process_* values of one process, read from /proc.
+
+    As prometheus_client's process collector reads them (proc(5)): CPU, memory
+    and start time from /proc/PID/stat, open descriptors from /proc/PID/fd, the
+    boot time from /proc/stat. No third-party module, and no state between reads.
+    """
+
+    def __init__(self, pid: int | str = "self", proc: Path = Path("/proc")) -> None:
+        self._dir = proc / str(pid)
+        self._ticks = float(os.sysconf("SC_CLK_TCK"))
+        self._page = float(os.sysconf("SC_PAGE_SIZE"))
+        boot = next(
+            line for line in (proc / "stat").read_bytes().splitlines() if line.startswith(b"btime")
+        )
+        self.start_time = float(self._stat()[19]) / self._ticks + float(boot.split()[1])
+
+    def _stat(self) -> list[bytes]:
+        # The fields after the command name, which may itself hold spaces and parentheses.
+        return (self._dir / "stat").read_bytes().rpartition(b")")[2].split()
+
+    def cpu_seconds(self) -> float:
+        fields = self._stat()
+        return (float(fields[11]) + float(fields[12])) / self._ticks  # utime + stime
+
+    def resident_bytes(self) -> float:
+        return float(self._stat()[21]) * self._page
+
+    def virtual_bytes(self) -> float:
+        return float(self._stat()[20])
+
+    def open_fds(self) -> float:
+        return float(len(os.listdir(self._dir / "fd")))
+
+
+def _asyncio_tasks(loop: asyncio.AbstractEventLoop | None) -> Callable[[], float]:
     def read() -> float:
-        loop = loop_of()
         if loop is None or loop.is_closed():
             return 0.0
         return float(len(asyncio.all_tasks(loop)))
@@ -87,33 +121,27 @@ def _asyncio_tasks(loop_of: Callable[[], asyncio.AbstractEventLoop | None]) -> C
 
 def install_runtime(
     telemetry: Telemetry,
-    loop_of: Callable[[], asyncio.AbstractEventLoop | None] = lambda: None,
-    process: psutil.Process | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    process: ProcStat | None = None,
 ) -> GcTimer:
     """Register the process_* and python_* families; return the GC timer to uninstall at exit."""
-    proc = process if process is not None else psutil.Process()
-    start_time = proc.create_time()
-
-    def cpu() -> float:
-        times = proc.cpu_times()
-        return float(times.user + times.system)
-
-    telemetry.observe(instruments.PROCESS_CPU, cpu)
+    proc = process if process is not None else ProcStat()
+    start_time = proc.start_time
+    telemetry.observe(instruments.PROCESS_CPU, proc.cpu_seconds)
     telemetry.observe(
         instruments.PROCESS_MAX_FDS, lambda: float(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     )
-    telemetry.observe(instruments.PROCESS_OPEN_FDS, lambda: float(proc.num_fds()))
-    telemetry.observe(instruments.PROCESS_RSS, lambda: float(proc.memory_info().rss))
-    telemetry.observe(instruments.PROCESS_VMS, lambda: float(proc.memory_info().vms))
+    telemetry.observe(instruments.PROCESS_OPEN_FDS, proc.open_fds)
+    telemetry.observe(instruments.PROCESS_RSS, proc.resident_bytes)
+    telemetry.observe(instruments.PROCESS_VMS, proc.virtual_bytes)
     telemetry.observe(instruments.PROCESS_START, lambda: start_time)
-
     timer = GcTimer(telemetry.histogram(instruments.GC_DURATION))
     timer.install()
     telemetry.observe(instruments.GC_COLLECTIONS, _gc_stat("collections", timer))
     telemetry.observe(instruments.GC_COLLECTED, _gc_stat("collected"))
     telemetry.observe(instruments.GC_UNCOLLECTABLE, _gc_stat("uncollectable"))
     telemetry.observe(instruments.THREADS, lambda: float(threading.active_count()))
-    telemetry.observe(instruments.ASYNCIO_TASKS, _asyncio_tasks(loop_of))
+    telemetry.observe(instruments.ASYNCIO_TASKS, _asyncio_tasks(loop))
     telemetry.observe(instruments.ALLOCATED_BLOCKS, lambda: float(sys.getallocatedblocks()))
     major, minor, patch = platform.python_version_tuple()
     python_labels = {

@@ -1,44 +1,31 @@
-"""Continuous profiling into Pyroscope, and the on-demand profiles under /debug/pprof/.
+"""Continuous profiling into Pyroscope.
 
-Continuous: pyroscope-io samples the process (py-spy, from inside it) and
-pushes a profile every `upload_interval` seconds to Pyroscope's
+pyroscope-io samples the process (py-spy, from inside it) and pushes a
+profile every `upload_interval` seconds to Pyroscope's
 `push.v1.PusherService/Push`, through the loopback relay of
 `profile_relay`, which makes every failure visible and shutdown bounded.
-
-On demand, on the metrics server (the same access rules as /metrics):
-`/debug/pprof/` (index), `/debug/pprof/goroutine` (threads and asyncio tasks)
-and `/debug/pprof/profile?seconds=N` (a CPU profile in pprof's format).
+Imported only by a process that has profiling configured.
 """
 
 from __future__ import annotations
 
-import asyncio
-import html
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
 from alloy_runner.telemetry.profiling.relay import TOKEN_HEADER, ProfileRelay, redact
-from alloy_runner.telemetry.web.server import Response
 
 if TYPE_CHECKING:
     from alloy_runner.config.model import ProfilingConfig
-    from alloy_runner.telemetry.profiling.cpu_sampler import CpuProfiler
-    from alloy_runner.telemetry.web.server import MetricsServer
     from alloy_runner.version import BuildInfo
 
 log = logging.getLogger(__name__)
 
-MAX_PROFILE_SECONDS = 60
-DEFAULT_PROFILE_SECONDS = 30  # as Go's /debug/pprof/profile
 AGENT_SHUTDOWN_SHARE = 0.5  # of the shutdown budget, for pyroscope-io's own shutdown
-
-LoopGetter = Callable[[], asyncio.AbstractEventLoop | None]
 
 
 class Agent(Protocol):
@@ -139,6 +126,11 @@ class ContinuousProfiler:
         )
         return True
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the agent started (and has not been shut down)."""
+        return self._agent is not None
+
     def shutdown(self, timeout: float) -> None:
         """Stop the agent (its last profile included) and the relay within `timeout` seconds."""
         deadline = time.monotonic() + timeout
@@ -170,149 +162,3 @@ def _stop_agent(agent: Agent) -> None:
         agent.shutdown()
     except Exception:
         log.warning("profiling: pyroscope-io shutdown failed", exc_info=True)
-
-
-def start_profiling(
-    config: ProfilingConfig, build: BuildInfo, runners: Sequence[str]
-) -> ContinuousProfiler | None:
-    """Start continuous profiling if `config` names a server; None when it is off or failed."""
-    if not config.enabled:
-        return None
-    profiler = ContinuousProfiler(config, default_tags(build, runners))
-    return profiler if profiler.start() else None
-
-
-class DebugProfiles:
-    """The /debug/pprof/ routes: index, thread and task dump, and CPU profile."""
-
-    def __init__(
-        self,
-        loop: LoopGetter,
-        continuous: Destination | None = None,
-        *,
-        cpu: CpuProfiler | None = None,
-    ) -> None:
-        self._loop = loop
-        self._continuous = continuous
-        self._cpu = cpu
-        self._closed = False
-
-    @property
-    def cpu(self) -> CpuProfiler:
-        # Made on first use: the sampler and its protobuf code cost ~5 MB an idle runner
-        # that is never profiled on demand does not need.
-        if self._cpu is None:
-            from alloy_runner.telemetry.profiling.cpu_sampler import CpuProfiler
-
-            self._cpu = CpuProfiler()
-            if self._closed:
-                self._cpu.close()
-        return self._cpu
-
-    def install(self, server: MetricsServer) -> None:
-        """Add the routes to `server`."""
-        server.add_route("/debug/pprof", self.index)
-        server.add_route("/debug/pprof/", self.index)
-        server.add_route("/debug/pprof/goroutine", self.goroutine)
-        server.add_route("/debug/pprof/profile", self.profile)
-
-    def close(self) -> None:
-        """End a CPU profile being taken (at shutdown) and refuse new ones."""
-        self._closed = True
-        if self._cpu is not None:
-            self._cpu.close()
-
-    def index(self, _params: dict[str, list[str]], _headers: dict[str, str]) -> Response:
-        """Answer /debug/pprof/: what is here, and where continuous profiles go."""
-        d = self._continuous
-        if d is None:
-            where = (
-                "Continuous profiling is off: set <code>[profiling] server_address</code> in "
-                "config.toml, <code>--profiling-server</code> or "
-                "<code>PYROSCOPE_SERVER_ADDRESS</code> to push profiles to Pyroscope."
-            )
-        else:
-            tags = ", ".join(f"{k}={v}" for k, v in d.tags)
-            where = (
-                f"Continuous profiles go to Pyroscope at {_h(d.server)} as "
-                f"<code>service_name=&quot;{_h(d.application)}&quot;</code>, every "
-                f"{d.upload_interval}s at {d.sample_rate} Hz, tagged {_h(tags)}."
-            )
-        rows = "".join(
-            f'<tr><td><a href="{href}">{name}</a></td><td>{_h(text)}</td></tr>\n'
-            for name, href, text in (
-                (
-                    "goroutine",
-                    "goroutine?debug=2",
-                    "Stack traces of every thread and every asyncio task of the runner's loop. "
-                    "debug=2 (or 1): text; debug=0: a pprof profile of counts.",
-                ),
-                (
-                    "profile",
-                    f"profile?seconds={DEFAULT_PROFILE_SECONDS}",
-                    "A CPU profile of the whole process for seconds=N (1-60, default 30), "
-                    "sampled in-process at 100 Hz, in pprof's format (gzipped protobuf).",
-                ),
-            )
-        )
-        page = (
-            "<html><head><title>/debug/pprof/</title></head><body>\n"
-            "<h1>/debug/pprof/</h1>\n"
-            f"<p>{where}</p>\n"
-            f"<table>\n{rows}</table>\n"
-            "<p>Read a profile with <code>go tool pprof -http=: URL</code> or "
-            "<code>pprof -top URL</code>.</p>\n"
-            "</body></html>\n"
-        )
-        return Response(page.encode(), "text/html; charset=utf-8")
-
-    def goroutine(self, params: dict[str, list[str]], _headers: dict[str, str]) -> Response:
-        """Answer /debug/pprof/goroutine: a text dump (debug>=1) or a pprof profile (debug=0)."""
-        debug = _param(params, "debug", "0")
-        if debug not in ("0", "1", "2"):
-            return _bad_request(f"debug must be 0, 1 or 2, got {debug!r}")
-        from alloy_runner.telemetry.profiling.stacks import dump_profile, dump_text
-
-        if debug == "0":
-            return _pprof(dump_profile(self._loop()), "goroutine")
-        return Response(dump_text(self._loop()).encode())
-
-    def profile(self, params: dict[str, list[str]], _headers: dict[str, str]) -> Response:
-        """Answer /debug/pprof/profile?seconds=N with a CPU profile taken now."""
-        text = _param(params, "seconds", str(DEFAULT_PROFILE_SECONDS))
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PROFILE_SECONDS:
-            return _bad_request(
-                f"seconds must be a whole number from 1 to {MAX_PROFILE_SECONDS}, got {text!r}"
-            )
-        if not self.cpu.try_begin():
-            ends = self.cpu.ends_at
-            left = f" (about {max(0.0, ends - time.monotonic()):.0f}s left)" if ends else ""
-            return Response(
-                f"a CPU profile is already being taken{left}; try again when it ends\n".encode(),
-                status=HTTPStatus.CONFLICT,
-            )
-        return _pprof(self.cpu.profile(float(text)), "profile")
-
-
-def _param(params: dict[str, list[str]], name: str, default: str) -> str:
-    values = params.get(name)
-    return values[-1].strip() if values else default
-
-
-def _bad_request(message: str) -> Response:
-    return Response(f"{message}\n".encode(), status=HTTPStatus.BAD_REQUEST)
-
-
-def _pprof(body: bytes, name: str) -> Response:
-    return Response(
-        body,
-        "application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
-def _h(text: str) -> str:
-    return html.escape(text, quote=True)

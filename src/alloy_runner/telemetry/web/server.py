@@ -24,13 +24,12 @@ from prometheus_client.exposition import choose_encoder
 
 from alloy_runner.config.address import ListenAddress, format_hostport, resolve
 from alloy_runner.exceptions import AddressError
-from alloy_runner.telemetry.web.basicauth import Verdict
 from alloy_runner.telemetry.web.gate import HeaderGate, PrefixedInput, SocketOutput
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from alloy_runner.telemetry.web.webconfig import WebAccess
+    from alloy_runner.telemetry.web.access import WebAccess
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +212,9 @@ class _Handler(BaseHTTPRequestHandler):
         web = self.server.owner.web
         if web is None:
             return True
+        # Loaded with the web config that set `web`: a process without one never needs bcrypt.
+        from alloy_runner.telemetry.web.basicauth import Verdict
+
         verdict = web.check(path, self.headers.get("Authorization"))
         if verdict is Verdict.ALLOWED:
             return True
@@ -335,14 +337,32 @@ class MetricsServer:
         return format_hostport(host, port)
 
     def shutdown(self, timeout: float = 2.0) -> None:
-        """Stop accepting and close the socket within `timeout` seconds; safe to call twice."""
+        """Stop accepting and close the socket within `timeout` seconds in all; safe twice.
+
+        The gate is asked to stop (it wakes at once) and its thread is waited for once; a
+        thread still running at the deadline is a daemon thread left behind, and the
+        socket is closed anyway.
+        """
         server, self._server = self._server, None
         if server is None:
             return
         server.gate.shutdown()
         if self._thread is not None:
             self._thread.join(max(0.0, timeout))
+            if self._thread.is_alive():
+                log.warning("metrics server: did not stop within %.1fs; leaving it behind", timeout)
         server.close()
+
+
+def open_access_warning(bound: str, address: ListenAddress | None, web: WebAccess | None) -> str:
+    """Return the warning for a metrics server that other hosts reach without TLS or auth, or ""."""
+    if address is None or address.is_loopback or (web is not None and web.config.protected):
+        return ""
+    return (
+        f"metrics server on {bound} is reachable from other hosts and has no authorization: "
+        "bind it to localhost, set metrics_web_config (--web.config.file) for TLS and basic "
+        "auth, or put a proxy with access control in front of it"
+    )
 
 
 def _bind_error(address: str, exc: OSError) -> str:

@@ -1,9 +1,9 @@
 """The metrics server's web config: Prometheus exporter-toolkit's `web-config.yml` format.
 
-`load_web_access(path)` reads and checks the whole file (YAML, keys, certificates,
-bcrypt hashes) and returns a `WebAccess`: the frozen `WebConfig`, the
-`ssl.SSLContext` new connections are wrapped in, and the `BasicAuth` every request
-is checked against. Anything wrong raises `WebConfigError`, one line naming the key.
+`load_web_config(path)` reads and checks the file (YAML, keys, values) into a
+frozen `WebConfig`; `access.load_web_access(path)` then builds what serving it
+needs (the SSLContext and the BasicAuth). Anything wrong raises
+`WebConfigError`, one line naming the key.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 
 from alloy_runner.exceptions import WebConfigError
-from alloy_runner.telemetry.web.basicauth import BasicAuth, Verdict
 
 EXTENSION = "alloy_runner"
 """The top-level mapping of the keys that alloy-runner adds to exporter-toolkit's format."""
@@ -40,7 +39,7 @@ _CLIENT_AUTH_ALIASES = {"RequireClientCert": ClientAuth.REQUIRE_ANY}
 
 # Python's ssl can only ask for a client certificate and verify it: Go's "ask, don't verify"
 # modes are mapped to the nearest mode that gives no less protection (see docs/security.md).
-_VERIFY_MODE = {
+VERIFY_MODE = {
     ClientAuth.NONE: ssl.CERT_NONE,
     ClientAuth.REQUEST: ssl.CERT_NONE,
     ClientAuth.REQUIRE_ANY: ssl.CERT_REQUIRED,
@@ -128,7 +127,7 @@ class TLSSettings:
     @property
     def verifies_clients(self) -> bool:
         """Tell whether a connection must bring a client certificate that verifies."""
-        return _VERIFY_MODE[self.client_auth] is ssl.CERT_REQUIRED
+        return VERIFY_MODE[self.client_auth] is ssl.CERT_REQUIRED
 
 
 @dataclass(frozen=True)
@@ -266,17 +265,7 @@ def _tls(top: _Section) -> tuple[TLSSettings | None, list[str]]:
         raise section.error(
             "client_ca_file", "given without a client_auth_type that asks for certificates"
         )
-    if auth is ClientAuth.REQUEST:
-        warnings.append(
-            "client_auth_type RequestClientCert: no certificate is asked for (Python's ssl "
-            "cannot ask without verifying; the runner would not look at it anyway)"
-        )
-    if auth is ClientAuth.REQUIRE_ANY:
-        warnings.append(
-            "client_auth_type RequireAnyClientCert: the certificate is also verified "
-            f"against {'client_ca_file' if ca else 'the system CAs'} (Python's ssl cannot "
-            "accept one unverified), as RequireAndVerifyClientCert does"
-        )
+    warnings += _client_auth_warnings(auth, ca)
     versions = (
         section.choice("min_version", TLS_VERSIONS, "TLS12"),
         section.choice("max_version", TLS_VERSIONS, "TLS13"),
@@ -284,16 +273,7 @@ def _tls(top: _Section) -> tuple[TLSSettings | None, list[str]]:
     if versions[0] > versions[1]:
         raise section.error("min_version", "is above max_version")
     suites = section.strings("cipher_suites")
-    for suite in suites:
-        if suite not in CIPHER_SUITES:
-            raise section.error("cipher_suites", f"unknown cipher suite {suite!r}")
-    if any(CIPHER_SUITES[s] is None for s in suites):
-        warnings.append("cipher_suites: TLS 1.3 suites cannot be chosen; they are ignored")
-    for curve in section.strings("curve_preferences"):
-        if curve not in CURVES:
-            raise section.error("curve_preferences", f"unknown curve {curve!r}")
-    if section.strings("curve_preferences"):
-        warnings.append("curve_preferences is not applied: Python's ssl cannot set the list")
+    warnings += _suite_and_curve_warnings(section, suites)
     settings = TLSSettings(
         cert_file=cert,
         key_file=key,
@@ -305,6 +285,37 @@ def _tls(top: _Section) -> tuple[TLSSettings | None, list[str]]:
         prefer_server_cipher_suites=section.boolean("prefer_server_cipher_suites", True),
     )
     return settings, warnings
+
+
+def _client_auth_warnings(auth: ClientAuth, ca: Path | None) -> list[str]:
+    if auth is ClientAuth.REQUEST:
+        return [
+            "client_auth_type RequestClientCert: no certificate is asked for (Python's ssl "
+            "cannot ask without verifying; the runner would not look at it anyway)"
+        ]
+    if auth is ClientAuth.REQUIRE_ANY:
+        return [
+            "client_auth_type RequireAnyClientCert: the certificate is also verified "
+            f"against {'client_ca_file' if ca else 'the system CAs'} (Python's ssl cannot "
+            "accept one unverified), as RequireAndVerifyClientCert does"
+        ]
+    return []
+
+
+def _suite_and_curve_warnings(section: _Section, suites: tuple[str, ...]) -> list[str]:
+    """Check cipher_suites and curve_preferences; return what cannot be applied."""
+    warnings = []
+    for suite in suites:
+        if suite not in CIPHER_SUITES:
+            raise section.error("cipher_suites", f"unknown cipher suite {suite!r}")
+    if any(CIPHER_SUITES[s] is None for s in suites):
+        warnings.append("cipher_suites: TLS 1.3 suites cannot be chosen; they are ignored")
+    for curve in section.strings("curve_preferences"):
+        if curve not in CURVES:
+            raise section.error("curve_preferences", f"unknown curve {curve!r}")
+    if section.strings("curve_preferences"):
+        warnings.append("curve_preferences is not applied: Python's ssl cannot set the list")
+    return warnings
 
 
 def _users(top: _Section) -> tuple[tuple[str, bytes], ...]:
@@ -375,77 +386,6 @@ def parse_web_config(text: str, path: Path) -> WebConfig:
     )
 
 
-def _no_password() -> bytes:
-    # Without a callback OpenSSL would prompt on the terminal for an encrypted key.
-    raise WebConfigError("the key is encrypted; give key_file without a passphrase")
-
-
-def ssl_context(tls: TLSSettings, where: Path) -> ssl.SSLContext:
-    """Build the server-side SSLContext of `tls`; raise WebConfigError naming the bad file."""
-    for key, file in (
-        ("cert_file", tls.cert_file),
-        ("key_file", tls.key_file),
-        ("client_ca_file", tls.client_ca_file),
-    ):
-        if file is not None:
-            try:
-                file.read_bytes()
-            except OSError as exc:
-                raise WebConfigError(
-                    f"{where}: key 'tls_server_config.{key}': cannot read {file}: "
-                    f"{exc.strerror or exc}"
-                ) from None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = tls.min_version
-    context.maximum_version = tls.max_version
-    try:
-        context.load_cert_chain(tls.cert_file, tls.key_file, password=_no_password)
-    except WebConfigError as exc:
-        raise WebConfigError(f"{where}: key 'tls_server_config.key_file': {exc}") from None
-    except ssl.SSLError as exc:
-        raise WebConfigError(
-            f"{where}: tls_server_config: cert_file {tls.cert_file} and key_file "
-            f"{tls.key_file} do not load as a certificate and its key ({exc.reason or exc})"
-        ) from None
-    context.verify_mode = _VERIFY_MODE[tls.client_auth]
-    if tls.client_ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=tls.client_ca_file)
-        except ssl.SSLError as exc:
-            raise WebConfigError(
-                f"{where}: key 'tls_server_config.client_ca_file': no CA certificate in "
-                f"{tls.client_ca_file} ({exc.reason or exc})"
-            ) from None
-    elif context.verify_mode is not ssl.CERT_NONE:
-        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # as Go: the system's CAs
-    openssl_suites = [CIPHER_SUITES[s] for s in tls.cipher_suites if CIPHER_SUITES[s]]
-    if openssl_suites:
-        try:
-            context.set_ciphers(":".join(s for s in openssl_suites if s))
-        except ssl.SSLError:
-            raise WebConfigError(
-                f"{where}: key 'tls_server_config.cipher_suites': none of them is available"
-            ) from None
-    if not tls.prefer_server_cipher_suites:
-        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    return context
-
-
-@dataclass(frozen=True)
-class WebAccess:
-    """A loaded web config, ready to serve: its SSLContext and its credentials check."""
-
-    config: WebConfig
-    context: ssl.SSLContext | None
-    auth: BasicAuth | None
-
-    def check(self, path: str, authorization: str | None) -> Verdict:
-        """Check one request for `path`; `/-/healthy` may be open (`healthy_without_auth`)."""
-        if self.auth is None or (path == "/-/healthy" and self.config.healthy_without_auth):
-            return Verdict.ALLOWED
-        return self.auth.check(authorization)
-
-
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate the web config file at `path`."""
     try:
@@ -455,11 +395,3 @@ def load_web_config(path: Path) -> WebConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise WebConfigError(f"{path}: cannot read web config file: {exc}") from None
     return parse_web_config(text, path)
-
-
-def load_web_access(path: Path) -> WebAccess:
-    """Load the file at `path` and build what serving it needs; raise WebConfigError."""
-    config = load_web_config(path)
-    context = None if config.tls is None else ssl_context(config.tls, path)
-    auth = BasicAuth(dict(config.users)) if config.users else None
-    return WebAccess(config, context, auth)
