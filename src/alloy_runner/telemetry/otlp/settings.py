@@ -13,7 +13,6 @@ import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -198,6 +197,10 @@ def exemplar_filter(env: Mapping[str, str]) -> str:
     return value
 
 
+# What opentelemetry-api itself registers under PROPAGATOR_GROUP (it is always installed).
+API_PROPAGATORS = frozenset({"tracecontext", "baggage"})
+
+
 def propagator_names(env: Mapping[str, str]) -> tuple[str, ...]:
     """Return the OTEL_PROPAGATORS names, each installed; () for none."""
     text = env.get(PROPAGATORS, "").strip() or "tracecontext,baggage"
@@ -206,6 +209,10 @@ def propagator_names(env: Mapping[str, str]) -> tuple[str, ...]:
         if len(names) > 1:
             raise ConfigError(f"{PROPAGATORS}: 'none' cannot be listed with other propagators")
         return ()
+    if set(names) <= API_PROPAGATORS:
+        return names  # no look through every installed package's entry points
+    from importlib.metadata import entry_points  # ~1 MB of imports: only when needed
+
     installed = sorted(e.name for e in entry_points(group=PROPAGATOR_GROUP))
     for name in names:
         if name not in installed:
@@ -217,6 +224,8 @@ def propagator_names(env: Mapping[str, str]) -> tuple[str, ...]:
 
 def load_propagator(names: tuple[str, ...]) -> TextMapPropagator:
     """Return one propagator doing what each of `names` does, in their order."""
+    from importlib.metadata import entry_points
+
     from opentelemetry.propagators.composite import CompositePropagator
 
     loaded = []
