@@ -124,9 +124,7 @@ def _components(
     registry: BuildRegistry,
 ) -> Components:
     telemetry = observability.telemetry
-    logs.configure(config.log_level, config.log_format, observability.log_handlers)
-    for warning in observability.warnings:
-        log.warning("%s", warning)
+    _configure_logs(config, observability)
     slots = runner_slots(config, spool, ApiTelemetry(telemetry), observability.run_ended())
     builds = BuildTelemetry(
         telemetry,
@@ -177,6 +175,13 @@ def _warnings(
     if not slots:
         warnings.append("no [[runners]] that can take jobs: this process takes no jobs")
     return tuple(warnings)
+
+
+def _configure_logs(config: Config, observability: Observability) -> None:
+    """Send the logs where config says, counted; then say what OTEL_* values are ignored."""
+    logs.configure(config.log_level, config.log_format, observability.log_handlers)
+    for warning in observability.warnings:
+        log.warning("%s", warning)
 
 
 def _load_web(path: Path | None) -> WebAccess | None:
