@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 from alloy_runner.config.address import parse_address
 from alloy_runner.machines.drivers.memory import MemoryDriver
+from alloy_runner.machines.metrics import MachineState
 from alloy_runner.machines.names import UNIQUE
-from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
+from alloy_runner.machines.pool import MachinePool, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
 from alloy_runner.telemetry.metrics.machines import (

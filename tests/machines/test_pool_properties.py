@@ -12,8 +12,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from alloy_runner.machines.metrics import MachineEvent
-from alloy_runner.machines.pool import MachinePool, MachineState
+from alloy_runner.machines.metrics import MachineEvent, MachineState
+from alloy_runner.machines.pool import MachinePool
 from tests.machines.support import Clock, CountingMetrics, make_pool
 
 

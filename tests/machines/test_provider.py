@@ -10,8 +10,8 @@ import pytest
 
 from alloy_runner.exceptions import MachineUnavailable
 from alloy_runner.machines.drivers.memory import MemoryDriver
-from alloy_runner.machines.metrics import MachineEvent
-from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
+from alloy_runner.machines.metrics import MachineEvent, MachineState
+from alloy_runner.machines.pool import MachinePool, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
 from tests.machines.support import CountingMetrics, make_pool

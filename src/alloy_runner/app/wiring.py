@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from alloy_runner.coordinator.api_metrics import ApiMetrics
     from alloy_runner.coordinator.spool.runs import PipelineRun
-    from alloy_runner.machines.pool import MachineState
+    from alloy_runner.machines.metrics import MachineState
     from alloy_runner.machines.runner_providers import MachineProviders
     from alloy_runner.telemetry.web.access import WebAccess
 

@@ -6,6 +6,16 @@ from enum import Enum
 from typing import Protocol
 
 
+class MachineState(Enum):
+    """Where a machine is in its life (`ci_docker_machines_provider{state}`)."""
+
+    ACQUIRED = "acquired"
+    CREATING = "creating"
+    IDLE = "idle"
+    REMOVING = "removing"
+    USED = "used"
+
+
 class MachineEvent(Enum):
     """The closed values of `ci_docker_machines_total{type}`."""
 

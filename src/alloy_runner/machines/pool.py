@@ -17,23 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from enum import Enum
 from typing import TYPE_CHECKING
 
-from alloy_runner.machines.metrics import MachineMetrics, NoMachineMetrics
+from alloy_runner.machines.metrics import MachineMetrics, MachineState, NoMachineMetrics
 
 if TYPE_CHECKING:
     from alloy_runner.machines.schedule import IdlePolicy
-
-
-class MachineState(Enum):
-    """Where a machine is in its life (`ci_docker_machines_provider{state}`)."""
-
-    ACQUIRED = "acquired"
-    CREATING = "creating"
-    IDLE = "idle"
-    REMOVING = "removing"
-    USED = "used"
 
 
 @dataclass

@@ -14,9 +14,9 @@ from alloy_runner.executors.machine import MachineExecutor
 from alloy_runner.machines.driver import MachineDriver
 from alloy_runner.machines.drivers.docker_machine import DockerMachineDriver
 from alloy_runner.machines.drivers.local import LocalDriver
-from alloy_runner.machines.metrics import MachineMetrics
+from alloy_runner.machines.metrics import MachineMetrics, MachineState
 from alloy_runner.machines.names import machine_template, name_factory, name_filter
-from alloy_runner.machines.pool import MachinePool, MachineState, PoolLimits
+from alloy_runner.machines.pool import MachinePool, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdleSchedule
 

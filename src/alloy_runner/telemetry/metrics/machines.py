@@ -7,8 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from alloy_runner.config.model import MACHINE_EXECUTORS
-from alloy_runner.machines.metrics import MachineEvent
-from alloy_runner.machines.pool import MachineState
+from alloy_runner.machines.metrics import MachineEvent, MachineState
 from alloy_runner.telemetry.catalog import instruments
 
 if TYPE_CHECKING:
