@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import docker.tls
-import psutil
 import requests.exceptions
 
 from alloy_runner.exceptions import ExecutorError
+from alloy_runner.executors.procfs import start_time
 
 T = TypeVar("T")
 
@@ -136,8 +136,7 @@ def _short(exc: BaseException) -> str:
 @functools.cache
 def owner() -> str:
     """Return this runner process's mark: host, pid and start time (pids are reused)."""
-    me = psutil.Process()
-    return f"{socket.gethostname()}/{me.pid}/{int(me.create_time() * 100)}"
+    return f"{socket.gethostname()}/{os.getpid()}/{int(start_time() * 100)}"
 
 
 def owner_is_dead(mark: str) -> bool:
@@ -147,11 +146,10 @@ def owner_is_dead(mark: str) -> bool:
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
-        process = psutil.Process(int(pid))
-        return str(int(process.create_time() * 100)) != started
-    except psutil.NoSuchProcess:
+        return str(int(start_time(int(pid)) * 100)) != started
+    except ProcessLookupError:
         return True
-    except psutil.Error:
+    except OSError:
         return False
 
 
