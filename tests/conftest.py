@@ -1,4 +1,4 @@
-"""Fixtures shared by every test module; the helpers behind them live in `tests.support`."""
+"""Fixtures shared by every test module: a runner process, a fake coordinator."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support import RunnerProcess, StartRunner
+from tests.support.fake_coordinator import FakeCoordinator, StartFake
 
 
 @pytest.fixture
@@ -32,3 +33,20 @@ def start_runner(tmp_path: Path) -> Iterator[StartRunner]:
     finally:
         for process in started:
             process.stop()
+
+
+@pytest.fixture
+def start_fake() -> Iterator[StartFake]:
+    """Return `start(**kwargs)`: a started FakeCoordinator on 127.0.0.1, stopped at teardown."""
+    started: list[FakeCoordinator] = []
+
+    def start(**kwargs: Any) -> FakeCoordinator:
+        fake = FakeCoordinator(**kwargs)
+        started.append(fake)
+        return fake.start()
+
+    try:
+        yield start
+    finally:
+        for fake in started:
+            fake.stop()

@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,10 @@ _ROUTES = (
     ("POST", re.compile(r"/jobs/(\d+)/artifacts"), "upload_artifacts"),
     ("GET", re.compile(r"/jobs/(\d+)/artifacts"), "download_artifacts"),
 )
+
+
+StartFake = Callable[..., "FakeCoordinator"]
+"""The `start_fake` fixture: `start(**kwargs)` returns a started FakeCoordinator."""
 
 
 @dataclass

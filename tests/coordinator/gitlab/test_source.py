@@ -20,9 +20,8 @@ from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
 from alloy_runner.coordinator.gitlab.api import Backoff
 from alloy_runner.coordinator.gitlab.source import GitlabSource
 from alloy_runner.exceptions import ArtifactsError
-from tests.coordinator.conftest import StartFake
 from tests.support import free_port
-from tests.support.fake_coordinator import FakeCoordinator
+from tests.support.fake_coordinator import FakeCoordinator, StartFake
 
 T = TypeVar("T")
 FAST = Backoff(base=0.02, cap=0.1)

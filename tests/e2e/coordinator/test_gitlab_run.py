@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 import zlib
 
-from tests.coordinator.conftest import StartFake
 from tests.support import (
     RunnerProcess,
     parse_exposition,
     sample_value,
     wait_until,
 )
-from tests.support.fake_coordinator import FakeJob
+from tests.support.fake_coordinator import FakeJob, StartFake
 
 LINE = "line %06g of a deterministic job log, the same on every run"
 

@@ -10,7 +10,7 @@ import pytest
 from alloy_runner.telemetry.catalog.instruments import CATALOG
 from alloy_runner.telemetry.catalog.reference import COMMAND, render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DOC = REPO / "docs" / "metrics.md"
 # CI keeps a copy of shared/ beside the repository.
 SPEC = REPO.parent / "shared" / "spec" / "metrics.md"

@@ -19,7 +19,7 @@ import yaml
 from tests.support.prometheus import PrometheusServer, start_prometheus
 from tests.support.runner import RunnerProcess, run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "docs" / "grafana" / "alloy-runner.json"
 RULES = [ROOT / "docs" / "prometheus" / name for name in ("alerts.yml", "recording.yml")]
 PIPELINE = ROOT / "examples" / ".alloy-ci.yml"

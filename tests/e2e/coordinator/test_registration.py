@@ -7,8 +7,8 @@ import stat
 import tomllib
 from pathlib import Path
 
-from tests.coordinator.conftest import StartFake
 from tests.support import free_port, run_cli
+from tests.support.fake_coordinator import StartFake
 
 USER_CONFIG = """\
 # alloy-runner settings, written by hand

@@ -23,7 +23,7 @@ from alloy_runner.pipeline.ci_yaml import load_pipeline
 from tests.support.http_client import free_port
 from tests.support.runner import RunnerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 COLLECTOR = ROOT / "otel-collector.yaml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -1,4 +1,4 @@
-"""`python -m alloy_runner.helper`: archiving and extracting artifacts and caches."""
+"""`python -m alloy_runner.helper` as executors run it: a real process, its exits and output."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.exceptions import HelperError, UnsafeEntryError
-from alloy_runner.helper import archive as helper
-from alloy_runner.helper.archive import archive, extract
+from tests.support.archives import make_tree, names
 
 
 def run_helper(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -28,26 +26,9 @@ def run_helper(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def make_tree(root: Path, files: dict[str, str]) -> None:
-    """Create `files` (relative path -> content) under `root`."""
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-
-
-def names(path: Path) -> set[str]:
-    """Return the entry names of a zip archive."""
-    with zipfile.ZipFile(path) as zf:
-        return set(zf.namelist())
-
-
-def symlink_entry(zf: zipfile.ZipFile, name: str, target: str) -> None:
-    """Add a unix symlink entry, as a hostile or foreign archive might."""
-    info = zipfile.ZipInfo(name)
-    info.create_system = 3
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    zf.writestr(info, target)
+def git(cwd: Path, *args: str) -> None:
+    """Run git in a test repository, with an identity of its own."""
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture
@@ -92,25 +73,6 @@ def test_round_trip_keeps_content_directories_modes_and_symlinks(project: Path, 
     assert (dest / "top").stat().st_mtime == pytest.approx((project / "top").stat().st_mtime, abs=2)
 
 
-def test_doublestar_matches_at_any_depth_and_star_stays_in_one_directory(project: Path):
-    """`**/` spans zero or more directories; `*` and `?` never cross a `/`; dotfiles match."""
-    make_tree(project, {n: "x" for n in ["a.c", "x/b.c", "x/y/c.c", "x/d.h", ".e.c", "src/f.c"]})
-    result = archive(Path("all.zip"), ["**/*.c"], root=project)
-    assert names(project / "all.zip") == {"a.c", "x/b.c", "x/y/c.c", ".e.c", "src/f.c"}
-    assert result.entries == 5
-    archive(Path("top.zip"), ["*.c", "?/*.h"], root=project)
-    assert names(project / "top.zip") == {"a.c", ".e.c", "x/d.h"}
-    archive(Path("mid.zip"), ["x/**/*.c"], root=project)
-    assert names(project / "mid.zip") == {"x/b.c", "x/y/c.c"}
-
-
-def test_directory_match_is_recursive(project: Path):
-    """A directory, named or globbed, brings its whole subtree."""
-    make_tree(project, {"build/out/app": "bin", "build/log.txt": "log", "other": "o"})
-    archive(Path("a.zip"), ["buil?"], root=project)
-    assert names(project / "a.zip") == {"build/", "build/out/", "build/out/app", "build/log.txt"}
-
-
 def test_exclude_removes_matches_and_is_not_recursive(project: Path):
     """`--exclude` drops what it matches; like GitLab it does not recurse into a matched dir."""
     make_tree(project, {"src/a.c": "", "src/a.o": "", "src/sub/b.o": "", "src/cache/x": ""})
@@ -119,11 +81,6 @@ def test_exclude_removes_matches_and_is_not_recursive(project: Path):
     assert done.returncode == 0, done.stderr
     assert names(project / "out.zip") == {"src/", "src/a.c", "src/sub/", "src/cache/x"}
     assert "src/**/*.o: excluded 2 files and directories" in done.stdout
-
-
-def git(cwd: Path, *args: str) -> None:
-    """Run git in a test repository, with an identity of its own."""
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 def test_untracked_adds_files_git_neither_tracks_nor_ignores(project: Path):
@@ -171,13 +128,6 @@ def test_paths_and_symlinks_outside_the_project_are_skipped_with_a_warning(
     assert names(project / "a.zip") == {"ok.txt"}
 
 
-def test_the_archive_does_not_contain_itself(project: Path):
-    """Archiving `.` into a file inside the project leaves out that file and its temporary."""
-    make_tree(project, {"a": "a", "out.zip": "stale"})
-    archive(Path("out.zip"), ["."], root=project)
-    assert names(project / "out.zip") == {"a"}
-
-
 @pytest.mark.parametrize("entry", ["../evil.txt", "/tmp/alloy-evil.txt", "a/../../evil.txt"])
 def test_zip_slip_entry_is_refused_before_anything_is_written(
     project: Path, tmp_path: Path, entry: str
@@ -193,32 +143,6 @@ def test_zip_slip_entry_is_refused_before_anything_is_written(
     assert not (tmp_path / "evil.txt").exists()
     assert not Path("/tmp/alloy-evil.txt").exists()
     assert list(project.iterdir()) == []
-
-
-def test_symlink_escaping_the_directory_is_refused(project: Path, tmp_path: Path):
-    """A link pointing outside, then a file through it, cannot plant a file outside."""
-    (tmp_path / "outside").mkdir()
-    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
-        symlink_entry(zf, "escape", "../outside")
-        zf.writestr("escape/planted", "x")
-    with pytest.raises(UnsafeEntryError, match="escape"):
-        extract(tmp_path / "evil.zip", root=project)
-    assert list((tmp_path / "outside").iterdir()) == []
-
-
-def test_extract_replaces_an_existing_symlink_instead_of_writing_through_it(
-    project: Path, tmp_path: Path
-):
-    """A file entry whose path is already a symlink replaces the link; its target is untouched."""
-    victim = tmp_path / "victim"
-    victim.write_text("original")
-    (project / "cache.bin").symlink_to(victim)
-    with zipfile.ZipFile(tmp_path / "c.zip", "w") as zf:
-        zf.writestr("cache.bin", "new")
-    assert extract(tmp_path / "c.zip", root=project) == 1
-    assert victim.read_text() == "original"
-    assert not (project / "cache.bin").is_symlink()
-    assert (project / "cache.bin").read_text() == "new"
 
 
 def test_missing_archive_is_a_warning_and_exit_0(project: Path):
@@ -266,27 +190,6 @@ def test_unwritable_output_exits_1_and_leaves_no_partial_file(project: Path, out
     assert done.stderr.startswith(f"ERROR: {out}: cannot write archive")
     assert sorted(p.name for p in project.iterdir()) == ["a.txt", "is-a-dir", "is-a-file"]
     assert list((project / "is-a-dir").iterdir()) == []
-
-
-def test_failure_while_writing_keeps_the_previous_archive(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-):
-    """The archive is written to OUT.tmp and renamed: a failure midway leaves the old OUT."""
-    make_tree(project, {"a": "a", "b": "b"})
-    archive(Path("out.zip"), ["a"], root=project)
-    before = (project / "out.zip").read_bytes()
-    real_write = helper._write_entry
-
-    def fail_on_b(zf: zipfile.ZipFile, path: Path, rel: str) -> None:
-        if rel == "b":
-            raise OSError(28, "No space left on device")
-        real_write(zf, path, rel)
-
-    monkeypatch.setattr(helper, "_write_entry", fail_on_b)
-    with pytest.raises(HelperError, match="No space left"):
-        archive(Path("out.zip"), ["a", "b"], root=project)
-    assert (project / "out.zip").read_bytes() == before
-    assert not (project / "out.zip.tmp").exists()
 
 
 @pytest.mark.parametrize("args", [[], ["archive"], ["extract"]])

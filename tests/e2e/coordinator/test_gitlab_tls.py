@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.coordinator.conftest import StartFake
 from tests.support import StartRunner
+from tests.support.fake_coordinator import StartFake
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

@@ -1,33 +1,14 @@
-"""Fixtures of the coordinator tests: a fake coordinator, and runners configured to use it."""
+"""Fixtures of the coordinator end-to-end tests: runners configured to use a fake coordinator."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.support import RunnerProcess, StartRunner
 from tests.support.fake_coordinator import FakeCoordinator
-
-StartFake = Callable[..., FakeCoordinator]
-
-
-@pytest.fixture
-def start_fake() -> Iterator[StartFake]:
-    """Return `start(**kwargs)`: a started FakeCoordinator on 127.0.0.1, stopped at teardown."""
-    started: list[FakeCoordinator] = []
-
-    def start(**kwargs: Any) -> FakeCoordinator:
-        fake = FakeCoordinator(**kwargs)
-        started.append(fake)
-        return fake.start()
-
-    try:
-        yield start
-    finally:
-        for fake in started:
-            fake.stop()
 
 
 def gitlab_config(

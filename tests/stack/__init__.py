@@ -1,1 +1,0 @@
-"""Tests of the deployment files: compose, collector, Prometheus rules, Grafana."""
