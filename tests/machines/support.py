@@ -1,13 +1,12 @@
-"""Helpers of the machine tests: a clock to move by hand, metrics that count, a pool to drive."""
+"""Helpers of the machine tests: a clock to move by hand and a pool to drive."""
 
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 
-from alloy_runner.machines.metrics import MachineEvent
 from alloy_runner.machines.pool import MachinePool, PoolLimits
 from alloy_runner.machines.schedule import IdlePolicy
+from tests.support.fakes import RecordingMetrics
 
 
 class Clock:
@@ -23,27 +22,6 @@ class Clock:
         self.now += seconds
 
 
-class CountingMetrics:
-    """MachineMetrics that counts each event and keeps every creation duration."""
-
-    def __init__(self) -> None:
-        self.events: Counter[MachineEvent] = Counter()
-        self.durations: list[float] = []
-
-    def machine_created(self, seconds: float) -> None:
-        self.events[MachineEvent.CREATED] += 1
-        self.durations.append(seconds)
-
-    def machine_removed(self) -> None:
-        self.events[MachineEvent.REMOVED] += 1
-
-    def machine_used(self) -> None:
-        self.events[MachineEvent.USED] += 1
-
-    def creation_failed(self) -> None:
-        self.events[MachineEvent.CREATION_FAILED] += 1
-
-
 def make_pool(
     *,
     limit: int = 0,
@@ -51,7 +29,7 @@ def make_pool(
     idle_time: float = 0.0,
     max_builds: int = 0,
     clock: Clock | None = None,
-    metrics: CountingMetrics | None = None,
+    metrics: RecordingMetrics | None = None,
 ) -> MachinePool:
     """Return a pool with names m1, m2, ... and a fixed idle policy."""
     counter = itertools.count(1)

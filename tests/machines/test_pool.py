@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alloy_runner.machines.metrics import MachineEvent, MachineState
 from alloy_runner.machines.pool import MachinePool
-from tests.machines.support import Clock, CountingMetrics, make_pool
+from tests.machines.support import Clock, make_pool
+from tests.support.fakes import RecordingMetrics
 
 
 def _create_all(pool: MachinePool) -> list[str]:
@@ -48,20 +49,20 @@ def test_a_build_takes_the_most_recently_used_idle_machine() -> None:
 
 def test_machine_moves_through_used_and_back_to_idle() -> None:
     """acquire, use, release: acquired, used (counted), then idle again."""
-    metrics = CountingMetrics()
+    metrics = RecordingMetrics()
     pool = make_pool(idle_count=1, metrics=metrics)
     (name,) = _create_all(pool)
     assert pool.acquire() == name
     pool.use(name)
     assert pool.state_of(name) is MachineState.USED
-    assert metrics.events[MachineEvent.USED] == 1
+    assert metrics.machine_events[MachineEvent.USED] == 1
     assert pool.release(name) is False
     assert pool.state_of(name) is MachineState.IDLE
 
 
 def test_max_builds_removes_the_machine_at_release() -> None:
     """With MaxBuilds = 1, a machine is removed once its build is over."""
-    metrics = CountingMetrics()
+    metrics = RecordingMetrics()
     pool = make_pool(idle_count=1, max_builds=1, metrics=metrics)
     (name,) = _create_all(pool)
     assert pool.acquire() == name
@@ -70,7 +71,7 @@ def test_max_builds_removes_the_machine_at_release() -> None:
     assert pool.state_of(name) is MachineState.REMOVING
     pool.removed(name)
     assert pool.state_of(name) is None
-    assert metrics.events[MachineEvent.REMOVED] == 1
+    assert metrics.machine_events[MachineEvent.REMOVED] == 1
 
 
 def test_extra_idle_machines_go_after_idle_time() -> None:
@@ -92,12 +93,12 @@ def test_extra_idle_machines_go_after_idle_time() -> None:
 def test_failed_creation_is_counted_and_backs_off() -> None:
     """A failed creation counts creation_failed; the next attempt waits for a doubling backoff."""
     clock = Clock()
-    metrics = CountingMetrics()
+    metrics = RecordingMetrics()
     pool = make_pool(idle_count=1, clock=clock, metrics=metrics)
     (name,) = pool.plan().create
     assert pool.creation_failed(name, leftover=False) is False
     assert pool.state_of(name) is None
-    assert metrics.events[MachineEvent.CREATION_FAILED] == 1
+    assert metrics.machine_events[MachineEvent.CREATION_FAILED] == 1
     assert pool.plan().create == ()
     clock.advance(1.0)
     (again,) = pool.plan().create
@@ -112,13 +113,13 @@ def test_failed_creation_is_counted_and_backs_off() -> None:
 
 def test_failed_creation_leftover_is_removed_without_counting_removed() -> None:
     """What a failed creation left is removed (visible as removing); it was never `created`."""
-    metrics = CountingMetrics()
+    metrics = RecordingMetrics()
     pool = make_pool(idle_count=1, metrics=metrics)
     (name,) = pool.plan().create
     assert pool.creation_failed(name, leftover=True) is True
     assert pool.state_of(name) is MachineState.REMOVING
     pool.removed(name)
-    assert metrics.events[MachineEvent.REMOVED] == 0
+    assert metrics.machine_events[MachineEvent.REMOVED] == 0
 
 
 def test_failed_removal_stays_visible_and_is_retried() -> None:

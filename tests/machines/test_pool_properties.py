@@ -14,7 +14,8 @@ from hypothesis.stateful import (
 
 from alloy_runner.machines.metrics import MachineEvent, MachineState
 from alloy_runner.machines.pool import MachinePool
-from tests.machines.support import Clock, CountingMetrics, make_pool
+from tests.machines.support import Clock, make_pool
+from tests.support.fakes import RecordingMetrics
 
 
 class PoolModel(RuleBasedStateMachine):
@@ -23,7 +24,7 @@ class PoolModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
-        self.metrics = CountingMetrics()
+        self.metrics = RecordingMetrics()
         self.pool: MachinePool = make_pool()
         self.creating: set[str] = set()  # creations the driver is working on
         self.removing: set[str] = set()  # removals the driver is working on
@@ -135,13 +136,13 @@ class PoolModel(RuleBasedStateMachine):
     @invariant()
     def counters_never_fall(self) -> None:
         for event in MachineEvent:
-            assert self.metrics.events[event] >= self.seen[event]
-            self.seen[event] = self.metrics.events[event]
+            assert self.metrics.machine_events[event] >= self.seen[event]
+            self.seen[event] = self.metrics.machine_events[event]
 
     @invariant()
     def created_minus_removed_is_what_exists(self) -> None:
         exists = sum(1 for m in self.pool.machines() if m.exists)
-        events = self.metrics.events
+        events = self.metrics.machine_events
         assert events[MachineEvent.CREATED] - events[MachineEvent.REMOVED] == exists
 
     @invariant()

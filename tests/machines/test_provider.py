@@ -14,7 +14,8 @@ from alloy_runner.machines.metrics import MachineEvent, MachineState
 from alloy_runner.machines.pool import MachinePool, PoolLimits
 from alloy_runner.machines.provider import MachineProvider
 from alloy_runner.machines.schedule import IdlePolicy
-from tests.machines.support import CountingMetrics, make_pool
+from tests.machines.support import make_pool
+from tests.support.fakes import RecordingMetrics
 
 ANY = re.compile(r"m[0-9]+")
 
@@ -114,7 +115,7 @@ def test_acquire_waits_for_a_creation() -> None:
 
 def test_acquire_fails_clearly_when_creation_keeps_failing() -> None:
     """A waiting build fails after `attempts` failed creations, with the driver's reason."""
-    metrics = CountingMetrics()
+    metrics = RecordingMetrics()
 
     async def scenario() -> str:
         driver = MemoryDriver()
@@ -137,7 +138,7 @@ def test_acquire_fails_clearly_when_creation_keeps_failing() -> None:
     message = asyncio.run(scenario())
     assert "no machine could be created (3 attempts failed" in message
     assert "creating m2 failed (as asked)" in message
-    assert metrics.events[MachineEvent.CREATION_FAILED] >= 3
+    assert metrics.machine_events[MachineEvent.CREATION_FAILED] >= 3
 
 
 def test_acquire_gives_up_after_its_timeout() -> None:

@@ -16,30 +16,23 @@ from alloy_runner.build.build import BuildResult
 from alloy_runner.build.job import Artifact, Dependency, GitInfo, Job
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.model import RunnerConfig
-from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
+from alloy_runner.coordinator.api_metrics import status_label
 from alloy_runner.coordinator.gitlab.api import Backoff
 from alloy_runner.coordinator.gitlab.source import GitlabSource
 from alloy_runner.exceptions import ArtifactsError
 from tests.support import free_port
 from tests.support.fake_coordinator import FakeCoordinator, StartFake
+from tests.support.fakes import RecordingMetrics
 
 T = TypeVar("T")
 FAST = Backoff(base=0.02, cap=0.1)
 SUCCESS = BuildResult(BuildState.SUCCESS, None, 1.0)
 
 
-class RecordingMetrics:
-    """An ApiMetrics that keeps every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-
-    def request_done(
-        self, runner: str, endpoint: Endpoint, status: int | TransportFailure, seconds: float
-    ) -> None:
-        assert seconds >= 0
-        label = status.value if isinstance(status, TransportFailure) else str(status)
-        self.calls.append((runner, endpoint.value, label))
+def labels(metrics: RecordingMetrics) -> list[tuple[str, str, str]]:
+    """Return the (runner, endpoint, status) labels of each recorded API call."""
+    assert all(c.seconds >= 0 for c in metrics.api_calls)
+    return [(c.runner, c.endpoint.value, status_label(c.status)) for c in metrics.api_calls]
 
 
 def source_for(
@@ -165,7 +158,7 @@ def test_an_unreachable_coordinator_is_retried_with_backoff_and_logged_once(
 
     with caplog.at_level(logging.WARNING, logger="alloy_runner"):
         run(main)
-    attempts = [c for c in metrics.calls if c[1] == "request_job"]
+    attempts = [c for c in labels(metrics) if c[1] == "request_job"]
     # Without backoff that is ~12 requests; with it the waits grow 0.05-0.1, 0.1-0.2, 0.2-0.4 s.
     assert 2 <= len(attempts) <= 6
     assert {c[2] for c in attempts} == {"connection_error"}
@@ -207,7 +200,7 @@ def test_final_state_and_every_log_byte_survive_errors_resets_and_stalls(
     assert fake_job.final["failure_reason"] == "script_failure"
     assert fake_job.final["exit_code"] == 3
     assert set(fake.faults_injected) == {"500", "reset", "stall", "503", "lose_reply"}
-    statuses = {c[2] for c in metrics.calls}
+    statuses = {c[2] for c in labels(metrics)}
     assert {"500", "503", "timeout", "connection_error"} <= statuses
 
 
@@ -365,9 +358,9 @@ def test_every_call_is_reported_with_its_endpoint_and_status(start_fake: StartFa
         await source.aclose()
 
     run(main)
-    assert ("gl", "request_job", "201") in metrics.calls
-    assert ("gl", "patch_trace", "202") in metrics.calls
-    assert metrics.calls[-1] == ("gl", "update_job", "200")
+    assert ("gl", "request_job", "201") in labels(metrics)
+    assert ("gl", "patch_trace", "202") in labels(metrics)
+    assert labels(metrics)[-1] == ("gl", "update_job", "200")
 
 
 def test_a_malformed_job_is_reported_failed_not_left_running(start_fake: StartFake) -> None:
