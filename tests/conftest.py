@@ -1,4 +1,4 @@
-"""Fixtures shared by every test module: a runner process, a fake coordinator."""
+"""Fixtures shared by every test: a runner process, the CLI in-process, a fake coordinator."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support import RunnerProcess, StartRunner
+from tests.support.cli import Invoke, make_invoke
 from tests.support.fake_coordinator import FakeCoordinator, StartFake
 
 
@@ -50,3 +51,14 @@ def start_fake() -> Iterator[StartFake]:
     finally:
         for fake in started:
             fake.stop()
+
+
+@pytest.fixture
+def invoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Invoke:
+    """Return `invoke(args, env=None)`: `alloy-runner ARGS` in-process, with HOME at `tmp_path`.
+
+    It returns a `Completed` (returncode, stdout, stderr); the daemon never starts.
+    """
+    return make_invoke(monkeypatch, capsys, tmp_path)

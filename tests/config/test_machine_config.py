@@ -9,7 +9,7 @@ import pytest
 from alloy_runner.config.load import parse_config
 from alloy_runner.config.model import AutoscalingConfig, MachineConfig
 from alloy_runner.exceptions import ConfigError
-from tests.support import run_cli
+from tests.support.cli import Invoke
 
 RUNNER = '[[runners]]\nname = "m"\nexecutor = "docker+machine"\nlimit = 4\n'
 MACHINE = '[runners.machine]\nMachineDriver = "virtualbox"\nMachineName = "auto-%s"\n'
@@ -62,12 +62,12 @@ def test_gitlab_keys_are_read() -> None:
     ],
 )
 def test_bad_values_exit_2_naming_the_key(
-    tmp_path: Path, extra: str, key: str, fragment: str
+    invoke: Invoke, tmp_path: Path, extra: str, key: str, fragment: str
 ) -> None:
     """`run` with a bad [runners.machine] value exits 2 with one line naming the full key."""
     path = tmp_path / "config.toml"
     path.write_text(RUNNER + MACHINE + extra)
-    done = run_cli(["run", "--config", str(path)], tmp_path)
+    done = invoke(["run", "--config", str(path)])
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
