@@ -283,3 +283,26 @@ def test_a_failing_request_is_retried(tmp_path: Path, monkeypatch: pytest.Monkey
     run(main)
     assert failures == []
     assert source.results[1].state is BuildState.SUCCESS
+
+
+def test_after_stop_taking_no_job_is_requested_and_running_builds_go_on(tmp_path: Path) -> None:
+    """`stop_taking` ends every request; a job queued afterwards stays queued, builds finish."""
+    rig = Rig(tmp_path, 2, RunnerConfig(name="a", request_concurrency=2))
+    rig.queue("a", 1)
+    source = rig.sources["a"]
+
+    async def main() -> None:
+        rig.scheduler.start()
+        await rig.until(lambda: rig.running.now["a"] == 1)
+        await rig.scheduler.stop_taking()
+        asked = source.requests
+        source.add(make_job(2))
+        await settle()
+        assert source.requests == asked
+        assert rig.scheduler.requests() == {"a": 0}
+        rig.running.release.set()
+        assert await rig.scheduler.drain(10)
+
+    run(main)
+    assert list(source.results) == [1]
+    assert [job.id for job in source.jobs] == [2]

@@ -33,6 +33,7 @@ upload_interval = 1
 tags = {{ team = "ci" }}
 """
 UPLOAD_FAILED = "profiling: upload to "
+FAILED_AGAIN = "failed again: "  # the debug line of each failure after the first
 
 
 @pytest.fixture
@@ -248,6 +249,11 @@ def test_empty_flag_turns_profiling_off(start_runner: StartRunner) -> None:
     assert "Continuous profiling is off" in runner.request("GET", "/debug/pprof/").text
 
 
+def _failed_again(runner: RunnerProcess) -> int:
+    """Return how many uploads failed after the first, as the runner logged them at debug."""
+    return sum(UPLOAD_FAILED in line and FAILED_AGAIN in line for line in runner.stderr_lines)
+
+
 def _job_passes(runner: RunnerProcess, tmp_path: Path) -> None:
     result = submit_loud(runner.home, rounds=1, stop_file=tmp_path / "never", wait=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -266,7 +272,8 @@ def test_failing_pyroscope_is_logged_once(
     once (one warning counted) however many uploads fail, and shutdown stays in its bound."""
     with PyroscopeReceiver(status=500) as failing:
         url = failing.url if fault == "http-500" else f"http://127.0.0.1:{free_port()}"
-        runner = _start(start_runner, url)
+        # At debug level each later failure logs one line: they count the failed uploads.
+        runner = _start(start_runner, url, config='log_level = "debug"\n' + CONFIG)
         stop = tmp_path / "stop"
         # An idle runner has no samples to upload: a loud job keeps the uploads coming.
         result = submit_loud(
@@ -275,16 +282,20 @@ def test_failing_pyroscope_is_logged_once(
         assert result.returncode == 0, result.stderr
         try:
             runner.wait_for_line(UPLOAD_FAILED, timeout=20)
-            if fault == "http-500":  # three more uploads fail, however slow the machine is
+            # Three more uploads fail, however slow the machine is.
+            wait_until(lambda: _failed_again(runner) >= 3, 30.0, what="three more failures")
+            if fault == "http-500":
                 wait_until(lambda: len(failing.pushes) >= 4, 30.0, what="three more pushes")
-            else:  # a refused upload leaves no trace here: time for three more to fail
-                time.sleep(3.5)
         finally:
             stop.touch()
         runner.wait_for_line(r"job \d+ \(loud\) finished: success", timeout=30)
         if fault == "http-500":
             assert len(failing.pushes) >= 4
-        warnings = [line for line in runner.stderr_lines if UPLOAD_FAILED in line]
+        warnings = [
+            line
+            for line in runner.stderr_lines
+            if UPLOAD_FAILED in line and FAILED_AGAIN not in line
+        ]
         assert len(warnings) == 1, warnings
         assert "WARNING" in warnings[0]
         assert ("HTTP 500" in warnings[0]) == (fault == "http-500")
@@ -322,7 +333,11 @@ def test_silent_pyroscope_is_logged_once(start_runner: StartRunner, tmp_path: Pa
             runner.wait_for_line(UPLOAD_FAILED, timeout=20)
         finally:
             stop.touch()
-        warnings = [line for line in runner.stderr_lines if UPLOAD_FAILED in line]
+        warnings = [
+            line
+            for line in runner.stderr_lines
+            if UPLOAD_FAILED in line and FAILED_AGAIN not in line
+        ]
         assert len(warnings) == 1
         assert "timed out" in warnings[0]
         families = runner.families()

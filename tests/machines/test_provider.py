@@ -28,6 +28,19 @@ async def _until(probe: Callable[[], object], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def count_rounds(provider: MachineProvider) -> list[int]:
+    """Count the provider's reconcile rounds; return the one-item list holding the count."""
+    rounds = [0]
+    reconcile = provider.reconcile
+
+    def counted() -> None:
+        rounds[0] += 1
+        reconcile()
+
+    provider.reconcile = counted  # type: ignore[method-assign]
+    return rounds
+
+
 class SlowDriver(MemoryDriver):
     """A memory driver that records how many calls run at once."""
 
@@ -87,9 +100,10 @@ def test_start_adopts_this_runners_machines_only() -> None:
         driver = MemoryDriver()
         driver.machines = {"m7", "m8", "other-runner-1"}
         pool = make_pool(idle_count=2)
-        provider = MachineProvider(pool, driver, name_filter=ANY)
+        provider = MachineProvider(pool, driver, name_filter=ANY, interval=0.01)
+        rounds = count_rounds(provider)
         await provider.start()
-        await asyncio.sleep(0.1)
+        await _until(lambda: rounds[0] >= 3)  # three rounds that could have created or removed
         await provider.shutdown(1.0)
         return sorted(m.name for m in pool.machines()), driver.machines
 

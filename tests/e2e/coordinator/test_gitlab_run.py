@@ -148,10 +148,14 @@ def test_a_rejected_token_is_logged_once(
 ) -> None:
     """A runner whose token the coordinator refuses stops asking, and logs it once, not per poll."""
     fake = start_fake()
-    runner = start_gitlab_runner(fake, token="glrt-revoked-token-0123")
+    # A second runner with a good token polls every check_interval (0.2 s): its requests
+    # count the rounds in which the rejected one would have asked again.
+    witness = f'[[runners]]\nname = "ok"\nurl = "{fake.url}"\ntoken = "{fake.runner_token}"\n'
+    runner = start_gitlab_runner(fake, token="glrt-revoked-token-0123", extra=witness)
     runner.wait_for_line("rejected the runner's token", timeout=10)
-    time.sleep(1.5)  # check_interval is 0.2 s: seven more polls if it kept asking
-    assert fake.count("request_job") == 1
+    polled = fake.count("request_job", "204")
+    wait_until(lambda: fake.count("request_job", "204") >= polled + 7, 20, what="seven polls")
+    assert fake.count("request_job", "403") == 1
     assert sum("rejected" in line for line in runner.stderr_lines) == 1
     assert "glrt-revoked-token-0123" not in runner.stderr_text
 

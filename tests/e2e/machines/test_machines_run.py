@@ -10,7 +10,6 @@ import json
 import re
 import signal
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -290,7 +289,8 @@ def test_restart_adopts_the_machines_it_made(
     second = start_runner(config(idle_count=2), env=fake_env)
     assert states(second)["idle"] == 2
     second.wait_for_line("adopted 2 existing machine", timeout=10)
-    time.sleep(1.5)  # a reconcile round or two, which must create nothing
+    # That later reconcile rounds create nothing is proven over counted rounds in-process
+    # (tests/machines/test_provider.py); here the adoption itself is checked.
     assert counters(second)["created"] == 0
     assert machine_names(fake_state) == before
 
