@@ -39,7 +39,9 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def test_round_trip_keeps_content_directories_modes_and_symlinks(project: Path, tmp_path: Path):
+def test_round_trip_keeps_content_directories_modes_and_symlinks(
+    project: Path, tmp_path: Path
+) -> None:
     """archive then extract reproduces content, empty dirs, executable bits and symlinks."""
     make_tree(project, {"bin/run.sh": "#!/bin/sh\necho hi\n", "lib/a/b.txt": "deep", "top": "t"})
     (project / "bin/run.sh").chmod(0o755)
@@ -73,7 +75,7 @@ def test_round_trip_keeps_content_directories_modes_and_symlinks(project: Path, 
     assert (dest / "top").stat().st_mtime == pytest.approx((project / "top").stat().st_mtime, abs=2)
 
 
-def test_exclude_removes_matches_and_is_not_recursive(project: Path):
+def test_exclude_removes_matches_and_is_not_recursive(project: Path) -> None:
     """`--exclude` drops what it matches; like GitLab it does not recurse into a matched dir."""
     make_tree(project, {"src/a.c": "", "src/a.o": "", "src/sub/b.o": "", "src/cache/x": ""})
     args = ["--path=src", "--exclude=src/**/*.o", "--exclude=src/cache"]
@@ -83,7 +85,7 @@ def test_exclude_removes_matches_and_is_not_recursive(project: Path):
     assert "src/**/*.o: excluded 2 files and directories" in done.stdout
 
 
-def test_untracked_adds_files_git_neither_tracks_nor_ignores(project: Path):
+def test_untracked_adds_files_git_neither_tracks_nor_ignores(project: Path) -> None:
     """`--untracked` archives `git ls-files --others --exclude-standard`, not tracked or ignored."""
     git(project, "init", "-q")
     git(project, "config", "user.name", "Test")
@@ -98,7 +100,7 @@ def test_untracked_adds_files_git_neither_tracks_nor_ignores(project: Path):
     assert names(project / "out.zip") == {"new.txt", "dir/new2.txt"}
 
 
-def test_untracked_outside_a_git_work_tree_is_ignored_with_a_message(project: Path):
+def test_untracked_outside_a_git_work_tree_is_ignored_with_a_message(project: Path) -> None:
     """Without a git work tree `--untracked` adds nothing and says why; other paths still count."""
     make_tree(project, {"a.txt": "a"})
     done = run_helper(project, "archive", "--file", "out.zip", "--untracked", "--path", "a.txt")
@@ -109,7 +111,7 @@ def test_untracked_outside_a_git_work_tree_is_ignored_with_a_message(project: Pa
 
 def test_paths_and_symlinks_outside_the_project_are_skipped_with_a_warning(
     project: Path, tmp_path: Path
-):
+) -> None:
     """`..`, absolute outside paths, links out and paths through links out: a warning each."""
     outside = tmp_path / "outside"
     make_tree(outside, {"secret": "s"})
@@ -131,7 +133,7 @@ def test_paths_and_symlinks_outside_the_project_are_skipped_with_a_warning(
 @pytest.mark.parametrize("entry", ["../evil.txt", "/tmp/alloy-evil.txt", "a/../../evil.txt"])
 def test_zip_slip_entry_is_refused_before_anything_is_written(
     project: Path, tmp_path: Path, entry: str
-):
+) -> None:
     """An entry with an absolute path or `..` exits 1 with one line; nothing is extracted."""
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("first.txt", "harmless")
@@ -145,21 +147,21 @@ def test_zip_slip_entry_is_refused_before_anything_is_written(
     assert list(project.iterdir()) == []
 
 
-def test_missing_archive_is_a_warning_and_exit_0(project: Path):
+def test_missing_archive_is_a_warning_and_exit_0(project: Path) -> None:
     """A cache that does not exist yet is not an error: one warning, exit 0."""
     done = run_helper(project, "extract", "--file", "cache.zip")
     assert done.returncode == 0
     assert done.stdout.strip() == "WARNING: cache.zip: archive not found"
 
 
-def test_missing_archive_with_required_exits_1(project: Path):
+def test_missing_archive_with_required_exits_1(project: Path) -> None:
     """With `--required` a missing archive exits 1 with one line on stderr."""
     done = run_helper(project, "extract", "--file", "cache.zip", "--required")
     assert done.returncode == 1
     assert done.stderr.strip() == "ERROR: cache.zip: archive not found"
 
 
-def test_corrupt_archive_exits_1(project: Path):
+def test_corrupt_archive_exits_1(project: Path) -> None:
     """A file that is not a zip archive exits 1 with one line on stderr."""
     (project / "cache.zip").write_text("not a zip")
     done = run_helper(project, "extract", "--file", "cache.zip")
@@ -168,7 +170,7 @@ def test_corrupt_archive_exits_1(project: Path):
     assert len(done.stderr.splitlines()) == 1
 
 
-def test_nothing_matched_warns_exits_0_and_writes_no_file(project: Path):
+def test_nothing_matched_warns_exits_0_and_writes_no_file(project: Path) -> None:
     """No match is a warning per pattern and overall, exit 0, and no archive."""
     done = run_helper(project, "archive", "--file", "out.zip", "--path", "missing/**/*.txt")
     assert done.returncode == 0
@@ -180,7 +182,7 @@ def test_nothing_matched_warns_exits_0_and_writes_no_file(project: Path):
 
 
 @pytest.mark.parametrize("out", ["is-a-dir", "is-a-file/out.zip", "no-such-dir/out.zip"])
-def test_unwritable_output_exits_1_and_leaves_no_partial_file(project: Path, out: str):
+def test_unwritable_output_exits_1_and_leaves_no_partial_file(project: Path, out: str) -> None:
     """An unwritable OUT exits 1 with one stderr line; no OUT or OUT.tmp is left behind."""
     make_tree(project, {"a.txt": "a", "is-a-file": "f"})
     (project / "is-a-dir").mkdir()
@@ -193,14 +195,14 @@ def test_unwritable_output_exits_1_and_leaves_no_partial_file(project: Path, out
 
 
 @pytest.mark.parametrize("args", [[], ["archive"], ["extract"]])
-def test_help_works_for_each_command(project: Path, args: list[str]):
+def test_help_works_for_each_command(project: Path, args: list[str]) -> None:
     """`--help` prints usage and exits 0 for the helper and each subcommand."""
     done = run_helper(project, *args, "--help")
     assert done.returncode == 0
     assert done.stdout.startswith("usage: python -m alloy_runner.helper")
 
 
-def test_help_imports_no_opentelemetry_nor_heavy_modules(project: Path):
+def test_help_imports_no_opentelemetry_nor_heavy_modules(project: Path) -> None:
     """The helper starts fast: `-X importtime` shows no opentelemetry, prometheus or click."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "alloy_runner.helper", "--help"],

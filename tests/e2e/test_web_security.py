@@ -18,8 +18,14 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from tests.conftest import StartRunner
-from tests.support import RunnerProcess, http_request, run_cli, start_prometheus, wait_until
+from tests.support import (
+    RunnerProcess,
+    StartRunner,
+    http_request,
+    run_cli,
+    start_prometheus,
+    wait_until,
+)
 from tests.support.tls import (
     CertPair,
     basic_auth,

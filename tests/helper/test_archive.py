@@ -30,7 +30,7 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def test_doublestar_matches_at_any_depth_and_star_stays_in_one_directory(project: Path):
+def test_doublestar_matches_at_any_depth_and_star_stays_in_one_directory(project: Path) -> None:
     """`**/` spans zero or more directories; `*` and `?` never cross a `/`; dotfiles match."""
     make_tree(project, {n: "x" for n in ["a.c", "x/b.c", "x/y/c.c", "x/d.h", ".e.c", "src/f.c"]})
     result = archive(Path("all.zip"), ["**/*.c"], root=project)
@@ -42,21 +42,21 @@ def test_doublestar_matches_at_any_depth_and_star_stays_in_one_directory(project
     assert names(project / "mid.zip") == {"x/b.c", "x/y/c.c"}
 
 
-def test_directory_match_is_recursive(project: Path):
+def test_directory_match_is_recursive(project: Path) -> None:
     """A directory, named or globbed, brings its whole subtree."""
     make_tree(project, {"build/out/app": "bin", "build/log.txt": "log", "other": "o"})
     archive(Path("a.zip"), ["buil?"], root=project)
     assert names(project / "a.zip") == {"build/", "build/out/", "build/out/app", "build/log.txt"}
 
 
-def test_the_archive_does_not_contain_itself(project: Path):
+def test_the_archive_does_not_contain_itself(project: Path) -> None:
     """Archiving `.` into a file inside the project leaves out that file and its temporary."""
     make_tree(project, {"a": "a", "out.zip": "stale"})
     archive(Path("out.zip"), ["."], root=project)
     assert names(project / "out.zip") == {"a"}
 
 
-def test_symlink_escaping_the_directory_is_refused(project: Path, tmp_path: Path):
+def test_symlink_escaping_the_directory_is_refused(project: Path, tmp_path: Path) -> None:
     """A link pointing outside, then a file through it, cannot plant a file outside."""
     (tmp_path / "outside").mkdir()
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
@@ -69,7 +69,7 @@ def test_symlink_escaping_the_directory_is_refused(project: Path, tmp_path: Path
 
 def test_extract_replaces_an_existing_symlink_instead_of_writing_through_it(
     project: Path, tmp_path: Path
-):
+) -> None:
     """A file entry whose path is already a symlink replaces the link; its target is untouched."""
     victim = tmp_path / "victim"
     victim.write_text("original")
@@ -84,7 +84,7 @@ def test_extract_replaces_an_existing_symlink_instead_of_writing_through_it(
 
 def test_failure_while_writing_keeps_the_previous_archive(
     project: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     """The archive is written to OUT.tmp and renamed: a failure midway leaves the old OUT."""
     make_tree(project, {"a": "a", "b": "b"})
     archive(Path("out.zip"), ["a"], root=project)

@@ -179,10 +179,10 @@ def test_snapshot_is_safe_from_another_thread() -> None:
         for _ in range(20):
             for name in pool.plan().create:
                 pool.created(name)
-            while (name := pool.acquire()) is not None:
-                pool.use(name)
-                pool.release(name, broken=True)
-                pool.removed(name)
+            while (taken := pool.acquire()) is not None:
+                pool.use(taken)
+                pool.release(taken, broken=True)
+                pool.removed(taken)
     finally:
         stop.set()
         reader.join()

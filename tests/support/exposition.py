@@ -30,7 +30,8 @@ def parse_exposition(text: str) -> dict[str, Metric]:
 def parse_openmetrics(text: str) -> dict[str, Metric]:
     """Parse the OpenMetrics format (which must end with `# EOF`) into families by name."""
     families: dict[str, Metric] = {}
-    for family in openmetrics_families(text):
+    # prometheus_client's OpenMetrics parser has no annotations.
+    for family in openmetrics_families(text):  # type: ignore[no-untyped-call]
         assert family.name not in families, f"family {family.name} appears twice"
         families[family.name] = family
     return families

@@ -23,10 +23,13 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.support.loopback import LoopbackHTTPServer, QuietHandler
 from tests.support.polling import wait_notified
+
+if TYPE_CHECKING:
+    from tests.support.runner import RunnerProcess
 
 API = "/api/v4"
 FINAL = ("success", "failed", "canceled")
@@ -46,6 +49,9 @@ _ROUTES = (
 
 StartFake = Callable[..., "FakeCoordinator"]
 """The `start_fake` fixture: `start(**kwargs)` returns a started FakeCoordinator."""
+
+StartGitlabRunner = Callable[..., "RunnerProcess"]
+"""The `start_gitlab_runner` fixture: `start(fake, **config)` returns a runner using `fake`."""
 
 
 @dataclass

@@ -309,7 +309,7 @@ RECORD_PGID = 'echo $$ > "$OUT/pgid-$CI_JOB_ID"'  # the script's bash leads its 
 BLOCK = '"$WAIT_FOR" "$OUT/release" "$OUT/release-$CI_JOB_ID"'
 
 
-def pipeline(stages: Sequence[str] | None = None, **jobs: Mapping[str, Any]) -> str:
+def pipeline(stages: Sequence[str] | None = None, **jobs: Any) -> str:
     """Return a `.alloy-ci.yml` with `stages` (when given) and the jobs, in that order."""
     data: dict[str, Any] = {} if stages is None else {"stages": list(stages)}
     data.update(jobs)

@@ -95,7 +95,7 @@ class ReceivedStore:
 
     def spans(self) -> list[tuple[dict[str, Any], Span]]:
         """Return every span received, with its resource's attributes."""
-        out = []
+        out: list[tuple[dict[str, Any], Span]] = []
         for received in self.trace_requests():
             for resource_spans in received.message.resource_spans:
                 resource = attributes(resource_spans.resource.attributes)

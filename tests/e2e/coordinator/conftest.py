@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.support import RunnerProcess, StartRunner
-from tests.support.fake_coordinator import FakeCoordinator
+from tests.support.fake_coordinator import FakeCoordinator, StartGitlabRunner
 
 
 def gitlab_config(
@@ -26,7 +25,7 @@ def gitlab_config(
 
 
 @pytest.fixture
-def start_gitlab_runner(start_runner: StartRunner) -> Callable[..., RunnerProcess]:
+def start_gitlab_runner(start_runner: StartRunner) -> StartGitlabRunner:
     """Return `start(fake, **config_kwargs)`: a real `alloy-runner run` using `fake`."""
 
     def start(fake: FakeCoordinator, **kwargs: Any) -> RunnerProcess:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import zlib
 
+from prometheus_client.metrics_core import Metric
+
 from tests.support import (
-    RunnerProcess,
     parse_exposition,
     sample_value,
     wait_until,
 )
-from tests.support.fake_coordinator import FakeJob, StartFake
+from tests.support.fake_coordinator import FakeJob, StartFake, StartGitlabRunner
 
 LINE = "line %06g of a deterministic job log, the same on every run"
 
@@ -42,7 +43,7 @@ def assert_whole(job: FakeJob, expected: bytes) -> None:
 
 
 def test_jobs_run_and_their_trace_arrives_byte_for_byte(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """Every job runs once to success, and the coordinator holds exactly the log it printed."""
     fake = start_fake(long_poll=5.0, trace_interval=1)
@@ -60,7 +61,7 @@ def test_jobs_run_and_their_trace_arrives_byte_for_byte(
 
 
 def test_artifacts_are_uploaded_and_a_later_job_downloads_them(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """A job's artifacts reach the coordinator, and a dependent job gets them back."""
     fake = start_fake(long_poll=5.0)
@@ -80,7 +81,7 @@ def test_artifacts_are_uploaded_and_a_later_job_downloads_them(
 
 
 def test_an_archive_the_coordinator_refuses_fails_the_job(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """A 413 on the artifacts upload fails the job as a system failure, with the reason logged."""
     fake = start_fake(long_poll=5.0, max_artifact_size=10)
@@ -94,7 +95,7 @@ def test_an_archive_the_coordinator_refuses_fails_the_job(
 
 
 def test_a_cancel_on_the_coordinator_stops_the_build(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """`Job-Status: canceling` stops the running build, and the job ends canceled."""
     fake = start_fake(long_poll=5.0, trace_interval=0.5)
@@ -113,7 +114,7 @@ def test_a_cancel_on_the_coordinator_stops_the_build(
 
 
 def test_a_coordinator_outage_loses_no_job_byte_or_result(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """500s, stalls, resets and lost replies for a while: every job runs once, nothing is lost."""
     fake = start_fake(long_poll=2.0, trace_interval=0.5)
@@ -144,7 +145,7 @@ def test_a_coordinator_outage_loses_no_job_byte_or_result(
 
 
 def test_a_rejected_token_is_logged_once(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """A runner whose token the coordinator refuses stops asking, and logs it once, not per poll."""
     fake = start_fake()
@@ -161,7 +162,7 @@ def test_a_rejected_token_is_logged_once(
 
 
 def test_api_calls_and_queue_time_are_exposed_as_metrics(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess]
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
     """API calls are counted by endpoint and status, timed, and the job's queue time observed."""
     fake = start_fake(long_poll=5.0)
@@ -169,7 +170,7 @@ def test_api_calls_and_queue_time_are_exposed_as_metrics(
     job = fake.add_job("quick", ["echo hi"])
     fake.wait_done([job], timeout=30)
 
-    def families() -> dict[str, object] | None:
+    def families() -> dict[str, Metric] | None:
         found = parse_exposition(runner.scrape()[1])
         counted = sample_value(
             found,
@@ -180,19 +181,19 @@ def test_api_calls_and_queue_time_are_exposed_as_metrics(
 
     found = wait_until(families, 10, what="the final update counted")
     labels = {"runner": "gl", "endpoint": "request_job", "status": "201"}
-    assert sample_value(found, "ci_runner_api_request_statuses_total", labels) == 1  # type: ignore[arg-type]
+    assert sample_value(found, "ci_runner_api_request_statuses_total", labels) == 1
     count = sample_value(
         found,
-        "ci_runner_api_request_duration_seconds_count",  # type: ignore[arg-type]
+        "ci_runner_api_request_duration_seconds_count",
         {"runner": "gl", "endpoint": "patch_trace"},
     )
     assert count is not None and count >= 1
-    queued = sample_value(found, "ci_runner_job_queue_duration_seconds_count", {"runner": "gl"})  # type: ignore[arg-type]
+    queued = sample_value(found, "ci_runner_job_queue_duration_seconds_count", {"runner": "gl"})
     assert queued == 1
 
 
 def test_tokens_and_masked_values_stay_out_of_logs_metrics_and_debug_pages(
-    start_fake: StartFake, start_gitlab_runner: type[RunnerProcess], tmp_path: object
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner, tmp_path: object
 ) -> None:
     """The runner token, job tokens and masked variables appear in no log, metric or /debug page."""
     fake = start_fake(long_poll=5.0, trace_interval=0.5)

@@ -18,7 +18,7 @@ SCRAPES = 5
 
 def _blocked_jobs(rig: JobsRig, count: int) -> list[int]:
     jobs = {f"held-{n}": {"script": [STARTED, BLOCK]} for n in range(count)}
-    return rig.submit(rig.project("held", pipeline(**jobs))).ids
+    return rig.submit(rig.project("held", pipeline(None, **jobs))).ids
 
 
 def test_running_builds_are_exact_at_every_scrape_and_counted_when_they_end(

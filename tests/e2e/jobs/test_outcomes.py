@@ -68,7 +68,10 @@ def test_job_past_its_timeout_is_timedout_and_its_process_group_is_killed(shared
     child_file = rig.out / f"child-{job}"
     child = int(
         wait_until(
-            lambda: child_file.exists() and child_file.read_text().strip(), 10, 0.05, "the child"
+            lambda: child_file.read_text().strip() if child_file.exists() else None,
+            10,
+            0.05,
+            "the child",
         )
     )
     wait_until(lambda: pgrep(marker) == [child], 5, 0.05, "the marked child running")

@@ -25,7 +25,7 @@ def test_fifty_jobs_add_no_series_beyond_the_closed_label_sets(rig: JobsRig) -> 
     """After 50 jobs through the real process every family stays within its closed sets."""
     runner = rig.runner(rig.config(concurrent=4))
     jobs = {f"j{n:04d}": {"script": ["true"]} for n in range(JOBS)}
-    project = rig.project("fifty", pipeline(**jobs))
+    project = rig.project("fifty", pipeline(None, **jobs))
     runners = {rig.runner_name}
     before = check_series(parse_exposition(runner.scrape()[1]), runners)
 

@@ -29,7 +29,7 @@ def test_two_runners_on_one_spool_run_every_job_exactly_once(rig: JobsRig) -> No
     ]
     assert runners[0].port != runners[1].port
     jobs = {f"job-{n:02d}": {"script": ["sleep 0.05", RECORD_RUN]} for n in range(30)}
-    submitted = rig.submit(rig.project("many", pipeline(**jobs)))
+    submitted = rig.submit(rig.project("many", pipeline(None, **jobs)))
     results = rig.wait_results(submitted.ids, timeout=60)
 
     assert {r["status"] for r in results.values()} == {"success"}

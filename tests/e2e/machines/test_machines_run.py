@@ -218,13 +218,12 @@ def test_max_builds_one_gives_each_job_a_fresh_local_machine(
     assert result(runner, second).status == "success"
     ran_on = {machine_of(trace(runner, first)), machine_of(trace(runner, second))}
     assert len(ran_on) == 2, "each job ran on a machine of its own"
-    final = wait_until(
-        lambda: (
-            (c := counters(runner, SSH))["removed"] == 2 and states(runner, SSH)["idle"] == 1 and c
-        ),
-        15,
-        what="both used machines removed, one idle",
-    )
+
+    def settled() -> dict[str, float] | None:
+        counted = counters(runner, SSH)
+        return counted if counted["removed"] == 2 and states(runner, SSH)["idle"] == 1 else None
+
+    final = wait_until(settled, 15, what="both used machines removed, one idle")
     assert final["used"] == 2
     left = sorted(p.name for p in root.iterdir())
     assert final["created"] - final["removed"] == len(left) == 1

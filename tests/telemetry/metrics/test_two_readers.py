@@ -17,15 +17,16 @@ GENERATION = {"generation": "2"}
 
 def otlp_gc_count(data: MetricsData | None) -> int:
     assert data is not None
-    return sum(
-        point.count  # type: ignore[union-attr]
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == instruments.GC_DURATION.name
-        for point in metric.data.data_points
-        if dict(point.attributes or {}) == GENERATION
-    )
+    total = 0
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != instruments.GC_DURATION.name:
+                    continue
+                for point in metric.data.data_points:
+                    if dict(point.attributes or {}) == GENERATION:
+                        total += point.count  # type: ignore[union-attr]
+    return total
 
 
 def test_a_timed_collection_is_recorded_once_for_each_reader() -> None:

@@ -178,7 +178,12 @@ def test_stuck_agent_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> No
 def test_relay_forwards_the_agents_last_profile_at_shutdown() -> None:
     """The profile the agent sends while it shuts down is forwarded within the deadline."""
     sent: list[Upload] = []
-    relay = ProfileRelay("http://127.0.0.1:9", send=lambda u, _t: sent.append(u) or Outcome(200))
+
+    def send(upload: Upload, _timeout: float) -> Outcome:
+        sent.append(upload)
+        return Outcome(200)
+
+    relay = ProfileRelay("http://127.0.0.1:9", send=send)
 
     class FlushingAgent(FakeAgent):
         def shutdown(self) -> object:

@@ -50,7 +50,8 @@ def threads() -> Iterator[threading.Event]:
 
 
 def _decode(body: bytes) -> profile_pb2.Profile:
-    return profile_pb2.Profile.FromString(gzip.decompress(body))
+    profile: profile_pb2.Profile = profile_pb2.Profile.FromString(gzip.decompress(body))
+    return profile
 
 
 def test_cpu_profile_shows_busy_not_idle_threads(
