@@ -57,7 +57,7 @@ class JobLog:
         if self.closed or self.truncated or not data:
             return
         text = self.mask(self._pending + data)
-        cut = len(text) - self._hold if self._hold else len(text)
+        cut = max(len(text) - self._hold, 0)
         self._pending = text[cut:]
         self._emit(text[:cut])
 
