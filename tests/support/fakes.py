@@ -460,3 +460,17 @@ class FakeJobSource:
     async def finish(self, job: Job, result: BuildResult) -> None:
         self.results[job.id] = result
         self.changes.notify()
+
+
+if TYPE_CHECKING:  # mypy checks that each fake is what it stands for
+    from alloy_runner.build.ports import BuildMetrics
+    from alloy_runner.coordinator.api_metrics import ApiMetrics
+    from alloy_runner.coordinator.base import JobSource
+    from alloy_runner.executors.base import Executor
+    from alloy_runner.machines.metrics import MachineMetrics
+
+    _BUILD: BuildMetrics = RecordingMetrics()
+    _MACHINE: MachineMetrics = RecordingMetrics()
+    _API: ApiMetrics = RecordingMetrics()
+    _EXECUTOR: Executor = FakeExecutor()
+    _SOURCE: JobSource = FakeJobSource()
