@@ -59,6 +59,6 @@ def invoke(
 ) -> Invoke:
     """Return `invoke(args, env=None)`: `alloy-runner ARGS` in-process, with HOME at `tmp_path`.
 
-    It returns a `Completed` (returncode, stdout, stderr); the daemon never starts.
+    It returns a `Ran` (status, stdout, stderr); the daemon never starts.
     """
     return make_invoke(monkeypatch, capsys, tmp_path)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from alloy_runner import __version__
-from tests.support.cli import Completed, Invoke
+from tests.support.cli import Invoke, Ran, assert_one_error_line
 
 EXIT_USAGE = 2
 
@@ -26,7 +26,7 @@ def _run(
     config: str | None,
     *args: str,
     env: Mapping[str, str | None] | None = None,
-) -> Completed:
+) -> Ran:
     """Run `alloy-runner run` with `config` as config.toml (None: no --config) and `args`."""
     command = ["run"]
     if config is not None:
@@ -36,16 +36,9 @@ def _run(
     return invoke([*command, *args], env=env)
 
 
-def _assert_one_line_error(result: Completed, *fragments: str) -> None:
+def _assert_one_line_error(result: Ran, *fragments: str) -> None:
     """Assert exit status 2 and exactly one stderr line, an error containing every fragment."""
-    assert result.returncode == EXIT_USAGE, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    (line,) = lines
-    assert line.startswith("alloy-runner: error: ")
-    for fragment in fragments:
-        assert fragment in line
+    assert_one_error_line(result, EXIT_USAGE, *fragments)
 
 
 BAD_CONFIGS = [
@@ -164,7 +157,7 @@ def test_bad_env_wins_over_good_file(invoke: Invoke, tmp_path: Path) -> None:
 def test_version(invoke: Invoke, tmp_path: Path) -> None:
     """`alloy-runner --version` prints the build banner on stdout and exits 0."""
     result = invoke(["--version"])
-    assert result.returncode == 0, result.stderr
+    assert result.status == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     assert [line.split(":", 1)[0] for line in lines] == [

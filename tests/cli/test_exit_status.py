@@ -15,8 +15,8 @@ import pytest
 import alloy_runner
 from alloy_runner import exceptions
 from alloy_runner.exceptions import EXIT_FAILURE, EXIT_USAGE, AlloyRunnerError
-from tests.cli.support import assert_one_error_line, run_main
 from tests.support import free_port
+from tests.support.cli import assert_one_error_line, run_main
 from tests.support.fake_coordinator import FakeCoordinator
 
 SRC = Path(alloy_runner.__file__).parent

@@ -17,7 +17,7 @@ import pytest
 from alloy_runner.build.states import FailureReason
 from alloy_runner.coordinator.spool.records import SpoolStatus
 from alloy_runner.coordinator.spool.store import Spool
-from tests.cli.support import assert_one_error_line, run_main
+from tests.support.cli import assert_one_error_line, run_main
 
 PIPELINE = """\
 stages: [build, test]

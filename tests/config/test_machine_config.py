@@ -68,7 +68,7 @@ def test_bad_values_exit_2_naming_the_key(
     path = tmp_path / "config.toml"
     path.write_text(RUNNER + MACHINE + extra)
     done = invoke(["run", "--config", str(path)])
-    assert done.returncode == 2, done.stderr
+    assert done.status == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert f"key '{key}'" in lines[0] and fragment in lines[0]

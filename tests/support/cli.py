@@ -1,10 +1,12 @@
 """`alloy-runner ARGS` in this process, through `alloy_runner.cli.main(argv)`.
 
-The environment and working directory are those `run_cli` gives the real
-executable (HOME in a temporary directory, no inherited runner settings), set
-with monkeypatch; stdout and stderr are read with capsys. The daemon itself
-must never start here: `alloy_runner.app.daemon.run` is replaced by a stub
-that fails the test, so input that validates cannot hang it.
+- `run_main(capsys, *argv)`: run the command, return a `Ran` (exit status, stdout, stderr).
+- `make_invoke(...)` (the `invoke` fixture): the same, hermetic the way `run_cli` is
+  for the real executable. HOME and the working directory are a temporary
+  directory, and no inherited runner settings are in the environment. The
+  daemon never starts: `alloy_runner.app.daemon.run` is replaced by a stub that
+  fails the test, so input that validates cannot hang it.
+- `assert_one_error_line(ran, status, *fragments)`: the CLI's error contract.
 """
 
 from __future__ import annotations
@@ -21,15 +23,43 @@ from tests.support.runner import runner_env
 
 
 @dataclass(frozen=True)
-class Completed:
-    """What `main(argv)` did: its exit status and what it wrote (as subprocess.CompletedProcess)."""
+class Ran:
+    """What one in-process `alloy-runner` command did."""
 
-    returncode: int
+    status: int
     stdout: str
     stderr: str
 
+    @property
+    def error_lines(self) -> list[str]:
+        return self.stderr.splitlines()
 
-Invoke = Callable[..., Completed]
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> Ran:
+    """Run `alloy-runner ARGV` through `main`; a return without SystemExit is status 0."""
+    capsys.readouterr()  # what earlier steps printed is not this command's
+    try:
+        main(list(argv))
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return Ran(status, out, err)
+
+
+def assert_one_error_line(ran: Ran, status: int, *fragments: str) -> str:
+    """Assert exit `status`, no traceback, one `alloy-runner: error:` line with `fragments`."""
+    assert ran.status == status, ran
+    assert "Traceback" not in ran.stderr
+    assert len(ran.error_lines) == 1, ran.stderr
+    (line,) = ran.error_lines
+    assert line.startswith("alloy-runner: error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+Invoke = Callable[..., Ran]
 
 
 def _daemon_must_not_start(*args: object, **kwargs: object) -> None:
@@ -42,7 +72,7 @@ def make_invoke(
     """Return `invoke(args, env=None)`: run `main(args)` hermetically in `home`."""
     monkeypatch.setattr("alloy_runner.app.daemon.run", _daemon_must_not_start)
 
-    def invoke(args: Sequence[str], env: Mapping[str, str | None] | None = None) -> Completed:
+    def invoke(args: Sequence[str], env: Mapping[str, str | None] | None = None) -> Ran:
         with monkeypatch.context() as patch:
             wanted = runner_env(home, env)
             for key in list(os.environ):
@@ -51,13 +81,6 @@ def make_invoke(
             for key, value in wanted.items():
                 patch.setenv(key, value)
             patch.chdir(home)
-            capsys.readouterr()
-            try:
-                main(list(args))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            out, err = capsys.readouterr()
-        return Completed(code, out, err)
+            return run_main(capsys, *args)
 
     return invoke
