@@ -93,7 +93,7 @@ class Rig:
 
 def replace_dirs(config: RunnerConfig, tmp_path: Path) -> RunnerConfig:
     """Return `config` with its builds and cache directories under `tmp_path`."""
-    return replace(config, builds_dir=str(tmp_path / "builds"), cache_dir=str(tmp_path / "cache"))
+    return replace(config, builds_dir=tmp_path / "builds", cache_dir=tmp_path / "cache")
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:

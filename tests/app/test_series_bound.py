@@ -76,8 +76,8 @@ def process(tmp_path: Path) -> Iterator[Process]:
             r.name,
             limit=r.limit,
             request_concurrency=r.request_concurrency,
-            builds_dir=str(tmp_path / "builds"),
-            cache_dir=str(tmp_path / "cache"),
+            builds_dir=tmp_path / "builds",
+            cache_dir=tmp_path / "cache",
         )
         for r in RUNNERS
     ]

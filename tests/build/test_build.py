@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from alloy_runner.build.build import AFTER_SCRIPT_TIMEOUT, Build, BuildPaths, BuildResult
-from alloy_runner.build.job import Artifact, Cache, Dependency, GitInfo, Job, Variable
+from alloy_runner.build.job import (
+    Artifact,
+    ArtifactWhen,
+    Cache,
+    CachePolicy,
+    Dependency,
+    GitInfo,
+    Job,
+    Variable,
+)
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.config.model import RunnerConfig
 from alloy_runner.executors.base import Outcome, ScriptResult
@@ -207,7 +216,7 @@ def test_a_cache_that_cannot_be_extracted_is_only_a_warning(tmp_path: Path) -> N
 
 def test_a_pull_only_cache_is_restored_and_never_archived(tmp_path: Path) -> None:
     """`policy: pull` restores the cache before the script and archives nothing after it."""
-    job = make_job(cache=(Cache(key="k", paths=("vendor",), policy="pull"),))
+    job = make_job(cache=(Cache(key="k", paths=("vendor",), policy=CachePolicy.PULL),))
     rig = Rig(tmp_path, job)
     rig.run()
     assert rig.executor.stages() == [S.RESTORE_CACHE, S.BUILD_SCRIPT]
@@ -242,7 +251,9 @@ def test_a_forceful_shutdown_ends_the_job_terminated_without_after_script(
     tmp_path: Path,
 ) -> None:
     """`cancel(TERMINATED)` ends the job as runner_interrupted; after_script does not run."""
-    job = make_job(after_script=["cleanup"], artifacts=(Artifact(paths=("out",), when="always"),))
+    job = make_job(
+        after_script=["cleanup"], artifacts=(Artifact(paths=("out",), when=ArtifactWhen.ALWAYS),)
+    )
     rig = Rig(tmp_path, job, {S.BUILD_SCRIPT: waits_for_cancel()})
 
     async def main() -> BuildResult:
@@ -312,7 +323,7 @@ def test_artifacts_are_uploaded_according_to_when(
     tmp_path: Path, when: str, script_exit: int, uploaded: bool
 ) -> None:
     """`artifacts:when` decides from the job's result whether the archive is uploaded."""
-    job = make_job(artifacts=(Artifact(name="out", paths=("dist",), when=when),))
+    job = make_job(artifacts=(Artifact(name="out", paths=("dist",), when=ArtifactWhen(when)),))
     script = {S.BUILD_SCRIPT: exits(script_exit), S.UPLOAD_ARTIFACTS: writes_archive(b"zip!")}
     rig = Rig(tmp_path, job, script)
     rig.run()
@@ -346,7 +357,7 @@ def test_an_archive_script_that_fails_fails_a_successful_job(tmp_path: Path) -> 
 
 def test_an_upload_problem_keeps_the_failure_of_a_failed_job(tmp_path: Path) -> None:
     """A failed job whose on_failure upload also fails keeps its own failure reason."""
-    job = make_job(artifacts=(Artifact(paths=("log",), when="on_failure"),))
+    job = make_job(artifacts=(Artifact(paths=("log",), when=ArtifactWhen.ON_FAILURE),))
     rig = Rig(tmp_path, job, {S.BUILD_SCRIPT: exits(2), S.UPLOAD_ARTIFACTS: exits(1)})
     result = rig.run()
     assert (result.failure_reason, result.exit_code) == (FailureReason.SCRIPT_FAILURE, 2)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.helper import archive as helper
 from alloy_runner.exceptions import HelperError, UnsafeEntryError
+from alloy_runner.helper import archive as helper
 from alloy_runner.helper.archive import archive, extract
 from tests.support.archives import make_tree, names
 

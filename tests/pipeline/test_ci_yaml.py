@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alloy_runner.build.image import Image, Service
-from alloy_runner.build.job import Artifact, Cache, Step
+from alloy_runner.build.job import Artifact, ArtifactWhen, Cache, CachePolicy, Step
 from alloy_runner.exceptions import AlloyRunnerError, PipelineError
 from alloy_runner.pipeline.ci_yaml import (
     JobSpec,
@@ -136,7 +136,9 @@ def test_realistic_pipeline_reads_into_the_plan_gitlab_would_run() -> None:
         "RETRIES": "3",
         "PYTEST_ADDOPTS": '-q -m "not slow"',
     }
-    assert unit.artifacts == Artifact(paths=("report.xml",), when="always", expire_in="1 week")
+    assert unit.artifacts == Artifact(
+        paths=("report.xml",), when=ArtifactWhen.ALWAYS, expire_in="1 week"
+    )
     assert unit.dependencies is None
     slow = job(spec, "slow")
     assert slow.script[-1] == "pytest -m slow"
@@ -233,7 +235,7 @@ def test_extends_merges_hashes_and_replaces_everything_else() -> None:
     assert dict(j.variables) == {"X": "a", "Y": "b", "Z": "j"}
     assert j.script == ("from-a",)
     assert j.stage == "build"
-    assert j.artifacts == Artifact(paths=("j/",), when="always")
+    assert j.artifacts == Artifact(paths=("j/",), when=ArtifactWhen.ALWAYS)
 
 
 def test_a_job_key_replaces_the_default_one_whole() -> None:
@@ -339,7 +341,7 @@ def test_artifacts_take_every_supported_key() -> None:
         paths=("out/", "logs/"),
         exclude=("out/*.tmp",),
         untracked=True,
-        when="on_failure",
+        when=ArtifactWhen.ON_FAILURE,
         expire_in="2 days",
     )
 
@@ -357,7 +359,7 @@ def test_cache_may_be_a_mapping_or_a_list_of_mappings() -> None:
     """Each cache shape gives Cache objects with GitLab's defaults filled in."""
     single = parse("j:\n  script: x\n  cache: {paths: [a], policy: pull, untracked: true}\n")
     assert job(single, "j").cache == (
-        Cache(key="default", paths=("a",), untracked=True, policy="pull"),
+        Cache(key="default", paths=("a",), untracked=True, policy=CachePolicy.PULL),
     )
     several = parse(
         """
@@ -369,8 +371,8 @@ def test_cache_may_be_a_mapping_or_a_list_of_mappings() -> None:
         """
     )
     assert job(several, "j").cache == (
-        Cache(key="gems", paths=("vendor/",), when="always"),
-        Cache(key="42", paths=("node_modules/",), policy="push"),
+        Cache(key="gems", paths=("vendor/",), when=ArtifactWhen.ALWAYS),
+        Cache(key="42", paths=("node_modules/",), policy=CachePolicy.PUSH),
     )
 
 

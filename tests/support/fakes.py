@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from alloy_runner.build.job import Job, Step
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
-from alloy_runner.coordinator.base import ArtifactsError
+from alloy_runner.exceptions import ArtifactsError
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 from alloy_runner.machines.metrics import MachineEvent
 
