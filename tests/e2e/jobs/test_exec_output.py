@@ -6,6 +6,7 @@ import secrets
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,12 +26,12 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _exec(project: Path, stdout: object) -> subprocess.Popen[bytes]:
+def _exec(project: Path, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [ALLOY_RUNNER, "exec", "shell", "loud", "--builds-dir", str(project / "builds")],
         cwd=project,
         env=runner_env(project),
-        stdout=stdout,  # type: ignore[arg-type]
+        stdout=stdout,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     )
