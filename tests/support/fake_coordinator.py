@@ -54,6 +54,20 @@ StartGitlabRunner = Callable[..., "RunnerProcess"]
 """The `start_gitlab_runner` fixture: `start(fake, **config)` returns a runner using `fake`."""
 
 
+def gitlab_config(
+    fake: FakeCoordinator, *, token: str | None = None, extra: str = "", top: str = ""
+) -> str:
+    """Return a config.toml with one runner `gl` taking jobs from `fake`."""
+    return (
+        f"concurrent = 4\ncheck_interval = 0.2\n{top}\n"
+        "[[runners]]\n"
+        'name = "gl"\n'
+        f'url = "{fake.url}"\n'
+        f'token = "{token if token is not None else fake.runner_token}"\n'
+        f"{extra}"
+    )
+
+
 @dataclass
 class StoredArtifact:
     """An artifacts archive a job uploaded, with the form fields that came with it."""

@@ -77,8 +77,9 @@ class GrpcOtlpReceiver(ReceivedStore, Service):
 
     def start(self) -> Self:
         server = grpc.server(ThreadPoolExecutor(max_workers=4))
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), server)
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), server)
+        # The generated gRPC modules carry no annotations.
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), server)  # type: ignore[no-untyped-call]
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), server)  # type: ignore[no-untyped-call]
         if self._tls is None:
             self.port = server.add_insecure_port(f"{HOST}:0")
         else:

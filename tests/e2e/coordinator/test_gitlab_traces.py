@@ -9,8 +9,8 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 )
 from opentelemetry.semconv._incubating.attributes.vcs_attributes import VCS_REPOSITORY_URL_FULL
 
-from tests.coordinator.conftest import StartFake, gitlab_config
 from tests.support import StartRunner, wait_until
+from tests.support.fake_coordinator import StartFake, gitlab_config
 from tests.support.otlp import OtlpReceiver, attributes
 
 

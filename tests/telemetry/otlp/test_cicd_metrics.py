@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
 from alloy_runner.telemetry.otlp.cicd_metrics import CicdMetrics, SystemErrors
 
@@ -29,12 +29,13 @@ def test_a_logged_error_is_a_system_error_of_its_component() -> None:
     data = reader.get_metrics_data()
     assert data is not None
     counts = {
-        tuple(sorted(p.attributes.items())): p.value
+        tuple(sorted((p.attributes or {}).items())): p.value
         for rm in data.resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
         if m.name == "cicd.system.errors"
         for p in m.data.data_points
+        if isinstance(p, NumberDataPoint)
     }
     assert counts == {
         (("cicd.system.component", "coordinator"), ("error.type", "ConnectionError")): 1,
