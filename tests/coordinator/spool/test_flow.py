@@ -235,14 +235,15 @@ def test_workflow_auto_cancel_none_cancels_nothing(tmp_path: Path) -> None:
 def pipelines(draw: st.DrawFn) -> tuple[str, list[bool]]:
     """A random pipeline of 1-8 jobs over 3 stages, needs only on earlier jobs, and outcomes."""
     count = draw(st.integers(1, 8))
-    lines, names = [], []
+    lines: list[str] = []
+    names: list[str] = []
     for index in range(count):
         name = f"j{index}"
         stage = draw(st.sampled_from(["build", "test", "deploy"]))
         when = draw(st.sampled_from(["on_success", "on_success", "always", "on_failure", "manual"]))
         lines.append(f"{name}:\n  stage: {stage}\n  script: x\n  when: {when}")
         earlier = list(names)
-        if earlier and draw(st.booleans()):
+        if earlier and bool(draw(st.booleans())):
             needs = draw(st.lists(st.sampled_from(earlier), max_size=3, unique=True))
             lines.append(f"  needs: [{', '.join(needs)}]")
         names.append(name)
