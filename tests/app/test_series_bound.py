@@ -28,7 +28,10 @@ from alloy_runner.telemetry.catalog import instruments
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
 from alloy_runner.telemetry.metrics.builds import BuildTelemetry
 from alloy_runner.telemetry.metrics.log_counter import ErrorCounter
-from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
+from alloy_runner.telemetry.metrics.machines import (
+    install_machine_telemetry,
+    observe_machine_states,
+)
 from alloy_runner.telemetry.metrics.runtime import GcTimer, install_runtime
 from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.version import build_info
@@ -95,7 +98,8 @@ def process(tmp_path: Path) -> Iterator[Process]:
         metrics=builds,
         executor_for=lambda cfg: FakeExecutor({BuildStage.BUILD_SCRIPT: scripted}),
     )
-    install_machine_telemetry(telemetry, lambda executor: {})
+    install_machine_telemetry(telemetry)
+    observe_machine_states(telemetry, lambda executor: {})
     labels = build_info().labels()
     telemetry.observe(instruments.VERSION_INFO, lambda: [(1.0, labels)])
     telemetry.observe(instruments.CONCURRENT, lambda: float(scheduler.concurrent))

@@ -22,12 +22,13 @@ from alloy_runner.build.job import (
 )
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.config.model import RunnerConfig
-from alloy_runner.executors.base import Outcome, ScriptResult
+from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult
 from tests.support.fakes import (
     Act,
     FakeExecutor,
     FakeJobSource,
     JobFinished,
+    JobResources,
     RecordingMetrics,
     Run,
     exits,
@@ -74,7 +75,6 @@ class Rig:
             paths=BuildPaths(tmp_path / "builds", tmp_path / "cache"),
             clock=self.clock,
         )
-        self.executor.bind(self.build)
 
     def run(self) -> BuildResult:
         return asyncio.run(self.build.run())
@@ -443,3 +443,11 @@ def test_outcome_canceled_without_a_stop_is_reported_as_canceled(tmp_path: Path)
         BuildState.CANCELED,
         FailureReason.JOB_CANCELED,
     )
+
+
+def test_the_executors_resource_usage_is_reported_once(tmp_path: Path) -> None:
+    """What the executor measured for the build's scripts goes to the metrics once, at the end."""
+    used = ResourceUsage(cpu_seconds=1.5, memory_peak_bytes=2048)
+    rig = Rig(tmp_path, make_job(), used=used)
+    rig.run()
+    assert rig.metrics.resources == [JobResources("r1", "fake", used)]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from alloy_runner.build.image import Image, Service
-from alloy_runner.build.job import Job, JobPayloadError
-from alloy_runner.exceptions import PipelineError
+from alloy_runner.build.job import Job
+from alloy_runner.exceptions import JobPayloadError, PipelineError
 from alloy_runner.pipeline.ci_yaml import parse_pipeline
 from alloy_runner.pipeline.repo import Repo
 from alloy_runner.pipeline.submit import plan_jobs

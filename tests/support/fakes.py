@@ -28,11 +28,11 @@ from alloy_runner.build.job import Job, Step
 from alloy_runner.build.states import BuildStage, BuildState, ExecutorStage, FailureReason
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
 from alloy_runner.exceptions import ArtifactsError
-from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
+from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult, Workspace
 from alloy_runner.machines.metrics import MachineEvent
 
 if TYPE_CHECKING:
-    from alloy_runner.build.build import Build, BuildResult
+    from alloy_runner.build.build import BuildResult
     from alloy_runner.build.job import Artifact, Dependency
     from alloy_runner.build.joblog import Sink
 
@@ -90,6 +90,15 @@ class JobFinished:
 
 
 @dataclass(frozen=True)
+class JobResources:
+    """`BuildMetrics.job_resources` as called."""
+
+    runner: str
+    executor: str
+    used: ResourceUsage | None
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """`ApiMetrics.request_done` as called."""
 
@@ -108,7 +117,7 @@ class RecordingMetrics:
     """
 
     def __init__(self) -> None:
-        self.calls: list[JobPicked | StageFinished | JobFinished | ApiCall] = []
+        self.calls: list[JobPicked | StageFinished | JobFinished | JobResources | ApiCall] = []
         self.machine_events: Counter[MachineEvent] = Counter()
         self.creation_seconds: list[float] = []
 
@@ -128,6 +137,11 @@ class RecordingMetrics:
         return [c for c in self.calls if isinstance(c, JobFinished)]
 
     @property
+    def resources(self) -> list[JobResources]:
+        """Return the `job_resources` calls."""
+        return [c for c in self.calls if isinstance(c, JobResources)]
+
+    @property
     def api_calls(self) -> list[ApiCall]:
         """Return the `request_done` calls."""
         return [c for c in self.calls if isinstance(c, ApiCall)]
@@ -143,6 +157,9 @@ class RecordingMetrics:
         self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
     ) -> None:
         self.calls.append(JobFinished(runner, state, reason, seconds))
+
+    def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
+        self.calls.append(JobResources(runner, executor, used))
 
     # MachineMetrics
     def machine_created(self, seconds: float) -> None:
@@ -251,9 +268,8 @@ class FakeExecutor:
     """An Executor whose stages end as scripted; it records every run in `runs`.
 
     `script` maps a stage to what its script does; stages not in it exit 0.
-    The stage of a run is read from the Build given to `bind` (a FakeExecutor
-    not bound counts every run as `build_script`). `prepare_error`, when set,
-    is raised by `prepare`, as a machine executor does when it has no machine.
+    `prepare_error`, when set, is raised by `prepare`, as a machine executor
+    does when it has no machine. `used`, when set, is what `usage` reports.
     """
 
     name = "fake"
@@ -263,18 +279,16 @@ class FakeExecutor:
         script: Mapping[BuildStage, Act] | None = None,
         *,
         prepare_error: Exception | None = None,
+        used: ResourceUsage | None = None,
     ) -> None:
         self.script = dict(script or {})
         self.prepare_error = prepare_error
+        self.used = used
+        self.jobs: list[Job | None] = []
         self.runs: list[Run] = []
         self.prepared = 0
         self.cleaned = 0
         self.changes = Changes()
-        self._build: Build | None = None
-
-    def bind(self, build: Build) -> None:
-        """Read the stage of each run from `build`."""
-        self._build = build
 
     def stages(self) -> list[BuildStage]:
         """Return the stages run so far, in order."""
@@ -286,10 +300,16 @@ class FakeExecutor:
         return next(run for run in self.runs if run.stage is stage)
 
     async def prepare(
-        self, workspace_hint: Path, set_stage: Callable[[ExecutorStage], None]
+        self,
+        workspace_hint: Path,
+        set_stage: Callable[[ExecutorStage], None],
+        *,
+        job: Job | None = None,
+        output: Callable[[bytes], None] | None = None,
     ) -> Workspace:
         set_stage(ExecutorStage.PREPARE)
         self.prepared += 1
+        self.jobs.append(job)
         if self.prepare_error is not None:
             raise self.prepare_error
         tmp = workspace_hint.with_name(workspace_hint.name + ".tmp")
@@ -306,8 +326,8 @@ class FakeExecutor:
         output: Callable[[bytes], None],
         timeout: float | None,
         cancel: asyncio.Event,
+        stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
-        stage = self._build.stage if self._build is not None else BuildStage.BUILD_SCRIPT
         run = Run(stage, script, dict(env), timeout, workspace, output, cancel)
         self.runs.append(run)
         self.changes.notify()
@@ -322,6 +342,9 @@ class FakeExecutor:
         set_stage(ExecutorStage.CLEANUP)
         self.cleaned += 1
         self.changes.notify()
+
+    def usage(self) -> ResourceUsage | None:
+        return self.used
 
 
 # --- jobs and their source ------------------------------------------------------------------------

@@ -31,12 +31,12 @@ MACHINE_STATES = {"acquired", "creating", "idle", "removing", "used"}
 
 def closed_values(family: instruments.Family, runners: set[str]) -> dict[str, set[str]]:
     """Return every value each label of `family` may take, with these runner names."""
-    values = {
+    values: dict[str, set[str]] = {
         "runner": runners,
         "stage": {s.value for s in BuildStage},
         "state": {s.value for s in BuildState},
         "executor_stage": {s.value for s in ExecutorStage},
-        "executor": set(EXECUTORS),
+        "executor": {str(e) for e in EXECUTORS},
         "failure_reason": {r.value for r in FailureReason},
         "level": {level.value for level in instruments.ErrorLevel},
         "generation": {str(g) for g in range(len(gc.get_stats()))},

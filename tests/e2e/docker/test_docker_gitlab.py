@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from tests.coordinator.conftest import gitlab_config
+from pathlib import Path
+from typing import Any
+
 from tests.support.engine import IMAGE, NOTHING, WEB, Engine, leftovers
-from tests.support.fake_coordinator import FakeCoordinator
+from tests.support.fake_coordinator import FakeCoordinator, gitlab_config
 from tests.support.runner import RunnerProcess
 
 
-def test_api_v4_image_and_services_are_honoured(tmp_path, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+def test_api_v4_image_and_services_are_honoured(tmp_path: Path, engine: Engine) -> None:
     fake = FakeCoordinator(long_poll=2.0).start()
     home = tmp_path / "home"
     home.mkdir()
@@ -20,7 +22,12 @@ def test_api_v4_image_and_services_are_honoured(tmp_path, engine: Engine) -> Non
     try:
         runner.start()
         # As GitLab sends them: nulls for what the .gitlab-ci.yml did not say.
-        image = {"name": IMAGE, "entrypoint": None, "ports": [], "pull_policy": None}
+        image: dict[str, Any] = {
+            "name": IMAGE,
+            "entrypoint": None,
+            "ports": [],
+            "pull_policy": None,
+        }
         service = {
             "name": WEB,
             "alias": "www",

@@ -101,7 +101,7 @@ def fake_env(tmp_path: Path, fake_state: Path, tcp_engine: Engine) -> dict[str, 
     Its machines' engine (`docker-machine config`) is the test engine on TCP,
     which the runner treats as remote, as a docker-machine machine is.
     """
-    env = dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
+    env: dict[str, str | None] = dict(install_fake_docker_machine(tmp_path / "bin", fake_state))
     (fake_state / "engine").write_text(tcp_engine.host)
     return env
 

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 import pytest
 
 from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
-from alloy_runner.machines.metrics import MachineEvent
-from alloy_runner.machines.pool import MachineState
+from alloy_runner.machines.metrics import MachineEvent, MachineState
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
-from alloy_runner.telemetry.metrics.machines import install_machine_telemetry
+from alloy_runner.telemetry.metrics.machines import (
+    install_machine_telemetry,
+    observe_machine_states,
+)
 from alloy_runner.telemetry.metrics.setup import Telemetry
 
 PREFIX = {"docker+machine": "ci_docker_machines", "docker-ssh+machine": "ci_ssh_docker_machines"}
@@ -24,7 +26,8 @@ def test_both_machine_executors_expose_every_event_and_state_at_zero(
     telemetry: Telemetry,
 ) -> None:
     """With no machine runner, both executors' event counters and provider states read 0."""
-    install_machine_telemetry(telemetry, lambda executor: {})
+    install_machine_telemetry(telemetry)
+    observe_machine_states(telemetry, lambda executor: {})
     for prefix in PREFIX.values():
         for event in MachineEvent:
             assert value(telemetry, f"{prefix}_total", type=event.value) == 0
@@ -37,7 +40,7 @@ def test_machine_events_are_counted_for_their_executor_only(
     telemetry: Telemetry, executor: str
 ) -> None:
     """Events recorded through one executor's MachineMetrics count under its families only."""
-    metrics = install_machine_telemetry(telemetry, lambda e: {})
+    metrics = install_machine_telemetry(telemetry)
     recorder = metrics[executor]
     recorder.machine_created(12.0)
     recorder.machine_used()
@@ -60,7 +63,8 @@ def test_provider_states_are_read_from_the_pools_at_collection(telemetry: Teleme
     pools: dict[str, Mapping[MachineState, int]] = {
         "docker+machine": {MachineState.IDLE: 2, MachineState.USED: 1}
     }
-    install_machine_telemetry(telemetry, lambda e: pools.get(e, {}))
+    install_machine_telemetry(telemetry)
+    observe_machine_states(telemetry, lambda e: pools.get(e, {}))
     assert value(telemetry, "ci_docker_machines_provider", state="idle") == 2
     assert value(telemetry, "ci_docker_machines_provider", state="used") == 1
     assert value(telemetry, "ci_docker_machines_provider", state="creating") == 0
