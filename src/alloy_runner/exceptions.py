@@ -2,8 +2,8 @@
 
 The CLI (`alloy_runner.cli.main`) prints any of them as one line on stderr,
 `alloy-runner: error: MESSAGE`, and exits with the class's `exit_code`: 2 when
-the input was wrong (a flag, a config file, a pipeline, a refused token), 1 when
-the input was fine and the world was not (an unreachable coordinator, a full
+the input was wrong (a flag, a config file, a pipeline), 1 when the input was
+fine and the world was not (an unreachable coordinator, a refused token, a full
 disk, a pipeline that did not end in time).
 
 Our exception hierarchy:
@@ -16,9 +16,10 @@ Our exception hierarchy:
   |  + PipelineError                    a `.alloy-ci.yml` (the message starts `FILE:LINE:`)
   |     + ExpressionError               a `rules:if` expression (the reader adds FILE:LINE)
   + CoordinatorError                    the coordinator answered in a way the runner cannot use
-  |  + TokenRefused                     exit 2: it refused a token the user gave
+  |  + TokenRefused                     it refused a token (as GitLab Runner's register: exit 1)
   |  + Unreachable                      no usable answer at all: try again later
   + ArtifactsError                      an artifacts archive could not be moved
+  + CacheStoreError                     the distributed cache's store failed (a warning, never exit)
   + JobPayloadError                     a job payload is not shaped like API v4's job JSON
   + MachineError                        a machine driver call failed
   |  + MachineUnavailable               no machine could be had for a build
@@ -55,6 +56,7 @@ __all__ = [
     "AlloyRunnerError",
     "ArchiveNotFoundError",
     "ArtifactsError",
+    "CacheStoreError",
     "ConfigError",
     "CoordinatorError",
     "ExecutorConfigError",
@@ -119,9 +121,8 @@ class CoordinatorError(AlloyRunnerError):
 
 
 class TokenRefused(CoordinatorError):
-    """The coordinator refused a token the user gave (`register --registration-token`)."""
-
-    exit_code: ClassVar[int] = EXIT_USAGE
+    """The coordinator refused a runner or registration token (register, unregister,
+    reset-token): its answer, not a malformed input, so exit 1 (issue 17)."""
 
 
 class Unreachable(CoordinatorError):
@@ -134,6 +135,11 @@ class Unreachable(CoordinatorError):
 
 class ArtifactsError(AlloyRunnerError):
     """A source could not move an artifacts archive; the build fails at that stage."""
+
+
+class CacheStoreError(AlloyRunnerError):
+    """A transfer to or from the distributed cache's store failed (one line, no secrets); the
+    job's log gets a warning and the job goes on."""
 
 
 class JobPayloadError(AlloyRunnerError):

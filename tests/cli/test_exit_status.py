@@ -62,7 +62,7 @@ def test_the_docstring_draws_every_class() -> None:
         ("AddressError", EXIT_USAGE),
         ("WebConfigError", EXIT_USAGE),
         ("PipelineError", EXIT_USAGE),
-        ("TokenRefused", EXIT_USAGE),
+        ("TokenRefused", EXIT_FAILURE),  # the coordinator's answer (issue 17)
         ("CoordinatorError", EXIT_FAILURE),
         ("Unreachable", EXIT_FAILURE),
         ("ArtifactsError", EXIT_FAILURE),
@@ -81,7 +81,7 @@ def test_register_against_an_unreachable_coordinator_exits_1(
     """Nothing listens at the URL: a runtime failure, one line, and no config file written."""
     config = tmp_path / "config.toml"
     url = f"http://127.0.0.1:{free_port()}"
-    ran = run_main(capsys, "register", "-c", str(config), "-u", url, "-r", "tok", "-n", "ci")
+    ran = run_main(capsys, "register", "-c", str(config), "-u", url, "-r", "tok", "--name", "ci")
     assert_one_error_line(ran, EXIT_FAILURE, "cannot reach the coordinator", "register")
     assert not config.exists()
 
@@ -90,20 +90,22 @@ def test_register_with_a_url_that_is_not_http_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = str(tmp_path / "config.toml")
-    ran = run_main(capsys, "register", "-c", config, "-u", "ftp://x.test", "-r", "t", "-n", "ci")
+    ran = run_main(
+        capsys, "register", "-c", config, "-u", "ftp://x.test", "-r", "t", "--name", "ci"
+    )
     assert_one_error_line(ran, EXIT_USAGE, "url 'ftp://x.test'", "http://")
 
 
-def test_register_with_a_refused_token_exits_2(
+def test_register_with_a_refused_token_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake = FakeCoordinator().start()
     try:
         config = str(tmp_path / "config.toml")
-        ran = run_main(capsys, "register", "-c", config, "-u", fake.url, "-r", "no", "-n", "ci")
+        ran = run_main(capsys, "register", "-c", config, "-u", fake.url, "-r", "no", "--name", "ci")
     finally:
         fake.stop()
-    assert_one_error_line(ran, EXIT_USAGE, "refused the registration token (403)")
+    assert_one_error_line(ran, EXIT_FAILURE, "refused the registration token (403)")
 
 
 def test_verify_with_an_unreachable_coordinator_exits_1(

@@ -39,6 +39,8 @@ IDEMPOTENT = ("patch_trace", "update_job")  # the endpoints a lost reply may be 
 _ROUTES = (
     ("POST", re.compile(r"/runners"), "register_runner"),
     ("POST", re.compile(r"/runners/verify"), "verify_runner"),
+    ("DELETE", re.compile(r"/runners"), "unregister_runner"),
+    ("POST", re.compile(r"/runners/reset_authentication_token"), "reset_token"),
     ("POST", re.compile(r"/jobs/request"), "request_job"),
     ("PUT", re.compile(r"/jobs/(\d+)"), "update_job"),
     ("PATCH", re.compile(r"/jobs/(\d+)/trace"), "patch_trace"),
@@ -135,6 +137,7 @@ class FakeCoordinator(LoopbackHTTPServer):
         trace_interval: float | None = None,
         tls: ssl.SSLContext | None = None,
         max_artifact_size: int | None = None,
+        token_expires_at: str | None = None,
     ) -> None:
         super().__init__(type("Handler", (_Handler,), {"fake": self}), tls=tls)
         self.registration_token = registration_token
@@ -142,6 +145,11 @@ class FakeCoordinator(LoopbackHTTPServer):
         self.long_poll = long_poll
         self.trace_interval = trace_interval
         self.max_artifact_size = max_artifact_size
+        # Runner records by token, as GitLab keeps them: id, and what registration said.
+        self.token_expires_at = token_expires_at  # ISO 8601, as GitLab sends it; None: never
+        self.runners: dict[str, dict[str, Any]] = {
+            token: {"id": index + 1} for index, token in enumerate(sorted(self.runner_tokens))
+        }
         self.lock = threading.Condition()
         self.jobs: dict[int, FakeJob] = {}
         self.queue: list[int] = []
@@ -338,19 +346,53 @@ class FakeCoordinator(LoopbackHTTPServer):
             self.lock.notify_all()
             return reply
 
+    def _new_runner_token(self, record: dict[str, Any]) -> str:
+        token = f"glrt-{secrets.token_hex(10)}"
+        self.runner_tokens.add(token)
+        self.runners[token] = record
+        return token
+
+    def _token_reply(self, status: int, token: str) -> Reply:
+        record = self.runners.setdefault(token, {"id": len(self.runners) + 1})
+        return Reply(
+            status,
+            {"id": record["id"], "token": token, "token_expires_at": self.token_expires_at},
+        )
+
     def _register_runner(self, _id: int, req: Request) -> Reply:
+        """POST /runners: the deprecated registration with a registration token (201)."""
         body = req.json()
         if body.get("token") != self.registration_token:
             return Reply(403, {"message": "403 Forbidden"})
-        token = f"glrt-{secrets.token_hex(10)}"
-        self.runner_tokens.add(token)
-        self.request_bodies.append({k: v for k, v in body.items() if k != "token"})
-        return Reply(201, {"id": len(self.runner_tokens), "token": token})
+        fields = {k: v for k, v in body.items() if k != "token"}
+        self.request_bodies.append(fields)
+        token = self._new_runner_token({"id": len(self.runners) + 1, **fields})
+        return self._token_reply(201, token)
 
     def _verify_runner(self, _id: int, req: Request) -> Reply:
-        if req.json().get("token") in self.runner_tokens:
-            return Reply(200, {})
+        """POST /runners/verify: 200 with the runner's id and token expiry, 403 if unknown."""
+        token = req.json().get("token")
+        if token in self.runner_tokens:
+            return self._token_reply(200, token)
         return Reply(403, {"message": "403 Forbidden"})
+
+    def _unregister_runner(self, _id: int, req: Request) -> Reply:
+        """DELETE /runners: 204, and the token is gone; 403 if unknown."""
+        token = req.json().get("token")
+        if token not in self.runner_tokens:
+            return Reply(403, {"message": "403 Forbidden"})
+        self.runner_tokens.discard(token)
+        self.runners.pop(token, None)
+        return Reply(204)
+
+    def _reset_token(self, _id: int, req: Request) -> Reply:
+        """POST /runners/reset_authentication_token: 201 with a new token; the old one dies."""
+        token = req.json().get("token")
+        if token not in self.runner_tokens:
+            return Reply(403, {"message": "403 Forbidden"})
+        self.runner_tokens.discard(token)
+        record = self.runners.pop(token, {"id": len(self.runners) + 1})
+        return self._token_reply(201, self._new_runner_token(record))
 
     def _request_job(self, _id: int, req: Request) -> Reply:
         body = req.json()
@@ -543,7 +585,7 @@ class _Handler(QuietHandler):
         self.fake.note(self.command, endpoint, str(reply.status))
         self._send(reply)
 
-    do_GET = do_POST = do_PUT = do_PATCH = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
     def _inject(self, kind: str, stall: float) -> None:
         if kind in ("500", "503"):

@@ -120,6 +120,7 @@ class RecordingMetrics:
         self.calls: list[JobPicked | StageFinished | JobFinished | JobResources | ApiCall] = []
         self.machine_events: Counter[MachineEvent] = Counter()
         self.creation_seconds: list[float] = []
+        self.cache_transfers: list[tuple[str, str, bool, float]] = []
 
     @property
     def picked(self) -> list[JobPicked]:
@@ -160,6 +161,9 @@ class RecordingMetrics:
 
     def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
         self.calls.append(JobResources(runner, executor, used))
+
+    def cache_transfer(self, runner: str, operation: str, ok: bool, seconds: float) -> None:
+        self.cache_transfers.append((runner, operation, ok, seconds))
 
     # MachineMetrics
     def machine_created(self, seconds: float) -> None:

@@ -42,6 +42,8 @@ def closed_values(family: instruments.Family, runners: set[str]) -> dict[str, se
         "generation": {str(g) for g in range(len(gc.get_stats()))},
         "type": MACHINE_EVENTS,
         "endpoint": {e.value for e in Endpoint},
+        "operation": set(instruments.CACHE_OPERATIONS),
+        "result": set(instruments.CACHE_RESULTS),
         "status": {str(code) for code in range(100, 600)}
         | {f.value for f in TransportFailure}
         | {"invalid"},

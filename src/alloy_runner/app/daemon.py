@@ -103,10 +103,12 @@ class Daemon:
             await parts.machines.start()
         parts.scheduler.start()
         log.info(
-            "alloy-runner %s started: concurrent=%d runners=%s",
+            "alloy-runner %s started: concurrent=%d runners=%s service=%s%s",
             parts.observability.telemetry.build.version,
             self.config.concurrent,
             ", ".join(r.config.name for r in parts.scheduler.runners) or "none",
+            self.config.service,
+            f" user={self.config.user}" if self.config.user else "",
         )
         parts.ready.set()
 

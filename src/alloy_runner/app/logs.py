@@ -39,19 +39,30 @@ class TextFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+# What every LogRecord has: anything else was passed with `extra=` and is a field of the line.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, the keys GitLab Runner's json format uses (level, msg, time)."""
+    """One JSON object per line, as GitLab Runner's json format writes them (logrus): `level`,
+    `msg`, `time` (RFC 3339), and the record's fields (`extra=`) as keys of their own."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "level": record.levelname.lower(),
+            "level": _LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
             "msg": record.getMessage(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.created)),
             "logger": record.name,
         }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+_LEVEL_NAMES = {logging.WARNING: "warning", logging.CRITICAL: "fatal"}
 
 
 def configure(level: str, fmt: str, handlers: tuple[logging.Handler, ...] = ()) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from alloy_runner.build.build import Build, BuildPaths
 from alloy_runner.build.states import BuildState
+from alloy_runner.executors.process import RunAs
 from alloy_runner.executors.shell import ShellExecutor
 
 if TYPE_CHECKING:
@@ -53,6 +54,20 @@ def default_executor(runner: RunnerConfig) -> Executor:
 
         return DockerExecutor(runner)
     return ShellExecutor(shell=runner.shell, kill_timeout=runner.kill_timeout)
+
+
+def shell_executors(user: str) -> Callable[[RunnerConfig], Executor]:
+    """Return `executor_for` of shell runners whose jobs run as `user` (empty: as this process)."""
+    if not user:
+        return default_executor
+    run_as = RunAs.lookup(user)
+
+    def make(runner: RunnerConfig) -> Executor:
+        if runner.executor != "shell":  # `--user` is the shell executor's, as in GitLab Runner
+            return default_executor(runner)
+        return ShellExecutor(shell=runner.shell, kill_timeout=runner.kill_timeout, user=run_as)
+
+    return make
 
 
 class Scheduler:
@@ -158,7 +173,8 @@ class Scheduler:
         self._registry.add(build)
         try:
             self._metrics.job_picked(cfg.name, job.queued_seconds)
-            log.info("job %d (%s) started on runner %s", job.id, job.name, cfg.name)
+            fields = {"job": job.id, "runner": cfg.name}  # keys of their own in JSON logs
+            log.info("job %d (%s) started on runner %s", job.id, job.name, cfg.name, extra=fields)
             result = await build.run()
             log.info(
                 "job %d (%s) finished: %s%s in %.2fs",
@@ -167,6 +183,7 @@ class Scheduler:
                 result.state.value,
                 f" ({result.failure_reason.value})" if result.failure_reason else "",
                 result.duration,
+                extra={**fields, "state": result.state.value, "duration": result.duration},
             )
         finally:
             self._registry.remove(build)

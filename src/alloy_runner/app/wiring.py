@@ -23,9 +23,9 @@ from alloy_runner.app.reload import Reload
 from alloy_runner.app.scheduler import (
     RunnerSlot,
     Scheduler,
-    default_executor,
     requests_in_flight,
     runner_configs,
+    shell_executors,
 )
 from alloy_runner.build.registry import BuildRegistry, jobs_list
 from alloy_runner.config.address import parse_address
@@ -134,14 +134,13 @@ def _components(
     )
     machines = _machine_providers(config, install_machine_telemetry(telemetry))
     observe_machine_states(telemetry, machines.snapshot if machines is not None else _no_machines)
+    executors = shell_executors(config.user)  # `run --user`: shell jobs as that user
     scheduler = Scheduler(
         config.concurrent,
         slots,
         registry=registry,
         metrics=builds,
-        executor_for=default_executor
-        if machines is None
-        else machines.executor_for(default_executor),
+        executor_for=executors if machines is None else machines.executor_for(executors),
         tracer=observability.tracer(),
     )
     reload = Reload(

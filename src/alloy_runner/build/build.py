@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alloy_runner.build import script
+from alloy_runner.build import operator, script
 from alloy_runner.build.environment import (
     BuildPaths,
     BuildPlace,
@@ -34,13 +34,14 @@ from alloy_runner.build.states import (
     ExecutorStage,
     FailureReason,
 )
+from alloy_runner.cache import remote as remote_cache
 from alloy_runner.exceptions import ArtifactsError
 
 __all__ = ["AFTER_SCRIPT_TIMEOUT", "Build", "BuildPaths", "BuildResult"]
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 
 if TYPE_CHECKING:
-    from alloy_runner.build.job import Job
+    from alloy_runner.build.job import Cache, Job
     from alloy_runner.build.ports import BuildMetrics, BuildTracer, JobSpan
     from alloy_runner.config.model import RunnerConfig
     from alloy_runner.coordinator.base import JobSource
@@ -86,6 +87,7 @@ class Build:
         self._terminate = asyncio.Event()  # forceful shutdown: after_script and uploads end too
         self._stop_state: BuildState | None = None
         self._stage_durations: dict[BuildStage, float] = {}
+        self._remote = remote_cache.for_runner(runner)  # the distributed cache, if any
         self.trace = JobLog(
             (*job.masked_values, *([job.token] if job.token else [])),
             runner.output_limit * 1024,
@@ -228,6 +230,7 @@ class Build:
             upload = await self._upload_artifacts(workspace, env, state)
             if not upload and state is BuildState.SUCCESS:
                 state, reason = BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE
+        await operator.cleanup(self, workspace, env, self._terminate)
         self.trace.write_line(footer_line(state, reason, exit_code))
         return state, reason, exit_code
 
@@ -281,16 +284,11 @@ class Build:
     async def _script_for(self, stage: BuildStage, workspace: Workspace) -> str | None:
         job = self.job
         if stage is BuildStage.GET_SOURCES:
-            if not job.git_info.repo_url:
-                self.trace.write_line("Skipping Git repository setup: the job has no repository")
-                return None
-            return script.get_sources(job.git_info)
+            return operator.sources_script(job, self.runner_config, self.trace.write_line)
         if stage is BuildStage.RESTORE_CACHE:
-            files = [
-                script.cache_file(self.paths.cache_root, self.project, cache)
-                for cache in job.cache
-                if cache.policy.pulls
-            ]
+            pulled = [cache for cache in job.cache if cache.policy.pulls]
+            files = [script.cache_file(self.paths.cache_root, self.project, c) for c in pulled]
+            await self._sync_cache(pulled, push=False)
             return script.extract(files, "cache") if files else None
         if stage is BuildStage.DOWNLOAD_ARTIFACTS:
             archives = []
@@ -306,8 +304,7 @@ class Build:
                 else:
                     self.trace.write_line(f"No artifacts to download from {dep.name} ({dep.id})")
             return script.extract(archives, "artifacts") if archives else None
-        step = job.step("script")
-        return script.commands(step.script) if step is not None else None
+        return operator.build_script(job, self.runner_config, self.trace.write_line)
 
     async def _after_script(
         self, workspace: Workspace, env: dict[str, str], state: BuildState
@@ -343,15 +340,23 @@ class Build:
             )
             for cache in caches
         )
-        for cache in caches:
-            script.cache_file(self.paths.cache_root, self.project, cache).parent.mkdir(
-                parents=True, exist_ok=True
-            )
         result = await self._run_stage(
             BuildStage.ARCHIVE_CACHE, body, workspace, env, timeout=float(AFTER_SCRIPT_TIMEOUT)
         )
         if not result.ok:
             self.trace.write_line("WARNING: Failed to create cache")
+        else:
+            await self._sync_cache(caches, push=True)
+
+    async def _sync_cache(self, caches: list[Cache], push: bool) -> None:
+        """Move caches between the distributed cache and cache_dir (nothing without one)."""
+        if self._remote is None or not caches:
+            return
+        root, project = self.paths.cache_root, self.project
+        keyed = [(cache.key, script.cache_file(root, project, cache)) for cache in caches]
+        sync = self._remote.upload_all if push else self._remote.download_all
+        name = str(self.job.project_id) if self.job.project_id else project  # GitLab's: the id
+        await sync(name, keyed, self.trace.write_line, self.metrics)
 
     async def _upload_artifacts(
         self, workspace: Workspace, env: dict[str, str], state: BuildState

@@ -35,6 +35,9 @@ class BuildMetrics(Protocol):
     def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
         """A build's scripts used `used` (None: the executor could not tell; nothing recorded)."""
 
+    def cache_transfer(self, runner: str, operation: str, ok: bool, seconds: float) -> None:
+        """A distributed cache `download` or `upload` ended (`ok`: it worked) after `seconds`."""
+
 
 class NoMetrics:
     """A BuildMetrics that records nothing (the `exec` command)."""
@@ -51,6 +54,9 @@ class NoMetrics:
         pass
 
     def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
+        pass
+
+    def cache_transfer(self, runner: str, operation: str, ok: bool, seconds: float) -> None:
         pass
 
 

@@ -7,6 +7,7 @@ import shlex
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from alloy_runner.build.job import Artifact, Cache, GitInfo
 
@@ -26,6 +27,54 @@ def commands(lines: Sequence[str]) -> str:
         out.append(_echo(f"$ {line}"))
         out.append(f"{line}\n")
     return "".join(out)
+
+
+def _command(line: str) -> str:
+    """Echo one command as GitLab does (a multi-line one by its first line), then run it."""
+    first, _, rest = line.strip().partition("\n")
+    return _echo(f"$ {first}" + (" # collapsed multi-line command" if rest else "")) + f"{line}\n"
+
+
+def user_script(lines: Sequence[str], pre: str = "", post: str = "", xtrace: bool = False) -> str:
+    """Return the build stage's script: pre_build_script, the job's script, post_build_script.
+
+    One shell runs them in order with `set -e`, as GitLab Runner's shell writer does: a failing
+    pre_build_script ends the stage before the job's script, and post_build_script runs only
+    after a script that succeeded.
+    """
+    body = [PROLOGUE, "set -x\n" if xtrace else ""]
+    if pre.strip():
+        body.append(_command(pre))
+    body += [_command(line) for line in lines]
+    if post.strip():
+        body.append(_command(post))
+    return "".join(body)
+
+
+def around(body: str | None, pre: str, post: str) -> str | None:
+    """Return `body` (a stage's script, or None: no script) between two operator hooks."""
+    if body is None and not pre.strip() and not post.strip():
+        return None
+    parts = [PROLOGUE]
+    if pre.strip():
+        parts.append(_command(pre))
+    if body is not None:
+        parts.append(f"(\n{body})\n")
+    if post.strip():
+        parts.append(_command(post))
+    return "".join(parts)
+
+
+def with_clone_url(repo_url: str, clone_url: str) -> str:
+    """Return `repo_url` fetched through `clone_url` (GitLab's `clone_url`): its scheme, host
+    and path prefix replace the coordinator's; the job's credentials and project path stay."""
+    repo = urlsplit(repo_url)
+    if not clone_url or repo.scheme not in ("http", "https"):
+        return repo_url
+    base = urlsplit(clone_url)
+    userinfo = repo.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{base.netloc}" if userinfo else base.netloc
+    return urlunsplit((base.scheme, netloc, base.path.rstrip("/") + repo.path, repo.query, ""))
 
 
 def get_sources(git: GitInfo) -> str:
@@ -78,7 +127,12 @@ def archive(target: Path, paths: Sequence[str], exclude: Sequence[str], untracke
     args += [f"--exclude {shlex.quote(p)}" for p in exclude]
     if untracked:
         args.append("--untracked")
-    return PROLOGUE + f"{HELPER} archive --file {shlex.quote(str(target))} {' '.join(args)}\n"
+    # The directory is made by the script, so that it belongs to whoever runs the job (--user).
+    return (
+        PROLOGUE
+        + f"mkdir -p {shlex.quote(str(target.parent))}\n"
+        + f"{HELPER} archive --file {shlex.quote(str(target))} {' '.join(args)}\n"
+    )
 
 
 def archive_artifact(target: Path, artifact: Artifact) -> str:
@@ -87,3 +141,12 @@ def archive_artifact(target: Path, artifact: Artifact) -> str:
 
 def archive_cache(target: Path, cache: Cache) -> str:
     return archive(target, cache.paths, (), cache.untracked)
+
+
+# FF_ENABLE_JOB_CLEANUP: what a fetched project keeps is only its .git; anything else goes.
+CLEANUP = (
+    PROLOGUE
+    + _echo("Cleaning up project directory and file based variables")
+    + "if [ -d .git ]; then git clean -ffdx -q && git reset --hard -q; "
+    + "else find . -mindepth 1 -delete; fi\n"
+)

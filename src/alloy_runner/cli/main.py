@@ -33,6 +33,8 @@ COMMANDS = {
     "register": ("alloy_runner.cli.runners", "register"),
     "verify": ("alloy_runner.cli.runners", "verify"),
     "list": ("alloy_runner.cli.runners", "list_command"),
+    "unregister": ("alloy_runner.cli.runners", "unregister"),
+    "reset-token": ("alloy_runner.cli.runners", "reset_token"),
 }
 
 

@@ -45,18 +45,46 @@ if TYPE_CHECKING:
     help="Pyroscope URL to push continuous profiles to; empty: off. "
     "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
 )
+@click.option(
+    "--working-directory",
+    "-d",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run in this directory; builds and caches default to its builds/ and cache/.",
+)
+@click.option(
+    "--user",
+    "-u",
+    help="Run shell jobs as this user (the runner must run as root). Wins over `user`.",
+)
+@click.option(
+    "--service",
+    "-n",
+    "service",
+    default="alloy-runner",
+    show_default=True,
+    help="The service's name, in the start-up log line (GitLab Runner's --service).",
+)
 def run(
     config_path: Path | None,
     metrics_server: str | None,
     spool: Path | None,
     web_config: str | None,
     profiling_server: str | None,
+    working_directory: Path | None,
+    user: str | None,
+    service: str,
 ) -> None:
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner.app import daemon
     from alloy_runner.config.load import find_and_load
 
+    if working_directory is not None:
+        _enter(working_directory)
     config = find_and_load(config_path)
+    if user is not None:
+        config = config.with_overrides(user=user)
+    check_user(config.user, os.geteuid(), "--user" if user is not None else "user")
+    config = config.with_overrides(service=service)
     env_address = os.environ.get("METRICS_SERVER")
     override = metrics_server if metrics_server is not None else env_address
     if override is not None:
@@ -90,3 +118,28 @@ def _check_address(config: Config, *, from_flag: bool, from_env: bool) -> None:
         else:
             origin = f"{config.path}: key 'metrics_server'"
         raise AddressError(f"{origin}: {exc}") from None
+
+
+def _enter(path: Path) -> None:
+    from alloy_runner.config.paths import set_working_directory
+    from alloy_runner.exceptions import ConfigError
+
+    try:
+        set_working_directory(path)
+    except OSError as exc:
+        raise ConfigError(f"--working-directory: cannot enter {path}: {exc.strerror}") from None
+
+
+def check_user(user: str, euid: int, origin: str) -> None:
+    """Refuse a user to run jobs as unless this process may become them (it is root)."""
+    from alloy_runner.exceptions import ConfigError
+    from alloy_runner.executors.process import RunAs
+
+    if not user:
+        return
+    if euid != 0:
+        raise ConfigError(f"{origin}: running jobs as {user!r} needs the runner to run as root")
+    try:
+        RunAs.lookup(user)
+    except KeyError:
+        raise ConfigError(f"{origin}: there is no user {user!r} on this host") from None

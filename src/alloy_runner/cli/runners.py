@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from alloy_runner.cli.options import json_option, print_json
+from alloy_runner.config.model import EXECUTORS
+from alloy_runner.coordinator.gitlab.runners_api import ACCESS_LEVELS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _editconfig_option = click.option(
     "--config",
@@ -18,40 +24,140 @@ _editconfig_option = click.option(
 )
 
 
+def _optional_bool(name: str, envvar: str, help_text: str) -> Callable[[F], F]:
+    """A GitLab-style boolean: `--flag` alone is true; `--flag=false` is allowed; None: unset."""
+    return click.option(
+        name,
+        type=click.BOOL,
+        is_flag=False,
+        flag_value=True,
+        default=None,
+        envvar=envvar,
+        help=help_text,
+    )
+
+
+_REGISTER_OPTIONS = (
+    _editconfig_option,
+    click.option(
+        "--non-interactive",
+        "-n",
+        "non_interactive",
+        is_flag=True,
+        envvar="REGISTER_NON_INTERACTIVE",
+        help="Never prompt; missing values are errors.",
+    ),
+    click.option("--url", "-u", envvar="CI_SERVER_URL", help="The coordinator's URL."),
+    click.option(
+        "--token",
+        "-t",
+        envvar="CI_SERVER_TOKEN",
+        help="A runner authentication token (glrt-...) made in GitLab: it is verified.",
+    ),
+    click.option(
+        "--registration-token",
+        "-r",
+        envvar="REGISTRATION_TOKEN",
+        help="A registration token (GitLab's deprecated flow): the coordinator makes a runner.",
+    ),
+    click.option(
+        "--name",
+        "--description",
+        "name",
+        envvar="RUNNER_NAME",
+        help="The runner's name, unique in the file (default: the host name).",
+    ),
+    click.option(
+        "--executor",
+        envvar="RUNNER_EXECUTOR",
+        type=click.Choice([executor.value for executor in EXECUTORS]),
+        help="The runner's executor (default: shell).",
+    ),
+    click.option(
+        "--docker-image",
+        envvar="DOCKER_IMAGE",
+        help="The default image, written as [runners.docker] image.",
+    ),
+    click.option("--tag-list", envvar="RUNNER_TAG_LIST", help="Comma-separated tags."),
+    _optional_bool(
+        "--run-untagged",
+        "REGISTER_RUN_UNTAGGED",
+        "Run untagged jobs (default: true when --tag-list is empty).",
+    ),
+    _optional_bool(
+        "--locked", "REGISTER_LOCKED", "Lock the runner to its project (default: true)."
+    ),
+    _optional_bool("--paused", "REGISTER_PAUSED", "Register the runner paused (default: false)."),
+    click.option("--maintenance-note", envvar="REGISTER_MAINTENANCE_NOTE"),
+    click.option(
+        "--access-level", envvar="REGISTER_ACCESS_LEVEL", type=click.Choice(ACCESS_LEVELS)
+    ),
+    click.option(
+        "--maximum-timeout",
+        envvar="REGISTER_MAXIMUM_TIMEOUT",
+        type=click.IntRange(min=0),
+        help="Seconds; the longest a job may run here.",
+    ),
+    click.option(
+        "--limit", envvar="RUNNER_LIMIT", type=click.IntRange(min=0), default=0, show_default=True
+    ),
+    click.option(
+        "--request-concurrency",
+        envvar="RUNNER_REQUEST_CONCURRENCY",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+    ),
+    click.option(
+        "--tls-ca-file",
+        envvar="CI_SERVER_TLS_CA_FILE",
+        default="",
+        help="CA certificates that verify the coordinator.",
+    ),
+    click.option("--builds-dir", envvar="RUNNER_BUILDS_DIR", default=""),
+    click.option(
+        "--leave-runner",
+        is_flag=True,
+        envvar="REGISTER_LEAVE_RUNNER",
+        help="Keep a runner registered for this call if the file cannot be written.",
+    ),
+    click.option("--cache-dir", envvar="RUNNER_CACHE_DIR", default=""),
+)
+_RESERVED = (
+    "tag_list",
+    "run_untagged",
+    "locked",
+    "paused",
+    "maintenance_note",
+    "access_level",
+    "maximum_timeout",
+)
+
+
+def _register_options(func: F) -> F:
+    for option in reversed(_REGISTER_OPTIONS):
+        func = option(func)
+    return func
+
+
 @click.command()
-@_editconfig_option
-@click.option("--url", "-u", required=True, help="The coordinator's URL.")
-@click.option("--registration-token", "-r", required=True, help="The coordinator's token.")
-@click.option("--name", "-n", required=True, help="The runner's name (unique in the file).")
-@click.option("--executor", type=click.Choice(["shell"]), default="shell", show_default=True)
-@click.option("--limit", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--request-concurrency", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--tls-ca-file", default="", help="CA certificates that verify the coordinator.")
-def register(
-    config_path: Path | None,
-    url: str,
-    registration_token: str,
-    name: str,
-    executor: str,
-    limit: int,
-    request_concurrency: int,
-    tls_ca_file: str,
-) -> None:
-    """Register a runner with a coordinator and add it to config.toml (comments are kept)."""
+@_register_options
+def register(config_path: Path | None, non_interactive: bool, **values: Any) -> None:
+    """Register a runner with a coordinator and add it to config.toml (comments are kept).
+
+    Every flag has GitLab Runner's environment variable (CI_SERVER_URL, CI_SERVER_TOKEN,
+    REGISTRATION_TOKEN, RUNNER_NAME, RUNNER_EXECUTOR, ...); on a terminal, missing values
+    are asked for unless --non-interactive.
+    """
+    from alloy_runner.cli.register_prompts import ask_missing, new_runner
     from alloy_runner.coordinator.gitlab import registration
 
     path = registration.config_path(config_path)
-    short = registration.register(
-        path,
-        url=url,
-        registration_token=registration_token,
-        name=name,
-        executor=executor,
-        limit=limit,
-        request_concurrency=request_concurrency,
-        tls_ca_file=tls_ca_file,
-    )
-    click.echo(f"Runner {name} registered (token {short}...); configuration saved to {path}")
+    interactive = not non_interactive and sys.stdin.isatty()
+    ask_missing(values, interactive)
+    new = new_runner(values, [name for name in _RESERVED if values[name] is not None])
+    short = registration.register(path, new)
+    click.echo(f"Runner {new.name} registered (token {short}...); configuration saved to {path}")
 
 
 @click.command()
@@ -95,3 +201,47 @@ def list_command(config_path: Path | None, as_json: bool) -> None:
     click.echo(f"Listing configured runners ConfigFile={path}")
     for runner in runners:
         click.echo(runner.line())
+
+
+_select_options = (
+    _editconfig_option,
+    click.option("--name", "-n", default="", help="The runner of this name."),
+    click.option("--all-runners", is_flag=True, help="Every runner with a url."),
+    click.option("--url", "-u", default="", envvar="CI_SERVER_URL"),
+)
+
+
+def _select(func: F) -> F:
+    for option in reversed(_select_options):
+        func = option(func)
+    return func
+
+
+@click.command()
+@_select
+@click.option("--token", "-t", default="", envvar="CI_SERVER_TOKEN", help="With --url.")
+def unregister(
+    config_path: Path | None, name: str, all_runners: bool, url: str, token: str
+) -> None:
+    """Remove runners from their coordinator (DELETE /runners) and from config.toml."""
+    from alloy_runner.coordinator.gitlab import registration, tokens
+
+    path = registration.config_path(config_path)
+    which = tokens.Selection(name=name, all_runners=all_runners, url=url, token=token)
+    for removed in tokens.unregister(path, which):
+        click.echo(f"Unregistering runner {removed} from GitLab succeeded; removed from {path}")
+
+
+@click.command(name="reset-token")
+@_select
+@click.option("--id", "runner_id", type=click.IntRange(min=1), default=None, help="With --url.")
+def reset_token(
+    config_path: Path | None, name: str, all_runners: bool, url: str, runner_id: int | None
+) -> None:
+    """Replace runners' authentication tokens with new ones and save them in config.toml."""
+    from alloy_runner.coordinator.gitlab import registration, tokens
+
+    path = registration.config_path(config_path)
+    which = tokens.Selection(name=name, all_runners=all_runners, url=url, runner_id=runner_id or 0)
+    for runner, short in tokens.reset(path, which):
+        click.echo(f"Resetting runner {runner} authentication token succeeded (token {short}...)")

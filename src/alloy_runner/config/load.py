@@ -8,7 +8,9 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from alloy_runner.config import gitlab_keys
 from alloy_runner.config.address import is_http_url
 from alloy_runner.config.model import (
     DEFAULT_METRICS_SERVER,
@@ -47,7 +49,7 @@ MAX_IDLE_TIME = 30 * 24 * 3600.0
 MAX_SAMPLE_RATE = 1_000
 
 
-def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
+def _runner(table: Table, index: int, nested: list[Table], warnings: list[str]) -> RunnerConfig:
     name = table.string("name", default=f"runner-{index}")
     if not name or _CONTROL.search(name):
         raise table.error("name", "a name without control characters (newline, NUL, ...)", name)
@@ -78,6 +80,7 @@ def _runner(table: Table, index: int, nested: list[Table]) -> RunnerConfig:
         environment=_environment(table),
         output_limit=table.integer("output_limit", 4096, minimum=1, maximum=MAX_OUTPUT_LIMIT_KB),
         kill_timeout=table.seconds("kill_timeout", 10.0),
+        **_gitlab_runner_keys(table, nested, warnings),
     )
 
 
@@ -106,6 +109,26 @@ def _environment(table: Table) -> tuple[str, ...]:
         if not sep or not _ENV_NAME.fullmatch(name) or "\0" in value:
             raise table.error("environment", "a list of KEY=VALUE strings", entry)
     return entries
+
+
+def _gitlab_runner_keys(table: Table, nested: list[Table], warnings: list[str]) -> dict[str, Any]:
+    """The GitLab Runner keys of one [[runners]]: hooks, cache, flags, token times; then policy."""
+    flags_table = table.table("feature_flags")
+    cache_table = table.table("cache")
+    nested += (flags_table, cache_table)
+    expires_at = gitlab_keys.token_time(table, "token_expires_at")
+    keys = {
+        "hooks": gitlab_keys.hooks(table),
+        "clone_url": gitlab_keys.clone_url(table),
+        "debug_trace_disabled": table.boolean("debug_trace_disabled", False),
+        "feature_flags": gitlab_keys.feature_flags(flags_table, warnings),
+        "cache": gitlab_keys.cache(cache_table, nested),
+        "token_obtained_at": gitlab_keys.token_time(table, "token_obtained_at"),
+        "token_expires_at": expires_at,
+    }
+    warnings += gitlab_keys.runner_policy(table)
+    warnings += gitlab_keys.token_expiry(table, expires_at)
+    return keys
 
 
 _MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -231,7 +254,8 @@ def parse_config(text: str, where: str) -> Config:
     otlp_table = telemetry.table("otlp")
     profiling_table = top.table("profiling")
     nested: list[Table] = []  # [runners.machine] and its periods, for unknown keys
-    runners = tuple(_runner(t, i, nested) for i, t in enumerate(runner_tables))
+    warnings: list[str] = []
+    runners = tuple(_runner(t, i, nested, warnings) for i, t in enumerate(runner_tables))
     names = [r.name for r in runners]
     for name in names:
         if names.count(name) > 1:
@@ -253,8 +277,10 @@ def parse_config(text: str, where: str) -> Config:
         runners=runners,
         otlp=_otlp(otlp_table),
         profiling=_profiling(profiling_table),
+        user=top.string("user", default=""),
     )
-    warnings = top.unknown()
+    warnings += gitlab_keys.top_policy(top)
+    warnings += top.unknown()
     for table in (*runner_tables, *nested, telemetry, otlp_table, profiling_table):
         warnings += table.unknown()
     return replace(config, warnings=tuple(warnings))

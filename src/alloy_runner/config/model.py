@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from alloy_runner.config.paths import default_builds_dir, default_cache_dir, def
 from alloy_runner.exceptions import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
-LOG_FORMATS = ("text", "json")
+LOG_FORMATS = ("runner", "text", "json")  # runner: GitLab's default, like text
 DEFAULT_METRICS_SERVER = "localhost:9252"
 EMBEDDED_RUNNER_NAME = "embedded"
 EXEC_RUNNER_NAME = "exec"
@@ -89,6 +90,41 @@ class DockerConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    """The operator's scripts around a job's stages (GitLab's keys; each one shell string)."""
+
+    pre_get_sources_script: str = ""  # before the repository is fetched
+    post_get_sources_script: str = ""  # after it is checked out
+    pre_build_script: str = ""  # before the job's before_script and script
+    post_build_script: str = ""  # after its script succeeded, before after_script
+
+
+@dataclass(frozen=True)
+class CacheS3Config:
+    """`[runners.cache.s3]`: where a distributed cache keeps its archives."""
+
+    server_address: str = ""  # host[:port]; empty: the AWS endpoint of the bucket's region
+    access_key: str = ""
+    secret_key: str = ""
+    session_token: str = ""
+    bucket_name: str = ""
+    bucket_location: str = ""
+    insecure: bool = False  # plain HTTP to server_address
+    authentication_type: str = "access-key"  # or "iam": the SDK's own credential chain
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """`[runners.cache]`: an empty type keeps caches in cache_dir on this host only."""
+
+    type: str = ""  # "" or "s3"
+    path: str = ""  # a prefix of every object name
+    shared: bool = False  # one cache for every runner, not one per runner token
+    max_uploaded_archive_size: int = 0  # bytes; 0: no limit
+    s3: CacheS3Config = field(default_factory=CacheS3Config)
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
 
@@ -107,6 +143,13 @@ class RunnerConfig:
     tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
     machine: MachineConfig | None = None  # `[runners.machine]`, for the machine executors
     docker: DockerConfig = field(default_factory=DockerConfig)  # `[runners.docker]`
+    hooks: HooksConfig = field(default_factory=HooksConfig)
+    clone_url: str = ""  # scheme and host that replace the coordinator's in the repository URL
+    debug_trace_disabled: bool = False  # refuse CI_DEBUG_TRACE=true
+    feature_flags: tuple[tuple[str, bool], ...] = ()  # `[runners.feature_flags]`
+    cache: CacheConfig = field(default_factory=CacheConfig)  # `[runners.cache]`
+    token_obtained_at: datetime | None = None  # written by register, as GitLab does
+    token_expires_at: datetime | None = None  # None: the token does not expire
 
     @property
     def uses_spool(self) -> bool:
@@ -168,6 +211,8 @@ class Config:
     path: Path | None = None
     warnings: tuple[str, ...] = ()
     overrides: tuple[tuple[str, Any], ...] = ()
+    user: str = ""  # `user` / `run --user`: shell jobs run as this user (the runner is root)
+    service: str = "alloy-runner"  # `run --service`: the name the start-up line gives
 
     def with_overrides(self, **changes: Any) -> Config:
         """Return a copy with the given fields replaced (flags and env over the file).

@@ -23,13 +23,27 @@ def default_spool_dir() -> Path:
     return Path.home() / ".alloy-runner" / "spool"
 
 
+_working_directory: list[Path] = []  # `run --working-directory`, once set
+
+
+def set_working_directory(path: Path) -> None:
+    """Make `path` the process's directory and the root of the default builds and cache dirs,
+    as GitLab Runner's `run --working-directory` does."""
+    os.chdir(path)
+    _working_directory[:] = [path.resolve()]
+
+
 def default_builds_dir() -> Path:
     """Return where builds run when a runner sets no `builds_dir`."""
+    if _working_directory:
+        return _working_directory[0] / "builds"
     return Path.home() / ".alloy-runner" / "builds"
 
 
 def default_cache_dir() -> Path:
     """Return where caches are kept when a runner sets no `cache_dir`."""
+    if _working_directory:
+        return _working_directory[0] / "cache"
     return Path.home() / ".alloy-runner" / "cache"
 
 

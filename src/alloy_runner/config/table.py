@@ -26,6 +26,11 @@ class Table:
         self._prefix = prefix
         self._seen: set[str] = set()
 
+    @property
+    def where(self) -> str:
+        """The file (or text) this table comes from."""
+        return self._where
+
     def key(self, name: str) -> str:
         return f"{self._prefix}{name}"
 
@@ -96,6 +101,14 @@ class Table:
 
         return self.get((name,), (), check)
 
+    def boolean(self, name: str, default: bool) -> bool:
+        def check(key: str, value: object) -> bool:
+            if not isinstance(value, bool):
+                raise self.error(key, "true or false", value)
+            return value
+
+        return self.get((name,), default, check)
+
     def positive_seconds(self, name: str, default: float, *, maximum: float = MAX_SECONDS) -> float:
         """Return a finite number of seconds within (0, maximum]."""
         return self._seconds(name, default, math.ulp(0.0), maximum, "> 0")
@@ -121,6 +134,14 @@ class Table:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.error(name, f"an array of tables ([[{self.key(name)}]])", value)
         return [Table(v, self._where, f"{self.key(name)}[{i}].") for i, v in enumerate(value)]
+
+    def unread(self) -> list[str]:
+        """Return the keys of the table not read yet."""
+        return [k for k in self._data if k not in self._seen]
+
+    def consume(self, name: str) -> None:
+        """Mark `name` as read, so that `unknown` does not name it."""
+        self._seen.add(name)
 
     def unknown(self) -> list[str]:
         return [

@@ -11,6 +11,8 @@ class Endpoint(Enum):
 
     REGISTER_RUNNER = "register_runner"
     VERIFY_RUNNER = "verify_runner"
+    UNREGISTER_RUNNER = "unregister_runner"
+    RESET_TOKEN = "reset_token"  # noqa: S105 (a label: GitLab Runner's, for reset_authentication_token)
     REQUEST_JOB = "request_job"
     UPDATE_JOB = "update_job"
     PATCH_TRACE = "patch_trace"

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from alloy_runner.exceptions import ProcessReapError
@@ -24,6 +25,29 @@ REAP_TIMEOUT = 10.0  # how long a process may take to go after SIGKILL (a backup
 LEFT_BEHIND: set[asyncio.Task[int | None]] = set()
 
 
+@dataclass(frozen=True)
+class RunAs:
+    """A user that job processes run as (`run --user`), resolved once."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    groups: tuple[int, ...]
+
+    @classmethod
+    def lookup(cls, name: str) -> RunAs:
+        """Resolve `name`; KeyError when there is no such user."""
+        import pwd
+
+        entry = pwd.getpwnam(name)
+        groups = tuple(os.getgrouplist(name, entry.pw_gid))
+        return cls(name, entry.pw_uid, entry.pw_gid, entry.pw_dir, groups)
+
+    def chown(self, path: Path) -> None:
+        os.chown(path, self.uid, self.gid)
+
+
 async def run_process_group(
     argv: Sequence[str],
     *,
@@ -35,6 +59,7 @@ async def run_process_group(
     kill_timeout: float,
     stdin: bytes | None = None,
     usage: list[ResourceUsage] | None = None,
+    user: RunAs | None = None,
 ) -> ScriptResult:
     """Run `argv` until it exits, times out or `cancel` is set, and return how it ended.
 
@@ -44,8 +69,9 @@ async def run_process_group(
     `stdin`, when given, is written to the process and then closed. With
     `usage` (and no `stdin`), what the process tree used is appended to it. A process
     SIGKILL does not end (stuck in the kernel) raises ProcessReapError after `REAP_TIMEOUT`.
+    `user`, when given, is who the process runs as (the runner must be root to give it).
     """
-    pid, stream, waiter, feeder, close = await _spawn(argv, cwd, env, stdin, usage)
+    pid, stream, waiter, feeder, close = await _spawn(argv, cwd, env, stdin, usage, user=user)
     reader = asyncio.create_task(_pump(stream, output))
     canceled = asyncio.create_task(cancel.wait())
     helpers: list[asyncio.Task[object]] = [reader, canceled, *([feeder] if feeder else [])]
@@ -107,10 +133,12 @@ async def _spawn(
     env: Mapping[str, str],
     stdin: bytes | None,
     usage: list[ResourceUsage] | None,
+    *,
+    user: RunAs | None,
 ) -> _Spawned:
     """Start `argv` in a new session: its pid, output, exit (code), stdin feeder, pipe closer."""
     if usage is not None and stdin is None and hasattr(os, "pidfd_open"):
-        return await _spawn_measured(argv, cwd, env, usage)
+        return await _spawn_measured(argv, cwd, env, usage, user)
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.subprocess_exec(
         lambda: _ExitProtocol(loop),
@@ -121,6 +149,9 @@ async def _spawn(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        user=user.uid if user else None,
+        group=user.gid if user else None,
+        extra_groups=list(user.groups) if user else None,
     )
     proc = asyncio.subprocess.Process(transport, protocol, loop)
     assert proc.stdout is not None
@@ -134,7 +165,11 @@ async def _spawn(
 
 
 async def _spawn_measured(
-    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], usage: list[ResourceUsage]
+    argv: Sequence[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    usage: list[ResourceUsage],
+    user: RunAs | None,
 ) -> _Spawned:
     """Start `argv` and reap it with wait4(), which gives the rusage of its process tree.
 
@@ -150,6 +185,9 @@ async def _spawn_measured(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        user=user.uid if user else None,
+        group=user.gid if user else None,
+        extra_groups=list(user.groups) if user else None,
     )
     loop = asyncio.get_running_loop()
     stream = asyncio.StreamReader(limit=READ_SIZE, loop=loop)

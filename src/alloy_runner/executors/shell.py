@@ -13,7 +13,7 @@ from alloy_runner.build.states import BuildStage, ExecutorStage
 from alloy_runner.executors import rusage
 from alloy_runner.executors.base import ResourceUsage, ScriptResult, Workspace
 from alloy_runner.executors.orphans import ENV_KEY, kill_job_processes
-from alloy_runner.executors.process import run_process_group
+from alloy_runner.executors.process import RunAs, run_process_group
 
 if TYPE_CHECKING:
     from alloy_runner.build.job import Job
@@ -30,9 +30,12 @@ class ShellExecutor:
 
     name = "shell"
 
-    def __init__(self, shell: str = "bash", kill_timeout: float = 10.0) -> None:
+    def __init__(
+        self, shell: str = "bash", kill_timeout: float = 10.0, user: RunAs | None = None
+    ) -> None:
         self._shell = shell
         self._kill_timeout = kill_timeout
+        self._user = user  # `run --user`: scripts run as this user, in directories it owns
         self._tmp: Path | None = None
         self._job_url: str | None = None  # the marker in the environment of every job process
         self._used: list[ResourceUsage] = []  # what each stage's process tree used
@@ -48,6 +51,9 @@ class ShellExecutor:
         set_stage(ExecutorStage.PREPARE)
         workspace_hint.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix="alloy-build-"))
+        if self._user is not None:
+            for path in (workspace_hint, self._tmp):
+                self._user.chown(path)
         return Workspace(project_dir=workspace_hint, tmp_dir=self._tmp)
 
     async def run(
@@ -64,6 +70,10 @@ class ShellExecutor:
         self._job_url = env.get(ENV_KEY, self._job_url)
         path = workspace.tmp_dir / "script.sh"
         path.write_text(script)
+        if self._user is not None:
+            self._user.chown(path)
+            user = self._user
+            env = {**env, "HOME": user.home, "USER": user.name, "LOGNAME": user.name}
         # bash reads no startup files; dash (sh on Debian) has no such options and reads none.
         flags = ("--noprofile", "--norc") if Path(self._shell).name == "bash" else ()
         return await run_process_group(
@@ -75,6 +85,7 @@ class ShellExecutor:
             cancel=cancel,
             kill_timeout=self._kill_timeout,
             usage=self._used,
+            user=self._user,
         )
 
     async def cleanup(self, set_stage: Callable[[ExecutorStage], None]) -> None:

@@ -77,7 +77,7 @@ def test_register_creates_a_private_config_file(start_fake: StartFake, tmp_path:
             fake.url,
             "-r",
             fake.registration_token,
-            "-n",
+            "--name",  # -n is --non-interactive, as in GitLab Runner
             "ci",
             "--tls-ca-file",
             "",
@@ -92,14 +92,14 @@ def test_register_creates_a_private_config_file(start_fake: StartFake, tmp_path:
 def test_register_with_a_wrong_registration_token_fails_in_one_line(
     start_fake: StartFake, tmp_path: Path
 ) -> None:
-    """A refused registration token exits 2 with one line on stderr, and writes nothing."""
+    """A refused registration token exits 1 (a runtime failure) in one line; nothing written."""
     fake = start_fake()
     config = tmp_path / "config.toml"
     config.write_text(USER_CONFIG)
     result = run_cli(
-        ["register", "-c", str(config), "-u", fake.url, "-r", "wrong", "-n", "ci"], tmp_path
+        ["register", "-c", str(config), "-u", fake.url, "-r", "wrong", "--name", "ci"], tmp_path
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "refused the registration token" in result.stderr
     assert config.read_text() == USER_CONFIG
@@ -111,13 +111,13 @@ def test_register_rejects_bad_input_with_exit_2_and_an_unreachable_coordinator_w
     """A URL that is not http(s) exits 2, an unreachable coordinator 1; one line on stderr each."""
     for url, status in (("ftp://example.test", 2), (f"http://127.0.0.1:{free_port()}", 1)):
         result = run_cli(
-            ["register", "-c", str(tmp_path / "c.toml"), "-u", url, "-r", "x", "-n", "ci"],
+            ["register", "-c", str(tmp_path / "c.toml"), "-u", url, "-r", "x", "--name", "ci"],
             tmp_path,
         )
         assert result.returncode == status, result.stderr
         assert result.stderr.startswith("alloy-runner: error: ")
         assert result.stderr.count("\n") == 1
-    missing = run_cli(["register", "-c", str(tmp_path / "c.toml"), "-n", "ci"], tmp_path)
+    missing = run_cli(["register", "-c", str(tmp_path / "c.toml"), "--name", "ci"], tmp_path)
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr
 

@@ -12,10 +12,13 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 
@@ -224,7 +227,7 @@ def test_grafana_data_sources_point_at_the_services(compose: dict[str, Any]) -> 
     pyroscope = stack["runner"]["environment"]["PYROSCOPE_SERVER_ADDRESS"]
     assert url_target(pyroscope) == ("pyroscope", 4040)
     assert grafana["image"].startswith("grafana/grafana")
-    assert stack["pyroscope"]["image"] == "grafana/pyroscope:latest"
+    assert stack["pyroscope"]["image"].startswith("grafana/pyroscope:")
 
 
 def test_grafana_loads_the_dashboard_with_the_provisioned_data_source(
@@ -243,15 +246,98 @@ def test_grafana_loads_the_dashboard_with_the_provisioned_data_source(
 
 
 def test_the_dockerfile_runs_the_runner_as_a_user_with_a_healthcheck() -> None:
-    """python:3.11-slim, a non-root user, `pip install`, EXPOSE 9252, HEALTHCHECK on /-/ready."""
+    """A pinned python:3.11 slim image, a non-root user, EXPOSE 9252, HEALTHCHECK on /-/ready,
+    and alloy-runner as the entry point, running `run` unless told otherwise."""
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-[a-z]+$", text, re.MULTILINE)
     users = re.findall(r"^USER (\S+)$", text, re.MULTILINE)
-    assert users and users[-1] not in ("root", "0")
-    assert re.search(r"^RUN pip install /src", text, re.MULTILINE)
+    assert users == ["alloy"]
+    assert re.search(r"^RUN useradd .*\balloy$", text, re.MULTILINE)
     assert re.search(rf"^EXPOSE {RUNNER_PORT}$", text, re.MULTILINE)
-    assert 'CMD ["alloy-runner", "run", "--metrics-server", ":9252"]' in text
+    assert re.search(r'^ENTRYPOINT \["alloy-runner"\]$', text, re.MULTILINE)
+    assert re.search(r'^CMD \["run", "--metrics-server", ":9252"\]$', text, re.MULTILINE)
     assert "/-/ready" in healthcheck_code(text) and "urllib" in healthcheck_code(text)
+
+
+def _run_instructions(dockerfile: str) -> list[str]:
+    """Return each RUN instruction with its continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)
+    return [line[4:] for line in joined.splitlines() if line.startswith("RUN ")]
+
+
+def test_the_image_has_git_git_lfs_and_ca_certificates() -> None:
+    """Jobs from a coordinator fetch their sources with git: the image installs it."""
+    runs = _run_instructions(DOCKERFILE.read_text())
+    apt = next(r for r in runs if "apt-get install" in r)
+    assert {"git", "git-lfs", "ca-certificates"} <= set(apt.split())
+    assert "--no-install-recommends" in apt and "rm -rf /var/lib/apt/lists/*" in apt
+    assert any("git lfs install --system" in r for r in runs)
+
+
+def _locked(path: Path) -> dict[str, list[str]]:
+    """Return {name: [hashes]} of a pip-compile --generate-hashes lock file."""
+    pins: dict[str, list[str]] = {}
+    name = ""
+    for line in path.read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", line):
+            name = match[1].lower().replace("_", "-")
+            pins[name] = []
+        elif match := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line):
+            pins[name].append(match[1])
+    return pins
+
+
+def test_dependencies_are_installed_from_lock_files_with_hashes() -> None:
+    """pip installs with --require-hashes from the locks, which pin every runtime dependency."""
+    runs = _run_instructions(DOCKERFILE.read_text())
+    locked = next(r for r in runs if "--require-hashes" in r)
+    assert "-r /tmp/requirements.lock" in locked and "-r /tmp/requirements-build.lock" in locked
+    assert any(re.search(r"pip install --no-deps --no-build-isolation /src", r) for r in runs)
+    pins = _locked(ROOT / "requirements.lock") | _locked(ROOT / "requirements-build.lock")
+    assert pins and all(pins.values()), "every pinned package has at least one hash"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pins, f"{name} is a dependency the lock does not pin"
+    assert "hatchling" in pins  # the build backend, so that no build step fetches anything
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    """docker-compose.yml validates against the compose-spec JSON schema (vendored, with its
+    source, by check-jsonschema)."""
+    schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(load(COMPOSE)), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    assert list(validator.iter_errors({"services": {"x": {"ports": [{"bad": 1}]}}}))
+
+
+def test_ports_are_published_on_loopback_unless_told_otherwise(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("${ALLOY_BIND:-127.0.0.1}:"), (name, port)
+
+
+def test_grafana_has_no_anonymous_admin(compose: dict[str, Any]) -> None:
+    env = services(compose)["grafana"]["environment"]
+    if env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true":
+        assert env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    assert env.get("GF_AUTH_DISABLE_LOGIN_FORM") != "true"
+
+
+def test_every_image_tag_is_pinned_and_documented(compose: dict[str, Any]) -> None:
+    """No `latest`, no tag-less image; each pinned tag is the one docs/stack.md names."""
+    stack_doc = (ROOT / "docs" / "stack.md").read_text()
+    for name, service in services(compose).items():
+        image = service["image"]
+        if "build" in service:
+            continue  # built here from the Dockerfile
+        _, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.search(r"\d+\.\d+\.\d+", tag), (name, image)
+        assert f"`{image}`" in stack_doc, f"docs/stack.md does not name {image}"
+    base = re.search(r"^FROM (\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert base and f"`{base[1]}`" in stack_doc
 
 
 def healthcheck_code(dockerfile: str) -> str:

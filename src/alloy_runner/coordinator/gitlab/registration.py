@@ -8,6 +8,9 @@ old one (atomically, and readable only by its owner since it holds tokens).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import logging
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -26,9 +29,19 @@ from alloy_runner.coordinator.gitlab.api import (
     api_base,
     short_token,
 )
+from alloy_runner.coordinator.gitlab.runners_api import (
+    RegisterParams,
+    RunnerToken,
+    is_authentication_token,
+    register_runner,
+    unregister_runner,
+    verify_runner,
+)
 from alloy_runner.exceptions import ConfigError, CoordinatorError, Unreachable
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+NO_EXPIRY = datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)  # GitLab writes Go's zero time
 Transport = httpx.AsyncBaseTransport | None
 
 
@@ -86,48 +99,117 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise CoordinatorError(f"cannot reach the coordinator: {exc}") from None
 
 
-def register(
-    path: Path,
-    *,
-    url: str,
-    registration_token: str,
-    name: str,
-    executor: str = "shell",
-    limit: int = 0,
-    request_concurrency: int = 1,
-    tls_ca_file: str = "",
-    transport: Transport = None,
-) -> str:
-    """Register a runner with the coordinator and append it to `path`; return its short token."""
-    api_base(url)
-    if not name.strip():
-        raise ConfigError("--name: a runner needs a name")
-    if not registration_token:
-        raise ConfigError("--registration-token: the coordinator's registration token is needed")
-    doc = _load(path, must_exist=False)
-    if any(str(t.get("name", "")) == name for t in _runners(doc)):
-        raise ConfigError(f"{path}: a runner named {name!r} is already configured")
+@dataclass(frozen=True)
+class NewRunner:
+    """What `register` asks the coordinator for and writes into the runner's section."""
 
-    async def call() -> str:
-        client = ApiClient(url, runner=name, tls_ca_file=tls_ca_file, transport=transport)
+    url: str
+    name: str
+    token: str = ""  # a runner authentication token (glrt-...): verified, not registered
+    registration_token: str = ""  # GitLab's deprecated flow: the coordinator makes a token
+    params: RegisterParams | None = None  # for the deprecated flow; description = name
+    reserved_given: tuple[str, ...] = ()  # server-side flags given (refused with --token)
+    executor: str = "shell"
+    limit: int = 0
+    request_concurrency: int = 1
+    tls_ca_file: str = ""
+    builds_dir: str = ""
+    cache_dir: str = ""
+    docker_image: str = ""
+    leave_runner: bool = False  # keep a newly registered runner if the file cannot be written
+
+
+def _obtain(new: NewRunner, transport: Transport) -> tuple[RunnerToken, bool]:
+    """Verify or register with the coordinator; return the token and whether it is new."""
+    token = new.token or (
+        new.registration_token if is_authentication_token(new.registration_token) else ""
+    )
+    if token and new.reserved_given:
+        if new.token:
+            raise ConfigError(
+                "runner configuration other than name and executor ("
+                + ", ".join(new.reserved_given)
+                + ") is set on the GitLab server and cannot be given with --token"
+            )
+        log.warning(
+            "an authentication token was given as --registration-token: %s are ignored",
+            ", ".join(new.reserved_given),
+        )
+    if not token and not new.registration_token:
+        raise ConfigError("--token or --registration-token: a token is needed to register")
+
+    async def call() -> RunnerToken:
+        client = ApiClient(
+            new.url, runner=new.name, tls_ca_file=new.tls_ca_file, transport=transport
+        )
         try:
-            return await client.register(registration_token, description=name, executor=executor)
+            if token:
+                return await verify_runner(client, token, new.executor)
+            params = new.params or RegisterParams(description=new.name)
+            return await register_runner(client, new.registration_token, params)
         finally:
             await client.aclose()
 
-    token = _run(call)
+    return _run(call), not token
+
+
+def _entry(new: NewRunner, got: RunnerToken, now: datetime.datetime) -> Table:
     entry = tomlkit.table()
-    entry.add("name", name)
-    entry.add("url", url)
-    entry.add("token", token)
-    if tls_ca_file:
-        entry.add("tls-ca-file", tls_ca_file)
-    entry.add("executor", executor)
-    entry.add("limit", limit)
-    entry.add("request_concurrency", request_concurrency)
-    _append_runner(doc, entry, path)
-    _save(path, doc)
-    return short_token(token)
+    entry.add("name", new.name)
+    entry.add("url", new.url)
+    entry.add("id", got.id)
+    entry.add("token", got.token)
+    entry.add("token_obtained_at", now)
+    entry.add("token_expires_at", got.expires_at or NO_EXPIRY)
+    if new.tls_ca_file:
+        entry.add("tls-ca-file", new.tls_ca_file)
+    entry.add("executor", new.executor)
+    entry.add("limit", new.limit)
+    entry.add("request_concurrency", new.request_concurrency)
+    for key, value in (("builds_dir", new.builds_dir), ("cache_dir", new.cache_dir)):
+        if value:
+            entry.add(key, value)
+    if new.docker_image:
+        docker = tomlkit.table()
+        docker.add("image", new.docker_image)
+        entry.add("docker", docker)
+    return entry
+
+
+def register(path: Path, new: NewRunner, *, transport: Transport = None) -> str:
+    """Register or verify a runner, append it to `path`; return its short token.
+
+    A runner the coordinator made for this call is unregistered again if the file cannot be
+    written, as GitLab Runner does.
+    """
+    api_base(new.url)
+    if not new.name.strip():
+        raise ConfigError("--name: a runner needs a name")
+    doc = _load(path, must_exist=False)
+    if any(str(t.get("name", "")) == new.name for t in _runners(doc)):
+        raise ConfigError(f"{path}: a runner named {new.name!r} is already configured")
+    got, made = _obtain(new, transport)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    try:
+        _append_runner(doc, _entry(new, got, now), path)
+        _save(path, doc)
+    except BaseException:
+        if made and not new.leave_runner:
+            with contextlib.suppress(CoordinatorError):
+                _unregister(new.url, new.name, got.token, new.tls_ca_file, transport)
+        raise
+    return short_token(got.token)
+
+
+def _unregister(url: str, name: str, token: str, ca_file: str, transport: Transport) -> None:
+    async def call() -> None:
+        client = ApiClient(url, runner=name, tls_ca_file=ca_file, transport=transport)
+        try:
+            await unregister_runner(client, token)
+        finally:
+            await client.aclose()
+
+    _run(call)
 
 
 def _append_runner(doc: TOMLDocument, entry: Table, path: Path) -> None:

@@ -118,6 +118,14 @@ JOB_MEMORY_PEAK = Family(
     unit="By",
     buckets=MEMORY_BUCKETS,
 )
+CACHE_TRANSFER_DURATION = Family(
+    "ci_runner_cache_transfer_duration_seconds",
+    Kind.HISTOGRAM,
+    "Histogram of distributed cache archive downloads and uploads.",
+    ("runner", "operation", "result"),
+    unit="s",
+    buckets=STAGE_BUCKETS,
+)
 LIMIT = Family("ci_runner_limit", Kind.GAUGE, "The current value of limit setting.", ("runner",))
 REQUEST_CONCURRENCY = Family(
     "ci_runner_request_concurrency",
@@ -247,6 +255,7 @@ CATALOG: tuple[Family, ...] = (
     STAGE_DURATION,
     JOB_CPU,
     JOB_MEMORY_PEAK,
+    CACHE_TRANSFER_DURATION,
     CONCURRENT,
     LIMIT,
     REQUEST_CONCURRENCY,
@@ -268,6 +277,9 @@ CATALOG: tuple[Family, ...] = (
     ALLOCATED_BLOCKS,
     PYTHON_INFO,
 )
+
+CACHE_OPERATIONS = ("download", "upload")  # closed values of `operation`
+CACHE_RESULTS = ("success", "failure")  # closed values of `result`
 
 
 class ErrorLevel(Enum):

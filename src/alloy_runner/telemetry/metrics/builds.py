@@ -41,6 +41,7 @@ class BuildTelemetry:
         self._stage = telemetry.histogram(instruments.STAGE_DURATION)
         self._cpu = telemetry.histogram(instruments.JOB_CPU)
         self._memory = telemetry.histogram(instruments.JOB_MEMORY_PEAK)
+        self._cache = telemetry.histogram(instruments.CACHE_TRANSFER_DURATION)
         telemetry.observe(instruments.BUILDS, self._builds)
         telemetry.observe(
             instruments.LIMIT, lambda: [(float(r.limit), {"runner": r.name}) for r in runners()]
@@ -95,3 +96,7 @@ class BuildTelemetry:
         labels = {"runner": runner, "executor": executor}
         self._cpu.record(used.cpu_seconds, labels)
         self._memory.record(float(used.memory_peak_bytes), labels)
+
+    def cache_transfer(self, runner: str, operation: str, ok: bool, seconds: float) -> None:
+        result = instruments.CACHE_RESULTS[0 if ok else 1]
+        self._cache.record(seconds, {"runner": runner, "operation": operation, "result": result})

@@ -30,6 +30,7 @@ OTLP_NAMES: dict[str, tuple[str, str]] = {
     "ci_runner_job_stage_duration_seconds": ("ci.runner.job.stage.duration", "s"),
     "ci_runner_job_cpu_seconds": ("ci.runner.job.cpu.time", "s"),
     "ci_runner_job_memory_peak_bytes": ("ci.runner.job.memory.peak", "By"),
+    "ci_runner_cache_transfer_duration_seconds": ("ci.runner.cache.transfer.duration", "s"),
     "ci_runner_limit": ("ci.runner.limit", "{job}"),
     "ci_runner_request_concurrency": ("ci.runner.request.concurrency", "{request}"),
     "ci_runner_api_request_statuses": ("ci.runner.api.requests", "{request}"),

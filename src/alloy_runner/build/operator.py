@@ -1,0 +1,71 @@
+"""What an operator's config.toml adds around a job's stages, as GitLab Runner does: the hooks
+(`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, and FF_ENABLE_JOB_CLEANUP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from alloy_runner.build import script
+
+if TYPE_CHECKING:
+    from alloy_runner.build.build import Build
+    from alloy_runner.build.job import Job
+    from alloy_runner.config.model import RunnerConfig
+    from alloy_runner.executors.base import Workspace
+
+CLEANUP_TIMEOUT = 300  # seconds, as after_script's
+
+Log = Callable[[str], None]
+
+
+def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
+    """The get_sources stage: pre_get_sources_script, the fetch (through clone_url), then
+    post_get_sources_script; None when there is nothing to run."""
+    sources = None
+    if not job.git_info.repo_url:
+        log("Skipping Git repository setup: the job has no repository")
+    else:
+        url = script.with_clone_url(job.git_info.repo_url, runner.clone_url)
+        sources = script.get_sources(replace(job.git_info, repo_url=url))
+    hooks = runner.hooks
+    return script.around(sources, hooks.pre_get_sources_script, hooks.post_get_sources_script)
+
+
+def build_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
+    """The build stage: pre_build_script, the job's before_script and script, post_build_script."""
+    step = job.step("script")
+    if step is None:
+        return None
+    hooks = runner.hooks
+    return script.user_script(
+        step.script, hooks.pre_build_script, hooks.post_build_script, _xtrace(job, runner, log)
+    )
+
+
+def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:
+    """Tell whether CI_DEBUG_TRACE asks for a shell trace that this runner allows."""
+    asked = any(v.key == "CI_DEBUG_TRACE" and v.value == "true" for v in job.variables)
+    if asked and runner.debug_trace_disabled:
+        log("WARNING: CI_DEBUG_TRACE: usage is disabled on this Runner")
+        return False
+    return asked
+
+
+async def cleanup(
+    build: Build, workspace: Workspace, env: dict[str, str], cancel: asyncio.Event
+) -> None:
+    """FF_ENABLE_JOB_CLEANUP: leave only the repository in the project directory. Not a
+    stage: it runs after the job's result is known, and cannot change it."""
+    if not dict(build.runner_config.feature_flags).get("FF_ENABLE_JOB_CLEANUP"):
+        return
+    await build.executor.run(
+        script.CLEANUP,
+        workspace=workspace,
+        env=env,
+        output=build.trace.write,
+        timeout=float(CLEANUP_TIMEOUT),
+        cancel=cancel,
+    )

@@ -1,0 +1,1 @@
+"""Caches shared beyond one host: the distributed cache of `[runners.cache]`."""
