@@ -89,6 +89,36 @@ def test_register_creates_a_private_config_file(start_fake: StartFake, tmp_path:
     assert tomllib.loads(config.read_text())["concurrent"] == 1
 
 
+def test_register_tightens_an_existing_config_readable_by_others(
+    start_fake: StartFake, tmp_path: Path
+) -> None:
+    """A 0644 config.toml gets a token: `register` makes it 0600 and says so, comments kept."""
+    fake = start_fake()
+    config = tmp_path / "config.toml"
+    config.write_text(USER_CONFIG)
+    config.chmod(0o644)
+    result = run_cli(
+        [
+            "register",
+            "-c",
+            str(config),
+            "-u",
+            fake.url,
+            "-r",
+            fake.registration_token,
+            "--name",
+            "ci",
+            "--tls-ca-file",
+            "",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert "permissions tightened from 0644 to 0600" in result.stderr
+    assert config.read_text().startswith(USER_CONFIG.splitlines()[0])
+
+
 def test_register_with_a_wrong_registration_token_fails_in_one_line(
     start_fake: StartFake, tmp_path: Path
 ) -> None:
@@ -109,7 +139,11 @@ def test_register_rejects_bad_input_with_exit_2_and_an_unreachable_coordinator_w
     tmp_path: Path,
 ) -> None:
     """A URL that is not http(s) exits 2, an unreachable coordinator 1; one line on stderr each."""
-    for url, status in (("ftp://example.test", 2), (f"http://127.0.0.1:{free_port()}", 1)):
+    for url, status in (
+        ("ftp://example.test", 2),
+        ("http://[::1", 2),
+        (f"http://127.0.0.1:{free_port()}", 1),
+    ):
         result = run_cli(
             ["register", "-c", str(tmp_path / "c.toml"), "-u", url, "-r", "x", "--name", "ci"],
             tmp_path,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from alloy_runner.config.address import is_http_url
 from alloy_runner.coordinator.api_metrics import (
     ApiMetrics,
     Endpoint,
@@ -82,9 +83,9 @@ class Backoff:
 
 def api_base(url: str) -> str:
     """Return the API v4 root of a coordinator `url`; raise ConfigError if it is not http(s)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(url.strip()):  # also `http://[::1`, which urlsplit cannot even split
         raise ConfigError(f"url {url!r}: expected an http:// or https:// URL of the coordinator")
+    parts = urlsplit(url.strip())
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"url {url!r}: credentials, a query or a fragment do not belong in it")
     root = url.strip().rstrip("/")

@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,13 @@ def _save(path: Path, doc: TOMLDocument) -> None:
     parse_config(text, str(path))  # never write a file that `run` would refuse
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    if mode & 0o077:  # the file holds runner tokens: nobody else may read it
+        print(
+            f"alloy-runner: {path}: permissions tightened from {mode:04o} to 0600 "
+            "(the file holds runner tokens)",
+            file=sys.stderr,
+        )
+        mode &= 0o700
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
