@@ -45,12 +45,20 @@ if TYPE_CHECKING:
     help="Pyroscope URL to push continuous profiles to; empty: off. "
     "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
 )
+@click.option(
+    "--metric-names",
+    "metric_names",
+    type=click.Choice(["alloyci", "gitlab", "both"]),
+    help="Names /metrics exposes: alloyci (ci_*), gitlab (gitlab_runner_*) or both. "
+    "Wins over $METRIC_NAMES and metric_names in the file.",
+)
 def run(
     config_path: Path | None,
     metrics_server: str | None,
     spool: Path | None,
     web_config: str | None,
     profiling_server: str | None,
+    metric_names: str | None,
 ) -> None:
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner.app import daemon
@@ -66,6 +74,9 @@ def run(
         config = config.with_overrides(spool_dir=spool)
     if web_config is not None:
         config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
+    names = metric_names if metric_names is not None else os.environ.get("METRIC_NAMES")
+    if names is not None:
+        config = config.with_overrides(metric_names=_check_names(names))
     pyroscope = os.environ.get("PYROSCOPE_SERVER_ADDRESS")
     where = "--profiling-server" if profiling_server is not None else "PYROSCOPE_SERVER_ADDRESS"
     if profiling_server is not None:
@@ -90,3 +101,15 @@ def _check_address(config: Config, *, from_flag: bool, from_env: bool) -> None:
         else:
             origin = f"{config.path}: key 'metrics_server'"
         raise AddressError(f"{origin}: {exc}") from None
+
+
+def _check_names(names: str) -> str:
+    """Refuse a $METRIC_NAMES that is not one of the namings (the flag is checked by click)."""
+    from alloy_runner.config.model import METRIC_NAMES
+    from alloy_runner.exceptions import ConfigError
+
+    if names not in METRIC_NAMES:
+        raise ConfigError(
+            f"$METRIC_NAMES: expected one of {', '.join(METRIC_NAMES)}, got {names!r}"
+        )
+    return names

@@ -89,6 +89,16 @@ class DockerConfig:
 
 
 @dataclass(frozen=True)
+class QueuingDuration:
+    """`[[runners.monitoring.job_queuing_durations]]`: how long a job may wait in the queue."""
+
+    periods: tuple[str, ...]  # cron expressions, as [[runners.machine.autoscaling]] Periods
+    timezone: str = ""  # IANA name; empty: local time
+    threshold: float = 0.0  # seconds; 0: not watched
+    jobs_running_for_project: str = ""  # a regular expression; empty: every job
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
 
@@ -107,6 +117,7 @@ class RunnerConfig:
     tls_ca_file: str = ""  # `tls-ca-file`: extra CA certificates that verify the coordinator
     machine: MachineConfig | None = None  # `[runners.machine]`, for the machine executors
     docker: DockerConfig = field(default_factory=DockerConfig)  # `[runners.docker]`
+    job_queuing_durations: tuple[QueuingDuration, ...] = ()  # the last matching period wins
 
     @property
     def uses_spool(self) -> bool:
@@ -159,6 +170,7 @@ class Config:
     log_format: str = "text"
     metrics_server: str = DEFAULT_METRICS_SERVER
     metrics_web_config: Path | None = None  # exporter-toolkit web config: TLS, basic auth
+    metric_names: str = "alloyci"  # alloyci | gitlab | both: the names /metrics exposes
     shutdown_timeout: float = 30.0
     spool_dir: Path = field(default_factory=default_spool_dir)
     spool_recovery: SpoolRecovery = SpoolRecovery.FAIL
@@ -175,6 +187,9 @@ class Config:
         The changes are kept in `overrides`, so that a reload of the file applies them again.
         """
         return replace(self, **changes, overrides=(*self.overrides, *changes.items()))
+
+
+METRIC_NAMES = ("alloyci", "gitlab", "both")
 
 
 def embedded_default() -> Config:
