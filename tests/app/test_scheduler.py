@@ -152,21 +152,26 @@ def test_limit_bounds_one_runner_and_leaves_the_others_free(tmp_path: Path) -> N
 def test_request_concurrency_is_the_number_of_requests_in_flight(
     tmp_path: Path, request_concurrency: int
 ) -> None:
-    """A runner keeps `request_concurrency` job requests in flight, and reports them."""
+    """A runner keeps its used limit of job requests in flight, and reports them.
+
+    As GitLab Runner's adaptive request concurrency: the limit starts at 1 and
+    grows with the jobs taken, up to `request_concurrency`; none were taken here.
+    """
     rig = Rig(tmp_path, 10, RunnerConfig(name="a", request_concurrency=request_concurrency))
     source = rig.sources["a"]
     source.gate.clear()
 
     async def main() -> None:
         rig.scheduler.start()
-        await source.wait_until(lambda: source.in_flight == request_concurrency)
+        await source.wait_until(lambda: source.in_flight == 1)
         await settle()
-        assert rig.scheduler.requests() == {"a": request_concurrency}
+        assert rig.scheduler.requests() == {"a": 1}
+        assert rig.scheduler.request_limits() == {"a": (1.0, 1)}
         source.gate.set()
         await rig.scheduler.stop_taking()
 
     run(main)
-    assert source.max_in_flight == request_concurrency
+    assert source.max_in_flight == 1 <= request_concurrency
     assert rig.scheduler.requests() == {"a": 0}
 
 

@@ -124,3 +124,24 @@ def test_sighup_without_config_file(start_runner: StartRunner) -> None:
     runner.signal(signal.SIGHUP)
     runner.wait_for_line("SIGHUP: no config file in use")
     assert runner.request("GET", "/-/healthy").status == 200
+
+
+def test_config_loads_and_loading_errors_are_counted_under_both_names(
+    start_runner: StartRunner,
+) -> None:
+    """The start's load counts 1; a broken file at SIGHUP counts an error; a good one a load.
+
+    A SIGHUP that turns on the GitLab naming shows the same counts under its names.
+    """
+    runner = start_runner(CONFIG)
+    assert _metric(runner, "ci_runner_configuration_loaded_total") == 1
+    assert _metric(runner, "ci_runner_configuration_loading_error_total") == 0
+    _reload(runner, "concurrent = [\n")
+    runner.wait_for_line("SIGHUP: keeping the running configuration", timeout=5)
+    assert _metric(runner, "ci_runner_configuration_loading_error_total") == 1
+    _reload(runner, 'metric_names = "both"\n' + CONFIG)
+    runner.wait_for_line(RELOADED, timeout=5)
+    families = runner.families()
+    for prefix in ("ci_runner", "gitlab_runner"):
+        assert metric_value(families, f"{prefix}_configuration_loaded_total") == 2
+        assert metric_value(families, f"{prefix}_configuration_loading_error_total") == 1

@@ -22,8 +22,15 @@ def parse_exposition(text: str) -> dict[str, Metric]:
     """
     families: dict[str, Metric] = {}
     for family in text_string_to_metric_families(text):
-        assert family.name not in families, f"family {family.name} appears twice"
-        families[family.name] = family
+        name = family.name
+        # GitLab's gitlab_runner_jobs (gauge) and gitlab_runner_jobs_total (counter) share
+        # the parser's family name; the counter is kept under its full name.
+        if family.type == "counter" and name in families and families[name].type != "counter":
+            name += "_total"
+        elif family.type != "counter" and families.get(name, family).type == "counter":
+            families[name + "_total"] = families.pop(name)
+        assert name not in families, f"family {name} appears twice"
+        families[name] = family
     return families
 
 

@@ -116,6 +116,11 @@ def main(argv: list[str]) -> int:
         return _create(state, args)
     if command == "rm":
         return _remove(state, args)
+    if command == "stop":
+        if not args or not (machines / args[0]).is_dir():
+            return _fail(f'Host does not exist: "{args[0] if args else ""}"')
+        print(f'Stopping "{args[0]}"...')
+        return 0
     if command == "ls":
         for name in machine_names(state):
             print(name)

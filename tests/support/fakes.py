@@ -121,6 +121,9 @@ class RecordingMetrics:
         self.machine_events: Counter[MachineEvent] = Counter()
         self.creation_seconds: list[float] = []
         self.cache_transfers: list[tuple[str, str, bool, float]] = []
+        self.stopping_seconds: list[float] = []
+        self.requests_exceeded_by: list[str] = []
+        self.retried: list[tuple[str, Endpoint]] = []
 
     @property
     def picked(self) -> list[JobPicked]:
@@ -148,14 +151,24 @@ class RecordingMetrics:
         return [c for c in self.calls if isinstance(c, ApiCall)]
 
     # BuildMetrics
-    def job_picked(self, runner: str, queued_seconds: float | None) -> None:
+    def job_picked(
+        self, runner: str, queued_seconds: float | None, project_jobs_running: str = ""
+    ) -> None:
         self.calls.append(JobPicked(runner, queued_seconds))
+
+    def requests_exceeded(self, runner: str) -> None:
+        self.requests_exceeded_by.append(runner)
 
     def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
         self.calls.append(StageFinished(runner, stage, seconds))
 
     def job_finished(
-        self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+        self,
+        runner: str,
+        state: BuildState,
+        reason: FailureReason | None,
+        seconds: float | None,
+        trace: str | None = None,
     ) -> None:
         self.calls.append(JobFinished(runner, state, reason, seconds))
 
@@ -170,13 +183,16 @@ class RecordingMetrics:
         self.machine_events[MachineEvent.CREATED] += 1
         self.creation_seconds.append(seconds)
 
-    def machine_removed(self) -> None:
+    def machine_removed(self, seconds: float | None = None) -> None:
         self.machine_events[MachineEvent.REMOVED] += 1
+
+    def machine_stopped(self, seconds: float) -> None:
+        self.stopping_seconds.append(seconds)
 
     def machine_used(self) -> None:
         self.machine_events[MachineEvent.USED] += 1
 
-    def creation_failed(self) -> None:
+    def creation_failed(self, seconds: float | None = None) -> None:
         self.machine_events[MachineEvent.CREATION_FAILED] += 1
 
     # ApiMetrics
@@ -184,6 +200,9 @@ class RecordingMetrics:
         self, runner: str, endpoint: Endpoint, status: int | TransportFailure, seconds: float
     ) -> None:
         self.calls.append(ApiCall(runner, endpoint, status, seconds))
+
+    def request_retried(self, runner: str, endpoint: Endpoint) -> None:
+        self.retried.append((runner, endpoint))
 
 
 # --- executor --------------------------------------------------------------------------

@@ -33,8 +33,10 @@ class PrometheusServer(Service):
         workdir: Path,
         scrape_configs: Sequence[Mapping[str, Any]],
         ready_timeout: float = 20.0,
+        rule_files: Sequence[Path] = (),
     ) -> None:
         self.workdir = workdir
+        self._rule_files = [str(p) for p in rule_files]
         self.config_path = workdir / "prometheus.yml"
         self.log_path = workdir / "prometheus.log"
         self._scrape_configs = [dict(c) for c in scrape_configs]
@@ -57,6 +59,8 @@ class PrometheusServer(Service):
             },
             "scrape_configs": self._scrape_configs,
         }
+        if self._rule_files:
+            config["rule_files"] = self._rule_files
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
         for _attempt in range(3):
             self.port = free_port()
@@ -139,7 +143,11 @@ def start_prometheus(
     *,
     job: str = "alloy-runner",
     scrape_configs: Sequence[Mapping[str, Any]] | None = None,
+    rule_files: Sequence[Path] = (),
 ) -> PrometheusServer:
-    """Start Prometheus scraping `targets` as `job` (or `scrape_configs`); use it with `with`."""
+    """Start Prometheus scraping `targets` as `job` (or `scrape_configs`); use it with `with`.
+
+    `rule_files` are evaluated every second, as the scrapes.
+    """
     configs = scrape_configs if scrape_configs is not None else [scrape_config(job, targets)]
-    return PrometheusServer(tmp_path / "prometheus", configs).start()
+    return PrometheusServer(tmp_path / "prometheus", configs, rule_files=rule_files).start()

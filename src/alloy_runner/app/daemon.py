@@ -14,10 +14,10 @@ import logging
 import signal
 import time
 from enum import Enum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from alloy_runner.app.wiring import wire
-from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.coordinator.spool.records import RecoveryOutcome
 from alloy_runner.coordinator.spool.recovery import recover
 from alloy_runner.coordinator.spool.source import SpoolSource
@@ -120,12 +120,14 @@ class Daemon:
             return
         runner = slots[0].config.name
         mode = self.config.spool_recovery
+        failed = 0
         for job_id, what in recover(spool, mode, runner, kill_job_processes):
             log.warning("job %d was left running by a runner that died: %s", job_id, what)
-            if what is RecoveryOutcome.FAILED:
-                self.parts.builds.job_finished(
-                    runner, BuildState.FAILED, FailureReason.RUNNER_SYSTEM_FAILURE, None
-                )
+            failed += what is RecoveryOutcome.FAILED
+        if failed:  # counted once a scrape has seen them at 0, so that increase() sees them
+            count = partial(self.parts.builds.jobs_lost, runner, failed)
+            scraped = self.parts.observability.server is not None
+            self.parts.observability.telemetry.after_first_scrape(count, scraped=scraped)
 
     def _start_sweeps(self) -> None:
         """Remove, in the background, what dead runners left on the docker runners' engines."""

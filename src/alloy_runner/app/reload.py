@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING
 from alloy_runner.app import logs
 from alloy_runner.config.load import load_config
 from alloy_runner.exceptions import AlloyRunnerError
+from alloy_runner.telemetry.catalog.naming import MetricNames
 from alloy_runner.telemetry.web.server import open_access_warning
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
     from pathlib import Path
     from typing import Any
 
     from alloy_runner.app.scheduler import Scheduler
     from alloy_runner.config.address import ListenAddress
     from alloy_runner.config.model import Config
+    from alloy_runner.telemetry.metrics.config import ConfigTelemetry
     from alloy_runner.telemetry.web.server import MetricsServer
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,12 @@ class Reload:
         server: MetricsServer | None,
         address: ListenAddress | None,
         loop: asyncio.AbstractEventLoop,
+        config_metrics: ConfigTelemetry | None = None,
+        set_names: Callable[[MetricNames], None] | None = None,
     ) -> None:
         self.config = config
+        self._config_metrics = config_metrics  # the file loaded, or refused
+        self._set_names = set_names  # metric_names applies at once
         self._scheduler = scheduler
         self._server = server
         self._address = address
@@ -69,7 +75,11 @@ class Reload:
             new = load_config(path).with_overrides(**dict(self.config.overrides))
         except AlloyRunnerError as exc:
             log.error("SIGHUP: keeping the running configuration: %s", exc)
+            if self._config_metrics is not None:
+                self._config_metrics.loading_failed()
             return
+        if self._config_metrics is not None:
+            self._config_metrics.loaded()
         self._apply(new)
         log.info("SIGHUP: configuration reloaded from %s", path)
         self._reload_web(new.metrics_web_config)
@@ -89,6 +99,9 @@ class Reload:
         logs.set_level(new.log_level)
         if new.concurrent != old.concurrent:
             log.info("SIGHUP: concurrent %d -> %d", old.concurrent, new.concurrent)
+        if new.metric_names != old.metric_names and self._set_names is not None:
+            log.info("SIGHUP: metric_names %s -> %s", old.metric_names, new.metric_names)
+            self._set_names(MetricNames(new.metric_names))
         # The address and the runners stay what the process started with.
         self.config = replace(
             new,

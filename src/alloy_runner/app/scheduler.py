@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# GitLab Runner's adaptive request concurrency: a job taken grows the limit, an empty
+# answer shrinks it a little, a failed request halves it.
+GROW, SHRINK, HALVE = 1.1, 0.95, 0.5
 IDLE_WAIT = 1.0  # seconds a feeder waits for news from its source before asking again
 ERROR_BACKOFF = 1.0
 
@@ -36,6 +40,16 @@ class RunnerSlot:
     source: JobSource
     reserved: int = 0  # builds running or about to start
     requests: int = 0  # job requests in flight
+    adaptive: float = 0.0  # GitLab Runner's adaptive request concurrency (AIMD), before bounds
+
+    @property
+    def used_limit(self) -> int:
+        """Return how many job requests may be in flight: the adaptive limit, rounded up."""
+        return min(max(1, math.ceil(self.adaptive)), self.config.request_concurrency)
+
+    def adapt(self, factor: float) -> None:
+        """Scale the adaptive limit after a request, within 1 and request_concurrency."""
+        self.adaptive = min(max(1.0, self.adaptive * factor), self.config.request_concurrency)
 
 
 def runner_configs(slots: Sequence[RunnerSlot]) -> list[RunnerConfig]:
@@ -82,8 +96,10 @@ class Scheduler:
         metrics: BuildMetrics,
         executor_for: Callable[[RunnerConfig], Executor] = default_executor,
         tracer: BuildTracer | None = None,
+        check_interval: float = 3.0,
     ) -> None:
         self.concurrent = concurrent
+        self.check_interval = check_interval
         self.runners = runners
         self._registry = registry
         self._metrics = metrics
@@ -93,10 +109,15 @@ class Scheduler:
         self._feeders: list[asyncio.Task[None]] = []
         self._builds: set[asyncio.Task[None]] = set()
         self._reserved = 0
+        self._request_freed = asyncio.Event()
 
     def requests(self) -> dict[str, int]:
         """Return the job requests in flight per runner (`ci_runner_request_concurrency`)."""
         return requests_in_flight(self.runners)
+
+    def request_limits(self) -> dict[str, tuple[float, int]]:
+        """Return each runner's adaptive and used request-concurrency limits."""
+        return {r.config.name: (max(1.0, r.adaptive), r.used_limit) for r in self.runners}
 
     def start(self) -> None:
         for runner in self.runners:
@@ -105,6 +126,21 @@ class Scheduler:
                     self._feed(runner), name=f"feed-{runner.config.name}-{n}"
                 )
                 self._feeders.append(task)
+        self._feeders.append(asyncio.create_task(self._watch_requests(), name="watch-requests"))
+
+    async def _watch_requests(self) -> None:
+        """Count, every check_interval, the runners whose request slots are all in flight.
+
+        GitLab Runner feeds each runner once a check_interval and counts a feed
+        that finds `request_concurrency` requests in flight as an excess request;
+        here the feeders wait instead, and this watch counts what would be dropped.
+        """
+        while True:
+            await asyncio.sleep(max(self.check_interval, 0.05))
+            for runner in self.runners:
+                full = runner.requests >= runner.used_limit
+                if full and self._has_room(runner):
+                    self._metrics.requests_exceeded(runner.config.name)
 
     async def set_concurrent(self, concurrent: int) -> None:
         """Apply a new `concurrent`; running builds beyond it finish, none start until below."""
@@ -134,13 +170,18 @@ class Scheduler:
             await self._reserve(runner)
             started = False
             try:
-                runner.requests += 1
+                await self._acquire_request(runner)
+                factor = HALVE
                 try:
                     job = await runner.source.request()
+                    factor = GROW if job is not None else SHRINK
                 finally:
-                    runner.requests -= 1
+                    self._release_request(runner, factor)
                 if job is not None:
-                    task = asyncio.create_task(self._run(runner, job), name=f"job-{job.id}")
+                    # Registered now, before its task first runs: under a burst the loop may
+                    # not reach that task for a while, and the build must be visible at once.
+                    build = self._register(runner, job)
+                    task = asyncio.create_task(self._run(runner, build), name=f"job-{job.id}")
                     self._builds.add(task)
                     task.add_done_callback(self._builds.discard)
                     started = True
@@ -155,7 +196,20 @@ class Scheduler:
             if not started:
                 await runner.source.wait_for_jobs(IDLE_WAIT)
 
-    async def _run(self, runner: RunnerSlot, job: Job) -> None:
+    async def _acquire_request(self, runner: RunnerSlot) -> None:
+        """Wait until the runner may have one more job request in flight, and take it."""
+        while runner.requests >= runner.used_limit:
+            await self._request_freed.wait()
+        runner.requests += 1
+
+    def _release_request(self, runner: RunnerSlot, factor: float) -> None:
+        runner.requests -= 1
+        runner.adapt(factor)
+        self._request_freed.set()  # wake the feeders waiting for a request slot
+        self._request_freed = asyncio.Event()
+
+    def _register(self, runner: RunnerSlot, job: Job) -> Build:
+        """Make the build of a job just taken, and put it in the registry (a scrape sees it)."""
         cfg = runner.config
         paths = BuildPaths(builds_root=cfg.builds_dir, cache_root=cfg.cache_dir)
         project = job.project_name or f"project-{job.project_id}"
@@ -171,8 +225,12 @@ class Scheduler:
             tracer=self._tracer,
         )
         self._registry.add(build)
+        return build
+
+    async def _run(self, runner: RunnerSlot, build: Build) -> None:
+        cfg, job = runner.config, build.job
         try:
-            self._metrics.job_picked(cfg.name, job.queued_seconds)
+            self._metrics.job_picked(cfg.name, job.queued_seconds, job.project_jobs_running)
             fields = {"job": job.id, "runner": cfg.name}  # keys of their own in JSON logs
             log.info("job %d (%s) started on runner %s", job.id, job.name, cfg.name, extra=fields)
             result = await build.run()
@@ -187,7 +245,7 @@ class Scheduler:
             )
         finally:
             self._registry.remove(build)
-            self._registry.release_slot(cfg.name, project, slot)
+            self._registry.release_slot(cfg.name, build.project, build.slot)
             await self._release(runner)
 
     async def stop_taking(self) -> None:

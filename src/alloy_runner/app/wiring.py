@@ -35,8 +35,11 @@ from alloy_runner.coordinator.spool.source import SpoolSource
 from alloy_runner.coordinator.spool.store import Spool
 from alloy_runner.exceptions import ConfigError
 from alloy_runner.telemetry.catalog import instruments
+from alloy_runner.telemetry.catalog.naming import MetricNames
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
 from alloy_runner.telemetry.metrics.builds import BuildTelemetry
+from alloy_runner.telemetry.metrics.config import ConfigTelemetry
+from alloy_runner.telemetry.metrics.identity import runner_identities, system_id
 from alloy_runner.telemetry.metrics.machines import (
     MachineTelemetry,
     install_machine_telemetry,
@@ -99,6 +102,10 @@ def wire(config: Config) -> Components:
             workers=partial(_workers, registry, [r.name for r in config.runners]),
             active_runs=ActiveRuns(spool) if spool is not None else None,
         )
+        # /metrics shows the ci_* names, GitLab Runner's (with its runner labels), or both.
+        reader = observability.telemetry.prometheus
+        reader.names = MetricNames(config.metric_names)
+        reader.identities = partial(dict, runner_identities(config.runners, system_id(config.path)))
     except BaseException:
         runner.close()
         raise
@@ -125,12 +132,15 @@ def _components(
 ) -> Components:
     telemetry = observability.telemetry
     _configure_logs(config, observability)
-    slots = runner_slots(config, spool, ApiTelemetry(telemetry), observability.run_ended())
+    coordinated = [r.name for r in config.runners if not r.uses_spool]
+    api = ApiTelemetry(telemetry, coordinated)
+    slots = runner_slots(config, spool, api, observability.run_ended())
     builds = BuildTelemetry(
         telemetry,
         registry,
         runners=partial(runner_configs, slots),
         requests=partial(requests_in_flight, slots),
+        limits=lambda: scheduler.request_limits(),  # noqa: PLW0108 - made below
     )
     machines = _machine_providers(config, install_machine_telemetry(telemetry))
     observe_machine_states(telemetry, machines.snapshot if machines is not None else _no_machines)
@@ -142,14 +152,9 @@ def _components(
         metrics=builds,
         executor_for=executors if machines is None else machines.executor_for(executors),
         tracer=observability.tracer(),
+        check_interval=config.check_interval,
     )
-    reload = Reload(
-        config,
-        scheduler=scheduler,
-        server=observability.server,
-        address=observability.address,
-        loop=runner.get_loop(),
-    )
+    reload = _reload(config, scheduler, observability, runner.get_loop())
     telemetry.observe(instruments.CONCURRENT, reload.concurrent)
     return Components(
         runner=runner,
@@ -162,6 +167,25 @@ def _components(
         spool=spool,
         machines=machines,
         warnings=_warnings(config, observability, slots),
+    )
+
+
+def _reload(
+    config: Config,
+    scheduler: Scheduler,
+    observability: Observability,
+    loop: asyncio.AbstractEventLoop,
+) -> Reload:
+    """Return what a SIGHUP calls; it counts the loads of the file, and names the metrics."""
+    telemetry = observability.telemetry
+    return Reload(
+        config,
+        scheduler=scheduler,
+        server=observability.server,
+        address=observability.address,
+        loop=loop,
+        config_metrics=ConfigTelemetry(telemetry, loaded=config.path is not None),
+        set_names=partial(setattr, telemetry.prometheus, "names"),
     )
 
 

@@ -163,9 +163,8 @@ class Build:
                 await self.source.finish(self.job, result)
             except Exception:
                 log.error("job %d: could not record its result", self.job.id, exc_info=True)
-            self.metrics.job_finished(
-                self.runner, result.state, result.failure_reason, result.duration
-            )
+            outcome = (result.state, result.failure_reason, result.duration)
+            self.metrics.job_finished(self.runner, *outcome, trace=self._span.traceparent())
             self._span.finished(result.state, result.failure_reason)
         return result
 

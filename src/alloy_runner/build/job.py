@@ -296,6 +296,8 @@ class Job:
     queued_seconds: float | None = None  # job_info.time_in_queue_seconds when the source knows it
     image: Image | None = None  # the job's `image:`; None: the executor's default
     services: tuple[Service, ...] = ()
+    # job_info.project_jobs_running_on_instance_runners_count, as the coordinator words it
+    project_jobs_running: str = ""
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Job:
@@ -332,6 +334,9 @@ class Job:
             queued_seconds=float(queued) if isinstance(queued, int | float) else None,
             image=image,
             services=services,
+            project_jobs_running=str(
+                _get(info, "project_jobs_running_on_instance_runners_count", str, "")
+            ),
         )
 
     def to_payload(self) -> dict[str, Any]:

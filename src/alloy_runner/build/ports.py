@@ -21,16 +21,29 @@ PIPELINE_TRACEPARENT = "ALLOY_PIPELINE_TRACEPARENT"
 class BuildMetrics(Protocol):
     """Events of a build, recorded when they happen."""
 
-    def job_picked(self, runner: str, queued_seconds: float | None) -> None:
-        """A runner took a job that waited `queued_seconds` in the queue (None: unknown)."""
+    def job_picked(
+        self, runner: str, queued_seconds: float | None, project_jobs_running: str = ""
+    ) -> None:
+        """A runner took a job that waited `queued_seconds` in the queue (None: unknown).
+
+        `project_jobs_running` is what the coordinator says of the project's running jobs.
+        """
 
     def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
         """A stage of a build ended after `seconds`."""
 
     def job_finished(
-        self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+        self,
+        runner: str,
+        state: BuildState,
+        reason: FailureReason | None,
+        seconds: float | None,
+        trace: str | None = None,
     ) -> None:
-        """A build ended in a final `state` after `seconds` (None: unknown, e.g. recovered)."""
+        """A build ended in a final `state` after `seconds` (None: unknown, e.g. recovered).
+
+        `trace` is the W3C traceparent of the job's span, if it was traced.
+        """
 
     def job_resources(self, runner: str, executor: str, used: ResourceUsage | None) -> None:
         """A build's scripts used `used` (None: the executor could not tell; nothing recorded)."""
@@ -38,18 +51,31 @@ class BuildMetrics(Protocol):
     def cache_transfer(self, runner: str, operation: str, ok: bool, seconds: float) -> None:
         """A distributed cache `download` or `upload` ended (`ok`: it worked) after `seconds`."""
 
+    def requests_exceeded(self, runner: str) -> None:
+        """At a feed, every job request `runner` may make was in flight though it had room."""
+
 
 class NoMetrics:
     """A BuildMetrics that records nothing (the `exec` command)."""
 
-    def job_picked(self, runner: str, queued_seconds: float | None) -> None:
+    def requests_exceeded(self, runner: str) -> None:
+        pass
+
+    def job_picked(
+        self, runner: str, queued_seconds: float | None, project_jobs_running: str = ""
+    ) -> None:
         pass
 
     def stage_finished(self, runner: str, stage: BuildStage, seconds: float) -> None:
         pass
 
     def job_finished(
-        self, runner: str, state: BuildState, reason: FailureReason | None, seconds: float | None
+        self,
+        runner: str,
+        state: BuildState,
+        reason: FailureReason | None,
+        seconds: float | None,
+        trace: str | None = None,
     ) -> None:
         pass
 

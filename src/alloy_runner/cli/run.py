@@ -64,6 +64,13 @@ if TYPE_CHECKING:
     show_default=True,
     help="The service's name, in the start-up log line (GitLab Runner's --service).",
 )
+@click.option(
+    "--metric-names",
+    "metric_names",
+    type=click.Choice(["alloyci", "gitlab", "both"]),
+    help="Names /metrics exposes: alloyci (ci_*), gitlab (gitlab_runner_*) or both. "
+    "Wins over $METRIC_NAMES and metric_names in the file.",
+)
 def run(
     config_path: Path | None,
     metrics_server: str | None,
@@ -73,6 +80,7 @@ def run(
     working_directory: Path | None,
     user: str | None,
     service: str,
+    metric_names: str | None,
 ) -> None:
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner.app import daemon
@@ -94,6 +102,9 @@ def run(
         config = config.with_overrides(spool_dir=spool)
     if web_config is not None:
         config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
+    names = metric_names if metric_names is not None else os.environ.get("METRIC_NAMES")
+    if names is not None:
+        config = config.with_overrides(metric_names=_check_names(names))
     pyroscope = os.environ.get("PYROSCOPE_SERVER_ADDRESS")
     where = "--profiling-server" if profiling_server is not None else "PYROSCOPE_SERVER_ADDRESS"
     if profiling_server is not None:
@@ -143,3 +154,15 @@ def check_user(user: str, euid: int, origin: str) -> None:
         RunAs.lookup(user)
     except KeyError:
         raise ConfigError(f"{origin}: there is no user {user!r} on this host") from None
+
+
+def _check_names(names: str) -> str:
+    """Refuse a $METRIC_NAMES that is not one of the namings (the flag is checked by click)."""
+    from alloy_runner.config.model import METRIC_NAMES
+    from alloy_runner.exceptions import ConfigError
+
+    if names not in METRIC_NAMES:
+        raise ConfigError(
+            f"$METRIC_NAMES: expected one of {', '.join(METRIC_NAMES)}, got {names!r}"
+        )
+    return names

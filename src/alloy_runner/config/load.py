@@ -18,6 +18,7 @@ from alloy_runner.config.model import (
     LOG_FORMATS,
     LOG_LEVELS,
     MACHINE_EXECUTORS,
+    METRIC_NAMES,
     AutoscalingConfig,
     Config,
     DockerConfig,
@@ -25,6 +26,7 @@ from alloy_runner.config.model import (
     MachineConfig,
     OtlpConfig,
     ProfilingConfig,
+    QueuingDuration,
     RunnerConfig,
     SpoolRecovery,
     embedded_default,
@@ -35,7 +37,7 @@ from alloy_runner.config.paths import (
     default_config_path,
     default_spool_dir,
 )
-from alloy_runner.config.table import Table
+from alloy_runner.config.table import MAX_SECONDS, Table
 from alloy_runner.exceptions import ConfigError
 
 # Upper bounds of the counts in config.toml: far above any real runner, and low enough that
@@ -81,6 +83,7 @@ def _runner(table: Table, index: int, nested: list[Table], warnings: list[str]) 
         output_limit=table.integer("output_limit", 4096, minimum=1, maximum=MAX_OUTPUT_LIMIT_KB),
         kill_timeout=table.seconds("kill_timeout", 10.0),
         **_gitlab_runner_keys(table, nested, warnings),
+        job_queuing_durations=_queuing(table, nested),
     )
 
 
@@ -129,6 +132,60 @@ def _gitlab_runner_keys(table: Table, nested: list[Table], warnings: list[str]) 
     warnings += gitlab_keys.runner_policy(table)
     warnings += gitlab_keys.token_expiry(table, expires_at)
     return keys
+
+
+_GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+")
+_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _queuing(runner: Table, nested: list[Table]) -> tuple[QueuingDuration, ...]:
+    """Read `[[runners.monitoring.job_queuing_durations]]` (GitLab Runner's keys)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from alloy_runner.machines.cron import parse_cron
+
+    monitoring = runner.table("monitoring")
+    entries = monitoring.tables("job_queuing_durations")
+    nested += [monitoring, *entries]
+    out = []
+    for table in entries:
+        periods = table.strings("periods")
+        for period in periods:
+            try:
+                parse_cron(period)
+            except ConfigError as exc:
+                raise table.invalid("periods", str(exc)) from None
+        timezone = table.string("timezone", default="")
+        try:
+            if timezone:
+                ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise table.error("timezone", "an IANA time zone name", timezone) from None
+        pattern = table.string("jobs_running_for_project", default="")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise table.invalid("jobs_running_for_project", str(exc)) from None
+        threshold = table.get(("threshold",), 0.0, _duration(table))
+        out.append(QueuingDuration(periods or ("* * * * * * *",), timezone, threshold, pattern))
+    return tuple(out)
+
+
+def _duration(table: Table) -> Callable[[str, object], float]:
+    """Check a duration: seconds as a number, or a Go duration string such as "5m" or "1h30m"."""
+
+    def check(key: str, value: object) -> float:
+        seconds = -1.0
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str) and _GO_DURATION.fullmatch(value):
+            parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s)", value)
+            seconds = sum(float(n) * _GO_UNITS[unit] for n, unit in parts)
+        if not 0 <= seconds <= MAX_SECONDS:  # nan and inf fail too
+            raise table.error(key, 'a duration (seconds, or a string such as "5m")', value)
+        return seconds
+
+    return check
 
 
 _MACHINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -269,6 +326,7 @@ def parse_config(text: str, where: str) -> Config:
             "metrics_server", "listen_address", default=DEFAULT_METRICS_SERVER
         ),
         metrics_web_config=Path(web_config).expanduser() if web_config else None,
+        metric_names=top.string("metric_names", default="alloyci", choices=METRIC_NAMES),
         shutdown_timeout=top.seconds("shutdown_timeout", 30.0),
         spool_dir=Path(spool).expanduser() if spool else default_spool_dir(),
         spool_recovery=SpoolRecovery(

@@ -125,6 +125,16 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
+class QueuingDuration:
+    """`[[runners.monitoring.job_queuing_durations]]`: how long a job may wait in the queue."""
+
+    periods: tuple[str, ...]  # cron expressions, as [[runners.machine.autoscaling]] Periods
+    timezone: str = ""  # IANA name; empty: local time
+    threshold: float = 0.0  # seconds; 0: not watched
+    jobs_running_for_project: str = ""  # a regular expression; empty: every job
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     """One `[[runners]]` entry."""
 
@@ -150,6 +160,7 @@ class RunnerConfig:
     cache: CacheConfig = field(default_factory=CacheConfig)  # `[runners.cache]`
     token_obtained_at: datetime | None = None  # written by register, as GitLab does
     token_expires_at: datetime | None = None  # None: the token does not expire
+    job_queuing_durations: tuple[QueuingDuration, ...] = ()  # the last matching period wins
 
     @property
     def uses_spool(self) -> bool:
@@ -202,6 +213,7 @@ class Config:
     log_format: str = "text"
     metrics_server: str = DEFAULT_METRICS_SERVER
     metrics_web_config: Path | None = None  # exporter-toolkit web config: TLS, basic auth
+    metric_names: str = "alloyci"  # alloyci | gitlab | both: the names /metrics exposes
     shutdown_timeout: float = 30.0
     spool_dir: Path = field(default_factory=default_spool_dir)
     spool_recovery: SpoolRecovery = SpoolRecovery.FAIL
@@ -220,6 +232,9 @@ class Config:
         The changes are kept in `overrides`, so that a reload of the file applies them again.
         """
         return replace(self, **changes, overrides=(*self.overrides, *changes.items()))
+
+
+METRIC_NAMES = ("alloyci", "gitlab", "both")
 
 
 def embedded_default() -> Config:

@@ -42,6 +42,9 @@ class ApiMetrics(Protocol):
     ) -> None:
         """A call to `endpoint` ended with an HTTP `status` (or none) after `seconds`."""
 
+    def request_retried(self, runner: str, endpoint: Endpoint) -> None:
+        """A call to `endpoint` failed and is made again (the same request, retried)."""
+
 
 class NoApiMetrics:
     """An ApiMetrics that records nothing (`register`, `verify`)."""
@@ -49,4 +52,7 @@ class NoApiMetrics:
     def request_done(
         self, runner: str, endpoint: Endpoint, status: int | TransportFailure, seconds: float
     ) -> None:
+        pass
+
+    def request_retried(self, runner: str, endpoint: Endpoint) -> None:
         pass

@@ -33,6 +33,9 @@ class MachineDriver(Protocol):
     async def create(self, name: str) -> None:
         """Create machine `name`; raise MachineError if it could not be created."""
 
+    async def stop(self, name: str) -> None:
+        """Stop machine `name` before its removal, as GitLab Runner does; raise MachineError."""
+
     async def remove(self, name: str) -> None:
         """Remove machine `name` (a machine that is already gone is removed); raise MachineError."""
 

@@ -31,14 +31,17 @@ class MachineMetrics(Protocol):
     def machine_created(self, seconds: float) -> None:
         """A machine was created; its creation took `seconds`."""
 
-    def machine_removed(self) -> None:
-        """A machine that existed was removed."""
+    def machine_removed(self, seconds: float | None = None) -> None:
+        """A machine that existed was removed; the removal took `seconds` (None: unknown)."""
 
     def machine_used(self) -> None:
         """A machine was taken for a build."""
 
-    def creation_failed(self) -> None:
-        """A machine could not be created."""
+    def machine_stopped(self, seconds: float) -> None:
+        """A machine was stopped before its removal; stopping it took `seconds`."""
+
+    def creation_failed(self, seconds: float | None = None) -> None:
+        """A machine could not be created, after trying for `seconds` (None: unknown)."""
 
 
 class NoMachineMetrics:
@@ -47,11 +50,14 @@ class NoMachineMetrics:
     def machine_created(self, seconds: float) -> None:
         pass
 
-    def machine_removed(self) -> None:
+    def machine_removed(self, seconds: float | None = None) -> None:
         pass
 
     def machine_used(self) -> None:
         pass
 
-    def creation_failed(self) -> None:
+    def machine_stopped(self, seconds: float) -> None:
+        pass
+
+    def creation_failed(self, seconds: float | None = None) -> None:
         pass

@@ -208,22 +208,27 @@ class MachinePool:
             self._failed_in_row += 1
             self.creation_failures += 1
             self._blocked_until = now + self._backoff(self._failed_in_row)
+            seconds = now - m.started
             if leftover:
                 m.busy = True
                 m.reason = "failed to create"
                 self._move(m, MachineState.REMOVING, now)
             else:
                 self._drop(m)
-        self._metrics.creation_failed()
+        self._metrics.creation_failed(seconds)
         return leftover
 
-    def removed(self, name: str) -> None:
-        """Machine `name` is gone."""
+    def removed(self, name: str, seconds: float | None = None) -> None:
+        """Machine `name` is gone; removing it took `seconds` (the driver's call)."""
         with self._lock:
             m = self._machines[name]
             self._drop(m)
         if m.exists:
-            self._metrics.machine_removed()
+            self._metrics.machine_removed(seconds)
+
+    def stopped(self, seconds: float) -> None:
+        """A machine was stopped, before its removal, in `seconds`."""
+        self._metrics.machine_stopped(seconds)
 
     def removal_failed(self, name: str) -> None:
         """Removing `name` failed: it stays `removing`, and is tried again after a backoff."""

@@ -135,13 +135,21 @@ class MachineProvider:
 
     async def _remove(self, name: str) -> None:
         async with self._slots:
+            began = self._clock()
+            try:
+                await self.driver.stop(name)
+            except Exception as exc:  # a machine that would not stop is removed all the same
+                log.info("%s: machine %s: stopping failed: %s", self.label, name, exc)
+            else:
+                self.pool.stopped(self._clock() - began)
+            began = self._clock()
             try:
                 await self.driver.remove(name)
             except Exception as exc:
                 self.pool.removal_failed(name)
                 log.warning("%s: machine %s: removal failed, will retry: %s", self.label, name, exc)
             else:
-                self.pool.removed(name)
+                self.pool.removed(name, self._clock() - began)
                 log.info("%s: machine %s removed", self.label, name)
             finally:
                 self._notify()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 
 from prometheus_client.metrics_core import Metric
 
+from alloy_runner.telemetry.catalog.naming import gitlab_short_token
 from tests.support import (
+    StartRunner,
     parse_exposition,
     sample_value,
     wait_until,
 )
-from tests.support.fake_coordinator import FakeJob, StartFake, StartGitlabRunner
+from tests.support.fake_coordinator import FakeJob, StartFake, StartGitlabRunner, gitlab_config
 
 LINE = "line %06g of a deterministic job log, the same on every run"
 
@@ -213,3 +216,84 @@ def test_tokens_and_masked_values_stay_out_of_logs_metrics_and_debug_pages(
     for value in (fake.runner_token, job.token, secret):
         assert value not in seen
         assert value.encode() not in job.trace
+
+
+def test_request_limits_excess_requests_and_retries_move_under_both_names(
+    start_fake: StartFake, start_runner: StartRunner
+) -> None:
+    """Long polls fill the one request slot while there is room: excess requests are counted.
+
+    A result the coordinator refuses twice with 503 is retried, and counted as retries.
+    """
+    fake = start_fake(long_poll=5.0)
+    runner = start_runner(gitlab_config(fake, top='metric_names = "both"'))
+    short = gitlab_short_token(fake.runner_token)
+    retries = {"runner": "gl", "endpoint": "update_job"}
+    first = parse_exposition(runner.scrape()[1])  # at 0 before any retry
+    assert sample_value(first, "ci_runner_api_request_retries_total", retries) == 0
+
+    def exceeded() -> float | None:
+        found = parse_exposition(runner.scrape()[1])
+        ours = sample_value(found, "ci_runner_request_concurrency_exceeded_total", {"runner": "gl"})
+        theirs = sample_value(
+            found, "gitlab_runner_request_concurrency_exceeded_total", {"runner": short}
+        )
+        return ours if ours and ours >= 2 and theirs and theirs >= ours else None
+
+    wait_until(exceeded, 10, what="excess requests counted under both names")
+    found = parse_exposition(runner.scrape()[1])
+    for name in ("hard_limit", "used_limit"):
+        assert sample_value(found, f"ci_runner_request_concurrency_{name}", {"runner": "gl"}) == 1
+        theirs = sample_value(found, f"gitlab_runner_request_concurrency_{name}", {"runner": short})
+        assert theirs == 1
+    fake.fail(["503"], count=2, endpoints=["update_job"])
+    job = fake.add_job("quick", ["true"])
+    fake.wait_done([job], timeout=30)
+
+    def retried() -> dict[str, Metric] | None:
+        found = parse_exposition(runner.scrape()[1])
+        ours = {"runner": "gl", "endpoint": "update_job"}
+        count = sample_value(found, "ci_runner_api_request_retries_total", ours)
+        return found if count == 2 else None
+
+    found = wait_until(retried, 10, what="two retries of the result")
+    path = {"path": "/api/v4/jobs/:id", "method": "put"}
+    assert sample_value(found, "gitlab_runner_api_request_retries_total", path) == 2
+
+
+def test_the_adaptive_request_limit_grows_with_jobs_taken_and_bounds_requests(
+    start_fake: StartFake, start_runner: StartRunner
+) -> None:
+    """As GitLab Runner's: 1 at first, x1.1 per job taken; the requests in flight stay under it."""
+    fake = start_fake(long_poll=5.0)
+    config = gitlab_config(fake, extra="request_concurrency = 4\n", top='metric_names = "both"')
+    runner = start_runner(config)
+    short = gitlab_short_token(fake.runner_token)
+
+    def limits(found: dict[str, Metric]) -> tuple[float | None, ...]:
+        return tuple(
+            sample_value(found, f"{prefix}_request_concurrency_{kind}_limit", labels)
+            for prefix, labels in (
+                ("ci_runner", {"runner": "gl"}),
+                ("gitlab_runner", {"runner": short}),
+            )
+            for kind in ("hard", "adaptive", "used")
+        )
+
+    assert limits(parse_exposition(runner.scrape()[1])) == (4, 1, 1) * 2
+    jobs = [fake.add_job(f"j{n}", ["sleep 1"]) for n in range(5)]
+    fake.wait_done(jobs, timeout=30)
+
+    def grown() -> tuple[float | None, ...] | None:
+        found = parse_exposition(runner.scrape()[1])
+        seen = limits(found)
+        in_flight = sample_value(found, "ci_runner_request_concurrency", {"runner": "gl"})
+        assert in_flight is not None and seen[2] is not None and in_flight <= seen[2]
+        return seen if seen[1] is not None and seen[1] > 1 else None
+
+    seen = wait_until(grown, 10, what="the adaptive limit grown by the jobs taken")
+    assert seen[:3] == seen[3:]  # the same under both names
+    adaptive, used = seen[1], seen[2]
+    assert adaptive is not None and used is not None
+    assert 1 < adaptive <= 1.1**5 + 1e-9  # five jobs taken, and some empty answers since
+    assert used == math.ceil(adaptive)

@@ -80,6 +80,10 @@ def test_job_of_a_killed_runner_fails_as_runner_system_failure_after_restart(
     jobs, orphan = _kill_runner_during_a_job(rig, config)
 
     restarted = rig.runner(config)
+    # The first scrape sees the failure counters at 0 (so increase() will see the failure).
+    first = parse_exposition(restarted.scrape()[1])
+    reason = {"runner": rig.runner_name, "failure_reason": "runner_system_failure"}
+    assert sample_value(first, "ci_runner_failed_jobs_total", reason) == 0.0
     wait_until(lambda: not process_alive(orphan), 10, 0.05, "the orphaned job stopped")
     # Every job is somewhere at every moment (directories read in the order jobs move through).
     while any(rig.result(job) is None for job in jobs.values()):
@@ -97,7 +101,6 @@ def test_job_of_a_killed_runner_fails_as_runner_system_failure_after_restart(
     families = parse_exposition(restarted.scrape()[1])
     labels = {"runner": rig.runner_name}
     assert sample_value(families, "ci_runner_jobs_total", {**labels, "state": "failed"}) == 1.0
-    reason = {**labels, "failure_reason": "runner_system_failure"}
     assert sample_value(families, "ci_runner_failed_jobs_total", reason) == 1.0
 
 

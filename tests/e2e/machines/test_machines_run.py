@@ -26,7 +26,7 @@ from tests.support import (
     wait_until,
 )
 from tests.support.engine import NOTHING, Engine, docker_config, leftovers
-from tests.support.fake_docker_machine import install_fake_docker_machine, machine_names
+from tests.support.fake_docker_machine import calls, install_fake_docker_machine, machine_names
 
 STATES = ("acquired", "creating", "idle", "removing", "used")
 DOCKER = "ci_docker_machines"
@@ -254,6 +254,10 @@ def test_failing_creation_fails_the_job_with_a_clear_reason(
     assert "no machine could be created (3 attempts failed" in log
     assert "Error creating machine" in log
     assert counters(runner)["creation_failed"] >= 3
+    failed = metric_value(
+        runner.families(), "ci_docker_machines_failed_creation_duration_seconds_count"
+    )
+    assert failed == counters(runner)["creation_failed"]
     # What the failed creations left behind is removed, not leaked.
     wait_until(lambda: machine_names(fake_state) == [], 10, what="broken machines removed")
     assert counters(runner)["created"] == counters(runner)["removed"] == 0
@@ -269,9 +273,24 @@ def test_a_failing_removal_stays_visible_until_it_succeeds(
     assert result(runner, job).status == "success"
     wait_until(lambda: states(runner)["removing"] == 1, 10, what="the machine seen removing")
     assert machine_names(fake_state) == [machine_of(trace(runner, job))]
+
+    def refused() -> bool:  # rm was refused: the driver asked whether the machine is still there
+        names = [c[0] for c in calls(fake_state)]
+        return "rm" in names and "inspect" in names[names.index("rm") :]
+
+    wait_until(refused, 10, what="a removal refused")
+    assert states(runner)["removing"] == 1
     (fake_state / "fail-remove").unlink()
     wait_until(lambda: counters(runner)["removed"] == 1, 15, what="the removal retried")
     assert states(runner)["removing"] == 0
+    # The removal that worked is timed; the failed attempts are not removals.
+    families = runner.families()
+    assert metric_value(families, "ci_docker_machines_removal_duration_seconds_count") == 1
+    assert metric_value(families, "ci_docker_machines_removal_duration_seconds_sum") >= 0
+    # Each attempt stops the machine first, as GitLab Runner does, and times that too.
+    stops = [c for c in calls(fake_state) if c[0] == "stop"]
+    stopped = metric_value(families, "ci_docker_machines_stopping_duration_seconds_count")
+    assert stopped == len(stops) >= 2  # the refused attempt and the one that worked
     assert machine_names(fake_state) == []
 
 

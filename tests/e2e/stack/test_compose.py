@@ -238,11 +238,21 @@ def test_grafana_loads_the_dashboard_with_the_provisioned_data_source(
     [provider] = load(DASHBOARDS)["providers"]
     folder = provider["options"]["path"]
     assert host_file(grafana, f"{folder}/alloy-runner.json") == DASHBOARD
-    uids = {s["uid"] for s in load(DATASOURCES)["datasources"]}
+    sources = load(DATASOURCES)["datasources"]
     dashboard = json.loads(DASHBOARD.read_text())
+    # Panels query the data source the `datasource` variable picks among Prometheus ones:
+    # the provisioned one here, any Prometheus where the dashboard is imported.
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
+    assert variable["type"] == "datasource"
+    assert variable["query"] in {s["type"] for s in sources}
     for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            assert target["datasource"]["uid"] in uids, panel["title"]
+        if panel.get("targets"):
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel
+    # The exemplars of job duration open their trace in the provisioned Tempo.
+    (prometheus,) = [s for s in sources if s["type"] == "prometheus"]
+    (link,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    assert link == {"name": "trace_id", "datasourceUid": "tempo"}
+    assert "tempo" in {s["uid"] for s in sources}
 
 
 def test_the_dockerfile_runs_the_runner_as_a_user_with_a_healthcheck() -> None:

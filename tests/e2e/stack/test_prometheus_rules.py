@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import yaml
+
+from alloy_runner.telemetry.catalog.rules import COMMAND, render
 
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "docs" / "prometheus"
@@ -21,12 +24,13 @@ def test_the_prometheus_config_is_valid_and_finds_its_rule_files() -> None:
     """`promtool check config` accepts prometheus.yml, rule files included."""
     result = promtool("check", "config", PROMETHEUS / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout
 
 
 def test_the_rule_files_are_valid() -> None:
     """`promtool check rules` accepts the alerting and the recording rules."""
-    result = promtool("check", "rules", PROMETHEUS / "alerts.yml", PROMETHEUS / "recording.yml")
+    files = [PROMETHEUS / name for name in ("alerts.yml", "recording.yml", "gitlab-names.yml")]
+    result = promtool("check", "rules", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -48,3 +52,27 @@ def test_every_alert_fires_and_stays_silent_as_its_unit_test_says() -> None:
     ]
     assert {c["alertname"] for c in cases if c["exp_alerts"]} == alerts  # fires
     assert {c["alertname"] for c in cases if not c["exp_alerts"]} == alerts  # stays silent
+
+
+def test_the_gitlab_names_rules_are_the_generated_ones() -> None:
+    """docs/prometheus/gitlab-names.yml is what rules.render() produces from the catalog."""
+    assert (PROMETHEUS / "gitlab-names.yml").read_text() == render(), (
+        f"gitlab-names.yml is out of date; regenerate it with: .venv/bin/{COMMAND}"
+    )
+
+
+def test_recording_rules_are_named_level_metric_operations() -> None:
+    """Every aggregation records `level:metric:operations`; only compatibility rules keep a
+    plain family name (the seed's, or GitLab Runner's in gitlab-names.yml)."""
+    groups = yaml.safe_load((PROMETHEUS / "recording.yml").read_text())["groups"]
+    checked = 0
+    for group in groups:
+        for rule in group["rules"]:
+            if group["name"] == "alloy-runner-seed-names":
+                assert ":" not in rule["record"]
+                continue
+            level, metric, operations = rule["record"].split(":")
+            assert re.fullmatch(r"[a-z_]+", level) and re.fullmatch(r"[a-z0-9_]+", operations)
+            assert metric.split("_bucket")[0].startswith(("ci_", "process_"))
+            checked += 1
+    assert checked >= 5

@@ -7,6 +7,7 @@ scrapes it every second; then each expression is evaluated over that time.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +21,25 @@ from tests.support.prometheus import PrometheusServer, start_prometheus
 from tests.support.runner import RunnerProcess, run_cli
 
 ROOT = Path(__file__).resolve().parents[3]
-DASHBOARD = ROOT / "docs" / "grafana" / "alloy-runner.json"
-RULES = [ROOT / "docs" / "prometheus" / name for name in ("alerts.yml", "recording.yml")]
+DASHBOARDS = [
+    ROOT / "docs" / "grafana" / name for name in ("alloy-runner.json", "alloy-runner-gitlab.json")
+]
+RULES = [
+    ROOT / "docs" / "prometheus" / name
+    for name in ("alerts.yml", "recording.yml", "gitlab-names.yml")
+]
 PIPELINE = ROOT / "examples" / ".alloy-ci.yml"
 JOB = "alloy-runner"  # the scrape job of docs/prometheus/prometheus.yml
 RUNNER = "shell-demo"
 
 # Grafana's variables, as Grafana would expand them for a short, 1 s-scraped range.
-VARIABLES = {"$__rate_interval": "10s", "$__range": "2m", "$__interval": "1s", "$runner": ".*"}
+VARIABLES = {
+    "$__rate_interval": "10s",
+    "$__range": "2m",
+    "$__interval": "1s",
+    "$runner": ".*",
+    "$job": JOB,
+}
 
 # Panels that must show data once jobs ran (machines and the API need other executors).
 MUST_SHOW_DATA = {
@@ -41,6 +53,7 @@ MUST_SHOW_DATA = {
     "Builds by stage and state",
     "Builds by executor stage",
     "Slots",
+    "Limit",
 }
 
 
@@ -58,8 +71,12 @@ def expand(expr: str) -> str:
 
 
 def dashboard_targets() -> list[tuple[str, str]]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [(p["title"], t["expr"]) for p in panels for t in p.get("targets", [])]
+    return [
+        (f"{path.stem}: {p['title']}", t["expr"])
+        for path in DASHBOARDS
+        for p in json.loads(path.read_text())["panels"]
+        for t in p.get("targets", [])
+    ]
 
 
 def rule_expressions() -> list[tuple[str, str]]:
@@ -75,7 +92,11 @@ def rule_expressions() -> list[tuple[str, str]]:
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
     home = tmp_path_factory.mktemp("promql")
     spool = home / "spool"
-    config = f'concurrent = 4\nspool_dir = "{spool}"\n\n[[runners]]\nname = "{RUNNER}"\n'
+    # Both namings, so that each dashboard finds its names in the same Prometheus.
+    config = (
+        f'metric_names = "both"\nconcurrent = 4\nspool_dir = "{spool}"\n\n'
+        f'[[runners]]\nname = "{RUNNER}"\n'
+    )
     with RunnerProcess(home, config) as runner:
         target = f"{runner.host}:{runner.port}"
         with start_prometheus(home, [target], job=JOB) as prometheus:
@@ -120,7 +141,7 @@ def query_range(scraped: Scraped, expr: str) -> list[dict[str, Any]]:
 def test_a_dashboard_query_evaluates(scraped: Scraped, title: str, expr: str) -> None:
     """Each panel's query is valid PromQL; the build and job panels show data."""
     result = query_range(scraped, expand(expr))  # api() fails the test on an error
-    if title in MUST_SHOW_DATA:
+    if title.split(": ", 1)[1] in MUST_SHOW_DATA:
         assert result, f"{title}: {expr} returned nothing"
 
 
@@ -130,13 +151,20 @@ def test_a_rule_expression_evaluates(scraped: Scraped, name: str, expr: str) -> 
     scraped.prometheus.api("query", query=expr, time=f"{scraped.end:.3f}")
 
 
-def test_the_runner_variable_lists_the_runner(scraped: Scraped) -> None:
-    """The dashboard's `runner` variable (label_values of ci_runner_builds) finds the runner."""
-    dashboard = json.loads(DASHBOARD.read_text())
-    [variable] = dashboard["templating"]["list"]
-    assert variable["definition"] == "label_values(ci_runner_builds, runner)"
-    values = scraped.prometheus.api("label/runner/values", **{"match[]": "ci_runner_builds"})
-    assert values == [RUNNER]
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_the_job_and_runner_variables_list_the_job_and_the_runner(
+    scraped: Scraped, path: Path
+) -> None:
+    """Each dashboard's `job` and `runner` variables find the scrape job and the runner."""
+    variables = {v["name"]: v for v in json.loads(path.read_text())["templating"]["list"]}
+    assert set(variables) == {"datasource", "job", "runner"}
+    found = {}
+    for name in ("job", "runner"):
+        m = re.fullmatch(r"label_values\((.+), (\w+)\)", variables[name]["query"])
+        assert m, variables[name]
+        series, label = expand(m.group(1)), m.group(2)
+        found[name] = scraped.prometheus.api(f"label/{label}/values", **{"match[]": series})
+    assert found == {"job": [JOB], "runner": [RUNNER]}
 
 
 def test_the_queries_see_the_jobs_that_ran(scraped: Scraped) -> None:

@@ -25,7 +25,7 @@ from opentelemetry.semconv._incubating.attributes.cicd_attributes import (
 
 from alloy_runner.build.states import BuildStage
 from alloy_runner.telemetry.otlp.names import OTLP_NAMES
-from tests.support.exposition import parse_exposition
+from tests.support.exposition import parse_exposition, parse_openmetrics
 from tests.support.http_client import free_port
 from tests.support.loopback import SilentListener
 from tests.support.otlp import OtlpReceiver, attributes, data_points, metrics_of
@@ -293,6 +293,24 @@ def test_a_job_given_a_traceparent_continues_that_trace(run: Run) -> None:
     assert all(s.trace_id.hex() == run.parent_trace for s in stages)
     _, trace, span, _ = run.continued_tp.split("-")
     assert (trace, span) == (run.parent_trace, job.span_id.hex())
+
+
+def test_job_duration_buckets_carry_the_job_s_trace_id_as_an_openmetrics_exemplar(
+    run: Run,
+) -> None:
+    """Scraped as OpenMetrics, job-duration buckets link to the trace of a job that fell in them."""
+    _, text = run.runner.scrape("application/openmetrics-text; version=1.0.0")
+    family = parse_openmetrics(text)["ci_runner_job_duration_seconds"]
+    exemplars = [s.exemplar for s in family.samples if s.exemplar is not None]
+    assert exemplars, text
+    traces = {job_spans(run, job_id)[0].trace_id.hex() for job_id in run.jobs.values()}
+    traces.add(run.parent_trace)
+    for exemplar in exemplars:
+        assert exemplar.labels["trace_id"] in traces
+        assert len(exemplar.labels["span_id"]) == 16
+        assert exemplar.value >= 0
+    # The classic text format has no exemplars.
+    assert " # {" not in run.runner.scrape()[1]
 
 
 def test_config_headers_go_with_every_export(run: Run) -> None:

@@ -75,11 +75,15 @@ def test_docker_machine_driver_drives_the_cli(fake: Path) -> None:
         shell = driver.shell("m-1")
         code, out = await _shell(shell.argv, shell.cwd, "echo on $(pwd)\nexit 3\n")
         assert (code, out.strip()) == (3, f"on {home}")
+        await driver.stop("m-1")
         await driver.remove("m-1")
         assert machine_names(fake) == []
+        with pytest.raises(MachineError, match="stop"):
+            await driver.stop("m-1")  # it is gone
 
     asyncio.run(scenario())
     made = calls(fake)
+    assert made.index(["stop", "m-1"]) < made.index(["rm", "-y", "m-1"])
     assert ["create", "--driver", "virtualbox", "--virtualbox-memory=512", "m-1"] in made
     assert ["rm", "-y", "m-1"] in made
     assert ["ls", "-q"] in made

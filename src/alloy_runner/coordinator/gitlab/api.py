@@ -168,6 +168,10 @@ class ApiClient:
         """Close the connections."""
         await self._http.aclose()
 
+    def retrying(self, endpoint: Endpoint) -> None:
+        """Count that a failed call to `endpoint` is about to be made again."""
+        self._metrics.request_retried(self.runner, endpoint)
+
     def _done(self, endpoint: Endpoint, status: int | TransportFailure, began: float) -> None:
         self._metrics.request_done(self.runner, endpoint, status, self._clock() - began)
 

@@ -305,6 +305,9 @@ class GitlabSource:
         failures += 1
         if self._clock() >= deadline:
             raise ArtifactsError(f"artifacts {what} failed: {why}")
+        self.client.retrying(
+            Endpoint.UPLOAD_ARTIFACTS if what == "upload" else Endpoint.DOWNLOAD_ARTIFACTS
+        )
         if failures == 1:
             log.warning("job %d: artifacts %s failed (%s); retrying", job.id, what, why)
         await asyncio.sleep(self._backoff.delay(failures))
@@ -338,6 +341,7 @@ class GitlabSource:
                 )
             except Unreachable as exc:
                 failures += 1
+                self.client.retrying(Endpoint.UPDATE_JOB)
                 if failures == 1:
                     log.warning(
                         "job %d: cannot report its result (%s); retrying until it is taken",
@@ -369,6 +373,7 @@ class GitlabSource:
                 return
             if is_transient(status) or status == 409:
                 failures += 1
+                self.client.retrying(Endpoint.UPDATE_JOB)
                 await asyncio.sleep(self._backoff.delay(failures))
                 continue
             log.error("job %d: the coordinator refused its result (HTTP %d)", job.id, status)

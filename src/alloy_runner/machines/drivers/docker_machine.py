@@ -57,6 +57,9 @@ class DockerMachineDriver:
             timeout=self.timeouts.create,
         )
 
+    async def stop(self, name: str) -> None:
+        await self._run("stop", name, timeout=self.timeouts.remove)
+
     async def remove(self, name: str) -> None:
         self._homes.pop(name, None)
         try:

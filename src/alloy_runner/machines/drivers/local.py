@@ -41,6 +41,9 @@ class LocalDriver:
         except OSError as exc:
             raise MachineError(f"local machine {name}: cannot create {path}: {exc}") from None
 
+    async def stop(self, name: str) -> None:
+        """A machine that is a directory runs nothing of its own: stopping it is done at once."""
+
     async def remove(self, name: str) -> None:
         await asyncio.to_thread(self._remove, name)
 

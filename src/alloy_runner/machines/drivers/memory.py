@@ -29,6 +29,9 @@ class MemoryDriver:
             raise MachineError(f"memory driver: creating {name} failed (as asked)")
         self.machines.add(name)
 
+    async def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+
     async def remove(self, name: str) -> None:
         self.calls.append(("remove", name))
         if self.fail_remove:

@@ -55,6 +55,7 @@ MACHINE_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600)
 CPU_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 # ... and from a few MiB (a shell script) to many GiB (a linker, a browser test).
 MEMORY_BUCKETS = tuple(float(2**n * 1024**2) for n in range(4, 16))  # 16 MiB .. 32 GiB
+MACHINE_OP_BUCKETS = (1, 3, 5, 10, 30, 50, 60, 80, 90, 120)  # GitLab Runner's
 
 VERSION_INFO = Family(
     "ci_runner_version_info",
@@ -93,6 +94,12 @@ QUEUE_DURATION = Family(
     ("runner",),
     unit="s",
     buckets=STAGE_BUCKETS,
+)
+QUEUING_DURATION_EXCEEDED = Family(
+    "ci_runner_acceptable_job_queuing_duration_exceeded",
+    Kind.COUNTER,
+    "Counts how often jobs exceed the configured queuing time threshold.",
+    ("runner",),
 )
 STAGE_DURATION = Family(
     "ci_runner_job_stage_duration_seconds",
@@ -139,6 +146,37 @@ API_REQUEST_STATUSES = Family(
     "The total number of API requests, partitioned by runner, endpoint and status.",
     ("runner", "endpoint", "status"),
 )
+API_REQUEST_RETRIES = Family(
+    "ci_runner_api_request_retries",
+    Kind.COUNTER,
+    "The total number of retries made in process of completing a request, "
+    "partitioned by runner and endpoint.",
+    ("runner", "endpoint"),
+)
+REQUEST_CONCURRENCY_EXCEEDED = Family(
+    "ci_runner_request_concurrency_exceeded",
+    Kind.COUNTER,
+    "Count of excess requests above the configured request_concurrency limit.",
+    ("runner",),
+)
+REQUEST_CONCURRENCY_HARD_LIMIT = Family(
+    "ci_runner_request_concurrency_hard_limit",
+    Kind.GAUGE,
+    "Configured request_concurrency limit.",
+    ("runner",),
+)
+REQUEST_CONCURRENCY_ADAPTIVE_LIMIT = Family(
+    "ci_runner_request_concurrency_adaptive_limit",
+    Kind.GAUGE,
+    "Computed adaptive request concurrency limit.",
+    ("runner",),
+)
+REQUEST_CONCURRENCY_USED_LIMIT = Family(
+    "ci_runner_request_concurrency_used_limit",
+    Kind.GAUGE,
+    "Used request concurrency limit.",
+    ("runner",),
+)
 API_REQUEST_DURATION = Family(
     "ci_runner_api_request_duration_seconds",
     Kind.HISTOGRAM,
@@ -172,6 +210,45 @@ SSH_DOCKER_MACHINES_CREATION = Family(
     CREATION_HELP,
     unit="s",
     buckets=MACHINE_BUCKETS,
+)
+
+CONFIG_LOADED = Family(
+    "ci_runner_configuration_loaded",
+    Kind.COUNTER,
+    "Total number of times the configuration file was loaded by Runner process.",
+)
+CONFIG_LOADING_ERRORS = Family(
+    "ci_runner_configuration_loading_error",
+    Kind.COUNTER,
+    "Total number of times the configuration file was not loaded by Runner process due to errors.",
+)
+
+FAILED_CREATION_HELP = "Histogram of machine failed creation timings."
+REMOVAL_HELP = "Histogram of machine removal time."
+STOPPING_HELP = "Histogram of machine stopping time."
+
+
+def _machine_histogram(name: str, help_text: str) -> Family:
+    return Family(name, Kind.HISTOGRAM, help_text, unit="s", buckets=MACHINE_OP_BUCKETS)
+
+
+DOCKER_MACHINES_FAILED_CREATION = _machine_histogram(
+    "ci_docker_machines_failed_creation_duration_seconds", FAILED_CREATION_HELP
+)
+DOCKER_MACHINES_REMOVAL = _machine_histogram(
+    "ci_docker_machines_removal_duration_seconds", REMOVAL_HELP
+)
+DOCKER_MACHINES_STOPPING = _machine_histogram(
+    "ci_docker_machines_stopping_duration_seconds", STOPPING_HELP
+)
+SSH_DOCKER_MACHINES_STOPPING = _machine_histogram(
+    "ci_ssh_docker_machines_stopping_duration_seconds", STOPPING_HELP
+)
+SSH_DOCKER_MACHINES_FAILED_CREATION = _machine_histogram(
+    "ci_ssh_docker_machines_failed_creation_duration_seconds", FAILED_CREATION_HELP
+)
+SSH_DOCKER_MACHINES_REMOVAL = _machine_histogram(
+    "ci_ssh_docker_machines_removal_duration_seconds", REMOVAL_HELP
 )
 
 PROCESS_CPU = Family(
@@ -248,10 +325,17 @@ CATALOG: tuple[Family, ...] = (
     SSH_DOCKER_MACHINES,
     SSH_DOCKER_MACHINES_PROVIDER,
     SSH_DOCKER_MACHINES_CREATION,
+    DOCKER_MACHINES_FAILED_CREATION,
+    DOCKER_MACHINES_REMOVAL,
+    DOCKER_MACHINES_STOPPING,
+    SSH_DOCKER_MACHINES_FAILED_CREATION,
+    SSH_DOCKER_MACHINES_REMOVAL,
+    SSH_DOCKER_MACHINES_STOPPING,
     JOBS,
     FAILED_JOBS,
     JOB_DURATION,
     QUEUE_DURATION,
+    QUEUING_DURATION_EXCEEDED,
     STAGE_DURATION,
     JOB_CPU,
     JOB_MEMORY_PEAK,
@@ -259,9 +343,16 @@ CATALOG: tuple[Family, ...] = (
     CONCURRENT,
     LIMIT,
     REQUEST_CONCURRENCY,
+    REQUEST_CONCURRENCY_EXCEEDED,
+    REQUEST_CONCURRENCY_HARD_LIMIT,
+    REQUEST_CONCURRENCY_ADAPTIVE_LIMIT,
+    REQUEST_CONCURRENCY_USED_LIMIT,
     API_REQUEST_STATUSES,
     API_REQUEST_DURATION,
+    API_REQUEST_RETRIES,
     ERRORS,
+    CONFIG_LOADED,
+    CONFIG_LOADING_ERRORS,
     PROCESS_CPU,
     PROCESS_MAX_FDS,
     PROCESS_OPEN_FDS,

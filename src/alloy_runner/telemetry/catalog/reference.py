@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
+from alloy_runner.telemetry.catalog.naming import GITLAB
 
 COMMAND = "python -m alloy_runner.telemetry.catalog.reference > docs/metrics.md"
 NONE = "\N{EN DASH}"  # an empty cell, written as the spec's tables write it
@@ -53,6 +54,29 @@ below. See [monitoring.md](monitoring.md) for the endpoint itself.
   every series: join on it in PromQL when you need it.
 - **No `otel_scope_*` labels.** The instrumentation scope is not exposed, so
   series carry only the labels listed here.
+- **Two namings.** `metric_names` (config key; `run --metric-names`;
+  `$METRIC_NAMES`; the flag wins over the environment, which wins over the
+  file) chooses the names: `alloyci` (the default: the `ci_*` names below),
+  `gitlab` (GitLab Runner's `gitlab_runner_*` names, HELP texts and labels,
+  in the column "GitLab naming") or `both`. It is one instrument either way:
+  the Prometheus reader names each stream, so under `both` the two names of a
+  family always carry equal values. In the GitLab naming, `runner` is the
+  short form of the runner's token (its first 9 characters after GitLab's
+  prefixes such as `glrt-`; a spool runner without a token shows its name),
+  `runner_name` is the `[[runners]]` entry's name, and `system_id` is this
+  host's id, kept in `.runner_system_id` beside `config.toml` as GitLab
+  Runner keeps it. Families GitLab Runner does not have (`process_*`,
+  `python_*`, the per-job CPU and memory histograms) have one name under
+  every naming. A SIGHUP applies a changed `metric_names` at once.
+- **`_created` and exemplars (OpenMetrics only).** Scraped as
+  `application/openmetrics-text`, every counter and histogram series carries
+  its `_created` timestamp (when the series began), and job-duration buckets
+  carry the trace id of the last job that fell in them as an exemplar. The
+  one exception: under the GitLab naming, `gitlab_runner_jobs_total` (a
+  counter) and `gitlab_runner_jobs` (a gauge) share the family name
+  `gitlab_runner_jobs` in OpenMetrics, so the counter is written there as an
+  `unknown` family named `gitlab_runner_jobs_total`, which scrapes to the
+  same series. The classic text format has neither `_created` nor exemplars.
 - **Units** are the instruments' OpenTelemetry (UCUM) units: `s` is seconds,
   `By` is bytes; the family names already end in them.
 """
@@ -64,6 +88,14 @@ def _cell(text: str) -> str:
 
 def _number(value: float) -> str:
     return format(value, "g")
+
+
+def _gitlab(family: Family) -> tuple[str, str]:
+    gitlab = GITLAB.get(family.name)
+    if gitlab is None:
+        return f"`{family.exposed_name}` (same)", NONE
+    labels = ", ".join(f"`{label}`" for label in gitlab.labels) or NONE
+    return f"`{gitlab.name}`", labels
 
 
 def _row(family: Family) -> str:
@@ -78,6 +110,7 @@ def _row(family: Family) -> str:
         unit,
         _cell(family.help),
         buckets,
+        *_gitlab(family),
     )
     return "| " + " | ".join(cells) + " |"
 
@@ -85,11 +118,25 @@ def _row(family: Family) -> str:
 def render(catalog: Sequence[Family] = CATALOG) -> str:
     """Return the markdown of `docs/metrics.md` for `catalog`."""
     header = (
-        "| family as scraped | type | recorded | labels | unit | HELP | buckets |\n"
-        "|---|---|---|---|---|---|---|\n"
+        "| family as scraped | type | recorded | labels | unit | HELP | buckets "
+        "| GitLab naming | GitLab labels |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(_row(family) + "\n" for family in catalog)
-    return f"{_INTRO}\n## Families\n\n{header}{rows}"
+    return f"{_INTRO}\n## Families\n\n{header}{rows}\n{_gitlab_help()}"
+
+
+def _gitlab_help() -> str:
+    """Return the GitLab naming's HELP texts, which differ from the `ci_*` ones."""
+    seen: dict[str, str] = {}
+    for gitlab in GITLAB.values():
+        seen.setdefault(gitlab.name, gitlab.help)
+    rows = "".join(f"| `{name}` | {_cell(text)} |\n" for name, text in seen.items())
+    return (
+        "## HELP texts of the GitLab naming\n\n"
+        "As GitLab Runner's source declares them (the `ci_*` families keep the seed's).\n\n"
+        "| family as scraped | HELP |\n|---|---|\n" + rows
+    )
 
 
 def main() -> None:

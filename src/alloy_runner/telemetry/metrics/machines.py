@@ -14,17 +14,24 @@ if TYPE_CHECKING:
     from alloy_runner.telemetry.catalog.instruments import Family
     from alloy_runner.telemetry.metrics.setup import Reading, Telemetry
 
-# Per executor: its counter, its provider gauge and its creation histogram.
-FAMILIES: dict[str, tuple[Family, Family, Family]] = {
+# Per executor: its counter, its provider gauge, its creation, failed-creation, removal and
+# stopping histograms.
+FAMILIES: dict[str, tuple[Family, Family, Family, Family, Family, Family]] = {
     "docker+machine": (
         instruments.DOCKER_MACHINES,
         instruments.DOCKER_MACHINES_PROVIDER,
         instruments.DOCKER_MACHINES_CREATION,
+        instruments.DOCKER_MACHINES_FAILED_CREATION,
+        instruments.DOCKER_MACHINES_REMOVAL,
+        instruments.DOCKER_MACHINES_STOPPING,
     ),
     "docker-ssh+machine": (
         instruments.SSH_DOCKER_MACHINES,
         instruments.SSH_DOCKER_MACHINES_PROVIDER,
         instruments.SSH_DOCKER_MACHINES_CREATION,
+        instruments.SSH_DOCKER_MACHINES_FAILED_CREATION,
+        instruments.SSH_DOCKER_MACHINES_REMOVAL,
+        instruments.SSH_DOCKER_MACHINES_STOPPING,
     ),
 }
 assert set(FAMILIES) == set(MACHINE_EXECUTORS)
@@ -36,9 +43,12 @@ class MachineTelemetry:
     """The telemetry side of `MachineMetrics`, for the providers of one machine executor."""
 
     def __init__(self, telemetry: Telemetry, executor: str) -> None:
-        counter, _, creation = FAMILIES[executor]
+        counter, _, creation, failed_creation, removal, stopping = FAMILIES[executor]
         self._events = telemetry.counter(counter)
         self._creation = telemetry.histogram(creation)
+        self._failed_creation = telemetry.histogram(failed_creation)
+        self._removal = telemetry.histogram(removal)
+        self._stopping = telemetry.histogram(stopping)
         # Every series of the closed label set exists from the start, as in the seed's sample.
         for event in MachineEvent:
             self._events.add(0, {"type": event.value})
@@ -49,14 +59,21 @@ class MachineTelemetry:
         self._events.add(1, {"type": MachineEvent.CREATED.value})
         self._creation.record(seconds)
 
-    def machine_removed(self) -> None:
+    def machine_removed(self, seconds: float | None = None) -> None:
         self._events.add(1, {"type": MachineEvent.REMOVED.value})
+        if seconds is not None:
+            self._removal.record(seconds)
+
+    def machine_stopped(self, seconds: float) -> None:
+        self._stopping.record(seconds)
 
     def machine_used(self) -> None:
         self._events.add(1, {"type": MachineEvent.USED.value})
 
-    def creation_failed(self) -> None:
+    def creation_failed(self, seconds: float | None = None) -> None:
         self._events.add(1, {"type": MachineEvent.CREATION_FAILED.value})
+        if seconds is not None:
+            self._failed_creation.record(seconds)
 
 
 def install_machine_telemetry(telemetry: Telemetry) -> dict[str, MachineTelemetry]:

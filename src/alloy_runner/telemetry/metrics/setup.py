@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
@@ -27,6 +26,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
+from alloy_runner.telemetry.catalog.naming import MetricNames, RunnerIdentity
+from alloy_runner.telemetry.metrics.exposition import PrometheusReader
 from alloy_runner.telemetry.otlp.env_lists import RESOURCE_ATTRIBUTES, parse_pairs
 from alloy_runner.telemetry.otlp.settings import SDK_DISABLED
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from alloy_runner.version import BuildInfo
 
 log = logging.getLogger(__name__)
+
+FIRST_SCRAPE_HOLD = 120.0  # seconds counts made at start wait for the first scrape at most
 
 # What an observing source returns: one value, or (value, attributes) pairs.
 Reading = float | Iterable[tuple[float, dict[str, str]]]
@@ -126,15 +129,17 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         exemplar_filter: str = "trace_based",
         meter_providers: Sequence[MeterProvider] = (),
+        names: MetricNames = MetricNames.ALLOYCI,
+        identities: Callable[[], Mapping[str, RunnerIdentity]] = dict,
     ) -> None:
         self.build = build
         self.tracer_provider = tracer_provider
         self.meter_providers = tuple(meter_providers)  # more to shut down with this one
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        self._prometheus = PrometheusMetricReader(scope_info_enabled=False, registry=self.registry)
+        self.prometheus = PrometheusReader(self.registry, names, identities)
         with sdk_enabled():  # OTEL_SDK_DISABLED turns off the push, never /metrics
             self.provider = MeterProvider(
-                metric_readers=[self._prometheus, *extra_readers],
+                metric_readers=[self.prometheus, *extra_readers],
                 resource=resource if resource is not None else make_resource(build),
                 views=catalog_views(),
                 shutdown_on_exit=False,  # `shutdown` does it, within its deadline
@@ -180,6 +185,23 @@ class Telemetry:
             self.meter.create_observable_counter(
                 family.name, [callback], unit=family.unit, description=family.help
             )
+
+    def after_first_scrape(self, action: Callable[[], None], *, scraped: bool = True) -> None:
+        """Run `action` once a scrape has read the counters at their start values.
+
+        What a process counts before its first scrape is invisible to
+        `increase()`: the series appears with the count already in it. Counts
+        made at start (jobs a crashed process left behind) wait for that first
+        scrape, or at most FIRST_SCRAPE_HOLD seconds; at once when nothing
+        serves `/metrics` (`scraped` False).
+        """
+        hold = FIRST_SCRAPE_HOLD if scraped else 0.0
+
+        def wait() -> None:
+            self.prometheus.first_collection.wait(hold)
+            action()
+
+        threading.Thread(target=wait, name="after-first-scrape", daemon=True).start()
 
     @property
     def families(self) -> frozenset[str]:

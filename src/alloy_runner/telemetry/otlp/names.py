@@ -44,6 +44,34 @@ OTLP_NAMES: dict[str, tuple[str, str]] = {
         "ci.ssh_docker_machines.creation.duration",
         "s",
     ),
+    "ci_runner_request_concurrency_exceeded": (
+        "ci.runner.request.concurrency.exceeded",
+        "{request}",
+    ),
+    "ci_runner_request_concurrency_hard_limit": (
+        "ci.runner.request.concurrency.hard_limit",
+        "{request}",
+    ),
+    "ci_runner_request_concurrency_adaptive_limit": (
+        "ci.runner.request.concurrency.adaptive_limit",
+        "{request}",
+    ),
+    "ci_runner_request_concurrency_used_limit": (
+        "ci.runner.request.concurrency.used_limit",
+        "{request}",
+    ),
+    "ci_runner_api_request_retries": ("ci.runner.api.request.retries", "{retry}"),
+    "ci_runner_acceptable_job_queuing_duration_exceeded": (
+        "ci.runner.job.queuing_duration.exceeded",
+        "{job}",
+    ),
+    "ci_runner_configuration_loaded": ("ci.runner.configuration.loaded", "{load}"),
+    "ci_runner_configuration_loading_error": ("ci.runner.configuration.loading_errors", "{error}"),
+    **{
+        f"ci_{kind}_{what}_duration_seconds": (f"ci.{kind}.{what}.duration", "s")
+        for kind in ("docker_machines", "ssh_docker_machines")
+        for what in ("failed_creation", "removal", "stopping")
+    },
     "process_cpu_seconds": ("process.cpu.time", "s"),
     "process_max_fds": ("process.open_file_descriptor.limit", "{file_descriptor}"),
     "process_open_fds": ("process.open_file_descriptor.count", "{file_descriptor}"),

@@ -24,6 +24,7 @@ from prometheus_client.exposition import choose_encoder
 
 from alloy_runner.config.address import ListenAddress, format_hostport, resolve
 from alloy_runner.exceptions import AddressError
+from alloy_runner.telemetry.metrics.exposition import openmetrics_rendering
 from alloy_runner.telemetry.web.gate import HeaderGate, PrefixedInput, SocketOutput
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ class Exposition:
     def render(self, accept: str) -> tuple[bytes, str]:
         encoder, content_type = choose_encoder(accept)
         with self._lock:
+            if content_type.startswith("application/openmetrics-text"):
+                with openmetrics_rendering():
+                    return encoder(self._registry), content_type
             return encoder(self._registry), content_type
 
 
