@@ -528,3 +528,10 @@ def test_random_text_is_a_web_config_or_one_error(text: str) -> None:
         parse_web_config(text, Path("/nonexistent/web.yml"))
     except WebConfigError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("text", ["{{}}", "[{}]: 1", "? [a]\n: 1", "{[1]: 2}"])
+def test_a_key_that_is_a_list_or_a_mapping_is_one_error(text: str) -> None:
+    """YAML allows unhashable keys; they used to escape as a TypeError (hypothesis found it)."""
+    with pytest.raises(WebConfigError, match="a key is a list or a mapping"):
+        parse_web_config(text, Path("/nonexistent/web.yml"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -168,6 +168,10 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, A
     seen: set[Any] = set()
     for key_node, _value in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):  # `{[a]: 1}`: YAML allows it, no config has it
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key is a list or a mapping", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice", key_node.start_mark
