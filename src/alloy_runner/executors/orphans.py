@@ -20,7 +20,7 @@ PASSES = 3  # a process forked while we scan is found on the next pass
 def _marked(marker: bytes) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdecimal() or int(entry.name) == os.getpid():
             continue
         try:
             environ = (entry / "environ").read_bytes()

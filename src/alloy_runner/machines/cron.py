@@ -146,7 +146,7 @@ def _values(text: str, spec: str, field: _Field) -> frozenset[int]:
 
 
 def _number(text: str, word: str, field: _Field) -> int:
-    if word.isdigit():
+    if word.isdecimal():
         value = int(word)
     elif word in field.names:
         value = field.names.index(word) + field.names_from

@@ -71,3 +71,14 @@ def test_the_spool_is_private_to_its_owner(tmp_path: Path) -> None:
     (entry,) = (root / "pending").iterdir()
     assert "secret-value" in entry.read_text()
     assert entry.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_entry_whose_name_is_no_ascii_number_is_passed_over(tmp_path: Path) -> None:
+    """`².json` passes str.isdigit() yet int() refuses it: it must not stop the queue."""
+    spool = Spool(tmp_path)
+    spool.ensure()
+    (spool.dir("pending") / "\u00b2.json").write_text("{}")
+    good = {"id": 3, "token": "t", "steps": [{"name": "script", "script": ["true"]}]}
+    (spool.dir("pending") / "3.json").write_text(json.dumps(good))
+    taken = spool.take()
+    assert taken is not None and taken.job.id == 3

@@ -45,7 +45,7 @@ def parse_range_end(header: str | None) -> int | None:
     if not header:
         return None
     start, sep, end = header.strip().removeprefix("bytes=").partition("-")
-    if not sep or not start.isdigit() or not end.isdigit() or int(start) != 0:
+    if not sep or not start.isdecimal() or not end.isdecimal() or int(start) != 0:
         return None
     return int(end)
 

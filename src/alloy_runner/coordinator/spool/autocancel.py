@@ -30,7 +30,7 @@ def auto_cancel(spool: Spool, pipeline_id: int, plan: dict[str, Any]) -> list[in
         older = sorted(
             int(stem)
             for e in entries
-            if (stem := e.name.removesuffix(".json")).isdigit() and int(stem) < pipeline_id
+            if (stem := e.name.removesuffix(".json")).isdecimal() and int(stem) < pipeline_id
         )
     for other in older:
         try:

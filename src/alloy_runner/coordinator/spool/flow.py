@@ -64,7 +64,7 @@ def ids_in(directory: Path) -> set[int]:
     version does not have the directory yet)."""
     try:
         with os.scandir(directory) as entries:
-            return {int(s) for e in entries if (s := e.name.removesuffix(".json")).isdigit()}
+            return {int(s) for e in entries if (s := e.name.removesuffix(".json")).isdecimal()}
     except FileNotFoundError:
         return set()
 

@@ -34,7 +34,7 @@ def acquire(root: Path, job_id: int, group: str) -> bool:
             holder = held.read_text().strip() if held.exists() else ""
             if holder == str(job_id):
                 return True
-            alive = holder.isdigit() and (
+            alive = holder.isdecimal() and (
                 (root / "running" / f"{holder}.json").exists()
                 or (root / "pending" / f"{holder}.json").exists()
             )

@@ -190,7 +190,7 @@ def pipeline_of_payload(payload: dict[str, Any]) -> int | None:
     for variable in payload.get("variables") or []:
         if isinstance(variable, dict) and variable.get("key") == "CI_PIPELINE_ID":
             value = str(variable.get("value", ""))
-            return int(value) if value.isdigit() else None
+            return int(value) if value.isdecimal() else None
     return None
 
 
@@ -239,4 +239,4 @@ def lock_entry(path: Path) -> int | None:
 def entry_job_id(path: Path) -> int | None:
     """Return the job id of a spool entry's name (`12.json` -> 12), or None."""
     stem = path.name.removesuffix(".json")
-    return int(stem) if stem.isdigit() else None
+    return int(stem) if stem.isdecimal() else None

@@ -143,7 +143,7 @@ class SpoolSource:
 
     def _run_end(self, job: Job) -> None:
         pipeline = next((v.value for v in job.variables if v.key == "CI_PIPELINE_ID"), "")
-        if not pipeline.isdigit() or self.on_run_end is None:
+        if not pipeline.isdecimal() or self.on_run_end is None:
             return
         try:
             run = ended_run(self.spool, int(pipeline))

@@ -95,7 +95,7 @@ class Spool:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             text = handle.read().strip()
-            first = int(text) if text.isdigit() else 1
+            first = int(text) if text.isdecimal() else 1
             handle.seek(0)
             handle.truncate()
             handle.write(str(first + count))

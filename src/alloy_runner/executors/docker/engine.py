@@ -143,7 +143,7 @@ def owner_is_dead(mark: str) -> bool:
     """Tell whether the runner process that made an object is gone (on this host only)."""
     host, _, rest = mark.partition("/")
     pid, _, started = rest.partition("/")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname() or not pid.isdecimal():
         return False
     try:
         return str(int(start_time(int(pid)) * 100)) != started

@@ -329,6 +329,6 @@ def gitlab_short_token(token: str) -> str:
 
 def status_class(status: str) -> str:
     """Return GitLab Runner's `status_class` of a `status` label (`2xx`...) or the label itself."""
-    if len(status) == 3 and status.isdigit():
+    if len(status) == 3 and status.isdecimal():
         return f"{status[0]}xx"
     return status

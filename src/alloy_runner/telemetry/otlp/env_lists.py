@@ -53,7 +53,7 @@ def bsp_milliseconds(env: Mapping[str, str], variable: str) -> tuple[int, str | 
     text = env.get(variable, "").strip()
     if not text:
         return default, None
-    if text.isdigit():
+    if text.isdecimal():
         return int(text), None
     return default, f"{variable}: {text!r} is no whole number of milliseconds; using {default}"
 
