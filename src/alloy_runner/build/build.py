@@ -17,11 +17,11 @@ from alloy_runner.build import operator, script
 from alloy_runner.build.environment import (
     BuildPaths,
     BuildPlace,
-    artifact_wanted,
     footer_line,
     header_lines,
     job_environment,
     job_status,
+    wanted_artifacts,
 )
 from alloy_runner.build.joblog import JobLog
 from alloy_runner.build.ports import NoJobSpan, NoTracer
@@ -36,8 +36,6 @@ from alloy_runner.build.states import (
 )
 from alloy_runner.cache import remote as remote_cache
 from alloy_runner.exceptions import ArtifactsError
-
-__all__ = ["AFTER_SCRIPT_TIMEOUT", "Build", "BuildPaths", "BuildResult"]
 from alloy_runner.executors.base import Outcome, ScriptResult, Workspace
 
 if TYPE_CHECKING:
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
     from alloy_runner.coordinator.base import JobSource
     from alloy_runner.executors.base import Executor
 
+__all__ = ["AFTER_SCRIPT_TIMEOUT", "Build", "BuildPaths", "BuildResult"]
 log = logging.getLogger(__name__)
 
 AFTER_SCRIPT_TIMEOUT = 300  # seconds, GitLab Runner's default for after_script
@@ -360,13 +359,8 @@ class Build:
     async def _upload_artifacts(
         self, workspace: Workspace, env: dict[str, str], state: BuildState
     ) -> bool:
-        wanted = [
-            artifact
-            for artifact in self.job.artifacts
-            if artifact_wanted(artifact.when, state) and (artifact.paths or artifact.untracked)
-        ]
         ok = True
-        for index, artifact in enumerate(wanted):
+        for index, artifact in enumerate(wanted_artifacts(self.job, state)):
             target = workspace.tmp_dir / f"artifacts-{index}.zip"
             result = await self._run_stage(
                 BuildStage.UPLOAD_ARTIFACTS,

@@ -18,7 +18,7 @@ from alloy_runner.executors import orphans
 from alloy_runner.version import build_info
 
 if TYPE_CHECKING:
-    from alloy_runner.build.job import Job
+    from alloy_runner.build.job import Artifact, Job
     from alloy_runner.executors.base import Workspace
 
 CANCEL_STATES = (BuildState.CANCELED, BuildState.TERMINATED)
@@ -60,6 +60,15 @@ def artifact_wanted(when: ArtifactWhen, state: BuildState) -> bool:
     if when is ArtifactWhen.ON_FAILURE:
         return state is not BuildState.SUCCESS
     return state is BuildState.SUCCESS
+
+
+def wanted_artifacts(job: Job, state: BuildState) -> list[Artifact]:
+    """Return the job's artifacts to archive after a build that ended in `state`."""
+    return [
+        artifact
+        for artifact in job.artifacts
+        if artifact_wanted(artifact.when, state) and (artifact.paths or artifact.untracked)
+    ]
 
 
 @dataclass(frozen=True)

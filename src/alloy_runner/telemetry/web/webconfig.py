@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from alloy_runner.exceptions import WebConfigError
+from alloy_runner.telemetry.web.strict_yaml import StrictLoader
 
 EXTENSION = "alloy_runner"
 """The top-level mapping of the keys that alloy-runner adds to exporter-toolkit's format."""
@@ -158,29 +159,6 @@ class WebConfig:
         if self.headers:
             parts.append(f"{len(self.headers)} extra header(s)")
         return ", ".join(parts) or "no TLS, no basic auth"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (as Go's strict mode)."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node)
-        if not isinstance(key, Hashable):  # `{[a]: 1}`: YAML allows it, no config has it
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key is a list or a mapping", key_node.start_mark
-            )
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 class _Section:
@@ -363,7 +341,7 @@ def _headers(top: _Section) -> tuple[tuple[str, str], ...]:
 def parse_web_config(text: str, path: Path) -> WebConfig:
     """Validate the text of a web config file; `path` names it and anchors relative paths."""
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
