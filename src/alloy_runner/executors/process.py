@@ -194,27 +194,31 @@ async def _spawn_measured(
     pipe, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(stream, loop=loop), proc.stdout
     )
-    pidfd = os.pidfd_open(proc.pid)
+    reaper = asyncio.create_task(_reap_measured(proc, os.pidfd_open(proc.pid), usage))
+    return proc.pid, stream, reaper, None, pipe.close
 
-    async def reap() -> int | None:
-        exited: asyncio.Future[None] = loop.create_future()
 
-        def readable() -> None:
-            if not exited.done():
-                exited.set_result(None)
+async def _reap_measured(
+    proc: subprocess.Popen[bytes], pidfd: int, usage: list[ResourceUsage]
+) -> int | None:
+    """Wait for `proc` to exit (its pidfd turns readable), then wait4() it for its rusage."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
 
-        loop.add_reader(pidfd, readable)
-        try:
-            await exited
-        finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-        _, status, used = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        usage.append(ResourceUsage(used.ru_utime + used.ru_stime, used.ru_maxrss * 1024))
-        return proc.returncode
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
 
-    return proc.pid, stream, asyncio.create_task(reap()), None, pipe.close
+    loop.add_reader(pidfd, readable)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    _, status, used = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    usage.append(ResourceUsage(used.ru_utime + used.ru_stime, used.ru_maxrss * 1024))
+    return proc.returncode
 
 
 class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
