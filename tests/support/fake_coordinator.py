@@ -187,10 +187,11 @@ class FakeCoordinator(LoopbackHTTPServer):
         variables: Sequence[dict[str, Any]] = (),
         timeout: int = 3600,
         extra: dict[str, Any] | None = None,
+        job_info: dict[str, Any] | None = None,
     ) -> FakeJob:
         """Queue a job whose `script` lines run in the build; it goes to the next request.
 
-        `extra` adds keys to the payload (`image`, `services`).
+        `extra` adds keys to the payload (`image`, `services`), `job_info` to its `job_info`.
         """
         with self.lock:
             self._next_id += 1
@@ -205,6 +206,7 @@ class FakeCoordinator(LoopbackHTTPServer):
                     "stage": "test",
                     "project_id": 7,
                     "project_name": "fake-project",
+                    **(job_info or {}),
                 },
                 "git_info": {"repo_url": "", "ref": "main", "sha": "0" * 40},
                 "runner_info": {"timeout": timeout},

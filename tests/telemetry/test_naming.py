@@ -7,20 +7,26 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure
+from alloy_runner.build.registry import BuildRegistry
+from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure, expected_statuses
 from alloy_runner.telemetry.catalog import instruments
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
 from alloy_runner.telemetry.catalog.naming import (
     GITLAB,
+    METHODS,
+    PROJECT_JOBS_RUNNING,
     MetricNames,
     RunnerIdentity,
     gitlab_short_token,
+    project_jobs_running_label,
     status_class,
 )
 from alloy_runner.telemetry.metrics.api import ApiTelemetry
+from alloy_runner.telemetry.metrics.builds import BuildTelemetry
 from alloy_runner.telemetry.metrics.identity import SYSTEM_ID_FILE, runner_identities, system_id
 from alloy_runner.telemetry.metrics.setup import Telemetry
 from alloy_runner.telemetry.web.server import Exposition
@@ -197,3 +203,126 @@ def test_a_runner_without_a_token_shows_its_name() -> None:
         [RunnerConfig(name="spool"), RunnerConfig(name="gl", token="glrt-zyxwvutsrqpo")], "s_x"
     )
     assert (who["spool"].runner, who["gl"].runner) == ("spool", "zyxwvutsr")
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def test_the_expected_api_statuses_exist_at_zero_under_both_names_with_their_method() -> None:
+    """Before any call, each runner with a coordinator has every expected status at 0."""
+    telemetry = Telemetry(build_info(), names=MetricNames.BOTH, identities=lambda: WHO)
+    api = ApiTelemetry(telemetry, ["alpha"])
+    samples = _samples(generate_latest(telemetry.registry).decode())
+    ours = samples["ci_runner_api_request_statuses_total"]
+    theirs = samples["gitlab_runner_api_request_statuses_total"]
+    expected = expected_statuses()
+    assert len(expected) == len({(e, s) for e, s in expected}) >= 5 * 5
+    assert sorted((labels["endpoint"], labels["status"]) for labels, _ in ours) == sorted(
+        (endpoint.value, status) for endpoint, status in expected
+    )
+    assert {value for _, value in ours + theirs} == {0.0}
+    # GitLab's labels: the short token and the system id (no runner_name), and the method.
+    who = {"runner": "abcdefghi", "system_id": "s_0123456789ab"}
+    wanted = [
+        {**who, "endpoint": e.value, "status": s, "method": METHODS[e.value]} for e, s in expected
+    ]
+    assert sorted(map(_key, (labels for labels, _ in theirs))) == sorted(map(_key, wanted))
+    methods = {(labels["endpoint"], labels["method"]) for labels, _ in theirs}
+    assert {("request_job", "post"), ("update_job", "put"), ("patch_trace", "patch")} <= methods
+    assert ("download_artifacts", "get") in methods
+    # No call yet: the duration histogram has no series under either name.
+    assert "ci_runner_api_request_duration_seconds_count" not in samples
+    assert "gitlab_runner_api_request_duration_seconds_count" not in samples
+
+    api.request_done("alpha", Endpoint.PATCH_TRACE, 416, 0.1)
+    api.request_done("alpha", Endpoint.REQUEST_JOB, 418, 0.1)  # not expected: appears when seen
+    after = _samples(generate_latest(telemetry.registry).decode())
+    moved = {
+        (labels["endpoint"], labels["status"], labels.get("method"), value)
+        for name in (
+            "ci_runner_api_request_statuses_total",
+            "gitlab_runner_api_request_statuses_total",
+        )
+        for labels, value in after[name]
+        if value
+    }
+    assert moved == {
+        ("patch_trace", "416", None, 1.0),
+        ("patch_trace", "416", "patch", 1.0),
+        ("request_job", "418", None, 1.0),
+        ("request_job", "418", "post", 1.0),
+    }
+    assert len(after["ci_runner_api_request_statuses_total"]) == len(expected) + 1
+
+
+def test_a_process_without_a_coordinator_has_no_api_status_series() -> None:
+    """Spool runners make no API calls: nothing is created at 0 for them."""
+    telemetry = Telemetry(build_info(), names=MetricNames.BOTH, identities=lambda: WHO)
+    ApiTelemetry(telemetry, [])
+    samples = _samples(generate_latest(telemetry.registry).decode())
+    assert not samples["ci_runner_api_request_statuses_total"]
+    assert not samples["gitlab_runner_api_request_statuses_total"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "label"),
+    [
+        *((v, v) for v in ("0", "1", "4", "5+", "+Inf")),  # GitLab's values, as sent
+        ("3", "3"),
+        ("5", "5+"),
+        ("170", "5+"),  # a plain count goes into GitLab's buckets
+        ("", ""),
+        ("7+", ""),
+        ("many", ""),
+        ("²", ""),
+    ],
+)
+def test_project_jobs_running_is_bounded_to_gitlab_s_values(sent: str, label: str) -> None:
+    assert project_jobs_running_label(sent) == label
+    assert label in (*PROJECT_JOBS_RUNNING, "")
+
+
+def _otlp_queue_points(otlp: InMemoryMetricReader) -> dict[tuple[str, str], int]:
+    data = otlp.get_metrics_data()
+    assert data is not None
+    return {
+        (str(p.attributes["runner"]), str(p.attributes["project_jobs_running"])): p.count
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == instruments.QUEUE_DURATION.name
+        for p in m.data.data_points
+        if isinstance(p, HistogramDataPoint) and p.attributes is not None
+    }
+
+
+def test_the_queue_duration_carries_project_jobs_running_under_the_gitlab_name_only() -> None:
+    """GitLab's histogram is split by what the coordinator sent; the ci_* one keeps `runner`."""
+    otlp = InMemoryMetricReader()
+    telemetry = Telemetry(
+        build_info(), names=MetricNames.BOTH, identities=lambda: WHO, extra_readers=[otlp]
+    )
+    builds = BuildTelemetry(telemetry, BuildRegistry(), runners=list, requests=dict)
+    for sent in ("2", "2", "+Inf", "5+", "17", "", "many"):
+        builds.job_picked("alpha", 3.0, sent)
+    builds.job_picked("alpha", None, "1")  # no queue time: nothing observed
+    samples = _samples(generate_latest(telemetry.registry).decode())
+    assert samples["ci_runner_job_queue_duration_seconds_count"] == [({"runner": "alpha"}, 7.0)]
+    theirs = {
+        labels["project_jobs_running"]: (labels["runner"], value)
+        for labels, value in samples["gitlab_runner_job_queue_duration_seconds_count"]
+    }
+    assert theirs == {
+        "2": ("abcdefghi", 2.0),
+        "+Inf": ("abcdefghi", 1.0),
+        "5+": ("abcdefghi", 2.0),
+        "": ("abcdefghi", 2.0),
+    }
+    # OTLP carries the instrument's attributes: the same closed set, under `runner`'s name.
+    assert _otlp_queue_points(otlp) == {
+        ("alpha", "2"): 2,
+        ("alpha", "+Inf"): 1,
+        ("alpha", "5+"): 2,
+        ("alpha", ""): 2,
+    }

@@ -27,6 +27,33 @@ class TransportFailure(Enum):
     CONNECTION_ERROR = "connection_error"
 
 
+# The statuses of the calls a `run` process makes, per call: what GitLab declares
+# for the endpoint (the `http_codes` of lib/api/ci/runner.rb), what GitLab's code
+# answers besides (409 to a job request that lost a race for the job), and what
+# GitLab Runner's client handles by name (network/gitlab.go: 503 to a job request,
+# 404 and 412 to an update, 404 to a trace patch, 307 and 503 to an upload, 302,
+# 307 and 401 to a download). A closed set: the series of these statuses, and of
+# the TransportFailures, exist at 0 from the start for every runner with a
+# coordinator (`ci_runner_api_request_statuses_total`), so `increase()` sees the
+# first of them, also the first after a restart. Other statuses appear when seen.
+EXPECTED_STATUSES: dict[Endpoint, tuple[int, ...]] = {
+    Endpoint.REQUEST_JOB: (201, 204, 403, 409, 503),
+    Endpoint.UPDATE_JOB: (200, 202, 400, 403, 404, 412),
+    Endpoint.PATCH_TRACE: (202, 400, 403, 404, 416),
+    Endpoint.UPLOAD_ARTIFACTS: (201, 307, 400, 403, 405, 413, 503),
+    Endpoint.DOWNLOAD_ARTIFACTS: (200, 302, 307, 401, 403, 404),
+}
+
+
+def expected_statuses() -> list[tuple[Endpoint, str]]:
+    """Return every (endpoint, `status` label) whose series exists at 0 from the start."""
+    return [
+        (endpoint, label)
+        for endpoint, codes in EXPECTED_STATUSES.items()
+        for label in (*(str(code) for code in codes), *(f.value for f in TransportFailure))
+    ]
+
+
 def status_label(status: int | TransportFailure) -> str:
     """Return the `status` label of an HTTP status code or a transport failure."""
     if isinstance(status, TransportFailure):

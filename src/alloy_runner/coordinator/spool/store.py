@@ -42,6 +42,7 @@ from alloy_runner.coordinator.spool.flow import (
     stages_of,
     unschedule,
 )
+from alloy_runner.coordinator.spool.lookup import job_status
 from alloy_runner.coordinator.spool.records import (
     PRIVATE_DIR,
     Cancellation,
@@ -140,15 +141,11 @@ class Spool:
             return None
 
     def status(self, job_id: int) -> SpoolStatus:
-        """Return a job's state as the spool sees it: waiting, pending, running or its result."""
-        result = self.result(job_id)
-        if result is not None:
-            return result.status
-        unended = (SpoolStatus.RUNNING, SpoolStatus.PENDING, SpoolStatus.MANUAL)
-        for status in (*unended, SpoolStatus.WAITING):
-            if (self.dir(status.value) / f"{job_id}.json").exists():
-                return status
-        return SpoolStatus.UNKNOWN
+        """Return a job's state as the spool sees it: waiting, pending, running or its result.
+
+        Safe while other processes move the job (coordinator/spool/lookup.py).
+        """
+        return job_status(self, job_id)
 
     def advance(self, pipeline_id: int) -> None:
         """Start, hold for a person, delay or skip the waiting jobs that may move now.

@@ -139,8 +139,7 @@ GITLAB: dict[str, GitlabFamily] = {
     i.QUEUE_DURATION.name: _gl(
         "gitlab_runner_job_queue_duration_seconds",
         "A histogram representing job queue duration.",
-        (*_RUNNER, "project_jobs_running"),
-        constants={"project_jobs_running": ""},  # the coordinator does not say
+        (*_RUNNER, "project_jobs_running"),  # recorded, bounded: project_jobs_running_label
     ),
     i.QUEUING_DURATION_EXCEEDED.name: _gl(
         "gitlab_runner_acceptable_job_queuing_duration_exceeded_total",
@@ -287,7 +286,31 @@ for _families, _constants in (
 # Attributes an instrument records only for the GitLab naming; the `ci_*` naming sums them away.
 EXTRA_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     i.API_REQUEST_DURATION.name: ("status_class",),
+    i.QUEUE_DURATION.name: ("project_jobs_running",),
 }
+
+# What GitLab sends as job_info.project_jobs_running_on_instance_runners_count
+# (Ci::Build#project_jobs_running_on_instance_runners_count): the project's jobs
+# running on instance runners, "0" to "4", "5+" from 5 on
+# (Project::INSTANCE_RUNNER_RUNNING_JOBS_MAX_BUCKET), "+Inf" to a runner that is no
+# instance runner. GitLab Runner labels its queue-duration histogram with the value
+# as sent; so does this runner, within this closed set (project_jobs_running_label).
+PROJECT_JOBS_RUNNING = ("0", "1", "2", "3", "4", "5+", "+Inf")
+
+
+def project_jobs_running_label(sent: str) -> str:
+    """Return the `project_jobs_running` label of what the coordinator sent, bounded.
+
+    GitLab's values are kept; a plain count (another coordinator's) goes into
+    GitLab's buckets; anything else, and nothing sent, is "".
+    """
+    if sent in PROJECT_JOBS_RUNNING:
+        return sent
+    text = sent.strip()
+    if text.isdecimal() and text.isascii():
+        count = int(text)
+        return str(count) if count < 5 else "5+"
+    return ""
 
 
 def gitlab_labels(

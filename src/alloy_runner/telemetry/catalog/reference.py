@@ -9,8 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from alloy_runner.coordinator.api_metrics import EXPECTED_STATUSES, TransportFailure
 from alloy_runner.telemetry.catalog.instruments import CATALOG, Family, Kind
-from alloy_runner.telemetry.catalog.naming import GITLAB
+from alloy_runner.telemetry.catalog.naming import GITLAB, METHODS
 
 COMMAND = "python -m alloy_runner.telemetry.catalog.reference > docs/metrics.md"
 NONE = "\N{EN DASH}"  # an empty cell, written as the spec's tables write it
@@ -123,7 +124,31 @@ def render(catalog: Sequence[Family] = CATALOG) -> str:
         "|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = "".join(_row(family) + "\n" for family in catalog)
-    return f"{_INTRO}\n## Families\n\n{header}{rows}\n{_gitlab_help()}"
+    return f"{_INTRO}\n## Families\n\n{header}{rows}\n{_gitlab_help()}\n{_api_zero()}"
+
+
+def _api_zero() -> str:
+    """Return the API statuses whose series exist at 0 from the start (EXPECTED_STATUSES)."""
+    failures = ", ".join(f"`{f.value}`" for f in TransportFailure)
+    rows = "".join(
+        f"| `{endpoint.value}` | `{METHODS[endpoint.value]}` | "
+        + ", ".join(f"`{code}`" for code in codes)
+        + f", {failures} |\n"
+        for endpoint, codes in EXPECTED_STATUSES.items()
+    )
+    return (
+        "## API statuses at 0 from the start\n\n"
+        "For every runner with a coordinator (a `url`), `ci_runner_api_request_statuses_total`\n"
+        "(and `gitlab_runner_api_request_statuses_total`, with its `method`) has a series at 0\n"
+        "from the start for each status below, before any call ends, so that `increase()` and\n"
+        "`rate()` see the first such answer, also the first after a restart. The set is closed:\n"
+        "the statuses GitLab declares for each call the `run` process makes, those GitLab's\n"
+        "code answers besides, and those GitLab Runner's client handles by name\n"
+        "(`EXPECTED_STATUSES` in `src/alloy_runner/coordinator/api_metrics.py`), and `timeout`\n"
+        "and `connection_error` (no answer). Any other status gets its series when first seen.\n"
+        "`ci_runner_api_request_duration_seconds` has no series before a call.\n\n"
+        "| endpoint | method | status |\n|---|---|---|\n" + rows
+    )
 
 
 def _gitlab_help() -> str:

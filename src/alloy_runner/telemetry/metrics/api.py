@@ -1,11 +1,19 @@
-"""The coordinator API families: every call counted by status and timed, when it ends."""
+"""The coordinator API families: every call counted by status and timed, when it ends.
+
+The expected statuses and the retried calls exist at 0 from the start.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from alloy_runner.coordinator.api_metrics import Endpoint, TransportFailure, status_label
+from alloy_runner.coordinator.api_metrics import (
+    Endpoint,
+    TransportFailure,
+    expected_statuses,
+    status_label,
+)
 from alloy_runner.telemetry.catalog import instruments
 from alloy_runner.telemetry.catalog.naming import status_class
 
@@ -23,10 +31,14 @@ class ApiTelemetry:
         self._statuses = telemetry.counter(instruments.API_REQUEST_STATUSES)
         self._duration = telemetry.histogram(instruments.API_REQUEST_DURATION)
         self._retries = telemetry.counter(instruments.API_REQUEST_RETRIES)
-        # The calls that are retried exist at 0 for each runner with a coordinator.
+        # The calls that are retried, and the statuses the calls of `run` can answer
+        # (EXPECTED_STATUSES), exist at 0 for each runner with a coordinator.
         for runner in runners:
             for endpoint in RETRIED:
                 self._retries.add(0, {"runner": runner, "endpoint": endpoint.value})
+            for endpoint, status in expected_statuses():
+                attributes = {"runner": runner, "endpoint": endpoint.value, "status": status}
+                self._statuses.add(0, attributes)
 
     def request_retried(self, runner: str, endpoint: Endpoint) -> None:
         self._retries.add(1, {"runner": runner, "endpoint": endpoint.value})

@@ -17,6 +17,7 @@ from alloy_runner.build.states import (
     FailureReason,
 )
 from alloy_runner.telemetry.catalog import instruments
+from alloy_runner.telemetry.catalog.naming import project_jobs_running_label
 from alloy_runner.telemetry.metrics.queuing import queuing_exceeded
 
 if TYPE_CHECKING:
@@ -96,7 +97,9 @@ class BuildTelemetry:
     ) -> None:
         if queued_seconds is None:
             return
-        self._queue.record(queued_seconds, {"runner": runner})
+        # project_jobs_running is for the GitLab naming; the ci_* family sums it away.
+        label = project_jobs_running_label(project_jobs_running)
+        self._queue.record(queued_seconds, {"runner": runner, "project_jobs_running": label})
         config = next((r for r in self._runners() if r.name == runner), None)
         if config is not None and queuing_exceeded(
             config.job_queuing_durations, queued_seconds, project_jobs_running, time.time()
