@@ -22,6 +22,7 @@ from alloy_runner.coordinator.spool.records import RecoveryOutcome
 from alloy_runner.coordinator.spool.recovery import recover
 from alloy_runner.coordinator.spool.source import SpoolSource
 from alloy_runner.executors.orphans import kill_job_processes
+from alloy_runner.memory import release_free_memory
 
 if TYPE_CHECKING:
     from alloy_runner.app.scheduler import RunnerSlot
@@ -111,6 +112,7 @@ class Daemon:
             f" user={self.config.user}" if self.config.user else "",
         )
         parts.ready.set()
+        release_free_memory()  # what imports and wiring freed (alloy_runner/memory.py)
 
     def _recover(self) -> None:
         """Stop the processes of jobs whose runner died, then fail or re-queue those jobs."""

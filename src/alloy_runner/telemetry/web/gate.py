@@ -30,6 +30,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alloy_runner.memory import release_free_memory
+
 log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 5.0  # seconds from a connection's first byte (or its accept) to a whole head
@@ -333,8 +335,11 @@ class HeaderGate:
             with self._lock:
                 if not self._ready:
                     self._workers -= 1
-                    return
+                    last = self._workers == 0
+                    break
                 job = self._ready.popleft()
+        if last:  # the burst is over: its arenas' free pages go back (alloy_runner/memory.py)
+            release_free_memory()
 
     def _take_returned(self) -> None:
         try:
