@@ -24,6 +24,7 @@ def no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_register_without_a_token_non_interactively_exits_2(invoke: Invoke, tmp_path: Path) -> None:
+    """--non-interactive and no token: one line naming --token and $CI_SERVER_TOKEN."""
     config = tmp_path / "c.toml"
     ran = invoke(["register", "-n", "-c", str(config), "-u", "http://127.0.0.1:9"])
     assert_one_error_line(ran, EXIT_USAGE, "CI_SERVER_TOKEN", "authentication token is needed")

@@ -37,6 +37,7 @@ def test_a_bad_naming_is_refused_with_one_line_and_exit_2(
     args: list[str],
     fragments: list[str],
 ) -> None:
+    """A naming that is not alloyci, gitlab or both: one line saying where and what it was."""
     (tmp_path / "config.toml").write_text(config)
     ran = invoke(["run", "-c", str(tmp_path / "config.toml"), *args], env)
     assert_one_error_line(ran, EXIT_USAGE, *fragments)
