@@ -62,3 +62,15 @@ def invoke(
     It returns a `Ran` (status, stdout, stderr); the daemon never starts.
     """
     return make_invoke(monkeypatch, capsys, tmp_path)
+
+
+@pytest.fixture
+def invoke_wiring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Invoke:
+    """Return `invoke(args, env=None)` like `invoke`, through the real `daemon.run` and `wire`.
+
+    What the wiring refuses is refused as in the executable; if the parts are all
+    built, the stub `Daemon` takes them down and fails the test instead of starting.
+    """
+    return make_invoke(monkeypatch, capsys, tmp_path, wiring=True)

@@ -15,7 +15,7 @@ from alloy_runner.telemetry.catalog.naming import GITLAB
 from tests.support import start_prometheus
 from tests.support.exposition import parse_openmetrics, promtool_check_metrics
 from tests.support.jobs import JobsRig, pipeline
-from tests.support.runner import RunnerProcess, run_cli
+from tests.support.runner import RunnerProcess
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -165,21 +165,3 @@ def test_the_flag_wins_over_the_environment_which_wins_over_the_file(rig: JobsRi
     assert _names_in(rig.runner(config, env={"METRIC_NAMES": "both"})) == {"alloyci", "gitlab"}
     flagged = rig.runner(config, env={"METRIC_NAMES": "both"}, args=["--metric-names", "alloyci"])
     assert _names_in(flagged) == {"alloyci"}
-
-
-@pytest.mark.parametrize(
-    ("config", "env", "args", "message"),
-    [
-        ('metric_names = "prometheus"\n', {}, [], "metric_names"),
-        ("", {"METRIC_NAMES": "GitLab"}, [], "$METRIC_NAMES"),
-        ("", {}, ["--metric-names", "gitlab_runner"], "--metric-names"),
-    ],
-)
-def test_a_bad_naming_is_refused_with_one_line_and_exit_2(
-    tmp_path: Path, config: str, env: dict[str, str], args: list[str], message: str
-) -> None:
-    (tmp_path / "config.toml").write_text(config)
-    result = run_cli(["run", "-c", str(tmp_path / "config.toml"), *args], tmp_path, env=env)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr

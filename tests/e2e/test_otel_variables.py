@@ -11,7 +11,7 @@ import json
 import re
 import signal
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -223,41 +223,12 @@ def test_baggage_and_tracestate_travel_with_the_propagators(
         assert "BAGGAGE" not in seen and seen["TRACEPARENT"].split("-")[1] == "ab" * 16
 
 
-BAD: Mapping[str, tuple[dict[str, str], str]] = {
-    "http/json": (
-        {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
-        "OTEL_EXPORTER_OTLP_PROTOCOL: http/json is not supported",
-    ),
-    "protocol": ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"}, "expected grpc or http/protobuf"),
-    "exporter": ({"OTEL_TRACES_EXPORTER": "otlp,zipkin"}, "unknown exporter 'zipkin'"),
-    "none+": ({"OTEL_METRICS_EXPORTER": "none,otlp"}, "'none' cannot be listed"),
-    "propagator": ({"OTEL_PROPAGATORS": "tracecontext,b4"}, "unknown propagator 'b4'"),
-    "certificate": (
-        {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"},
-        "OTEL_EXPORTER_OTLP_CERTIFICATE: /nonexistent/ca.pem: no such file",
-    ),
-    "timeout": ({"OTEL_METRIC_EXPORT_TIMEOUT": "soon"}, "expected milliseconds"),
-    "exemplars": ({"OTEL_METRICS_EXEMPLAR_FILTER": "sometimes"}, "OTEL_METRICS_EXEMPLAR_FILTER"),
-    "compression": ({"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "expected gzip or deflate"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_a_value_that_cannot_work_exits_2_with_one_line(case: str, tmp_path: Path) -> None:
-    """Each variable's impossible value stops `run` before it starts, naming the variable."""
-    env, message = BAD[case]
-    (tmp_path / "config.toml").write_text(RUNNER + '[telemetry.otlp]\nendpoint = "http://x:1"\n')
-    done = run_cli(
-        ["run", "--config", str(tmp_path / "config.toml"), "--metrics-server", ""], tmp_path, env
-    )
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
-
-
 def test_a_bad_tls_file_is_refused(tmp_path: Path) -> None:
-    """A certificate that is not PEM is refused with its variable's name."""
+    """A certificate that is not PEM is refused with its variable's name.
+
+    The executable's smoke of the values that cannot work; every one is refused
+    in-process in tests/telemetry/otlp/test_start_errors.py.
+    """
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate\n")
     done = run_cli(

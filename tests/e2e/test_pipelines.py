@@ -183,38 +183,6 @@ def test_dry_run_prints_the_jobs_and_queues_nothing(rig: JobsRig) -> None:
     assert not (rig.spool / "pipelines").exists() or not any((rig.spool / "pipelines").iterdir())
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "include:\n  - template: Security/SAST.gitlab-ci.yml\nj: {script: x}\n",
-            ":2: include: template 'Security/SAST.gitlab-ci.yml' cannot be fetched here"
-            " (only local files can be included)",
-        ),
-        (
-            "j:\n  script: x\n  rules:\n    - if: $A == 'x' &&\n",
-            ":4: job 'j': if \"$A == 'x' &&\": the expression ends too early",
-        ),
-        (
-            "a: {script: x, needs: [b]}\nb: {script: x, needs: [a]}\n",
-            ":1: job 'a': needs loop: a -> b -> a",
-        ),
-        (
-            "j:\n  script: x\n  parallel:\n    matrix:\n"
-            "      - A: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]\n"
-            "        B: [1,2,3,4,5,6,7,8,9,10,11,12,13,14]\n",
-            ":4: job 'j': parallel:matrix makes more than 200 jobs (GitLab's limit)",
-        ),
-    ],
-)
-def test_bad_input_exits_2_with_one_line(rig: JobsRig, text: str, expected: str) -> None:
-    project = rig.project("bad", text)
-    done = rig.cli("submit", "--file", str(project.file), "--spool", str(rig.spool))
-    assert done.returncode == EXIT_USAGE
-    assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr == f"alloy-runner: error: {project.file}{expected}\n"
-
-
 def test_workflow_rules_that_make_no_pipeline_queue_nothing(rig: JobsRig) -> None:
     text = "workflow:\n  rules:\n    - if: $CI_COMMIT_TAG\nj: {script: x}\n"
     project = repo(rig, "workflow", text)

@@ -6,20 +6,31 @@
   directory, and no inherited runner settings are in the environment. The
   daemon never starts: `alloy_runner.app.daemon.run` is replaced by a stub that
   fails the test, so input that validates cannot hang it.
+- `make_invoke(..., wiring=True)` (the `invoke_wiring` fixture): the same, but the
+  real `daemon.run` builds every part with the real `wire(config)`, so what only
+  the wiring refuses (the web config, the OTEL_* variables) is refused as in the
+  executable. Only `Daemon`, which binds the metrics server and runs the loop, is
+  a stub that takes the parts down and fails the test.
 - `assert_one_error_line(ran, status, *fragments)`: the CLI's error contract.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from alloy_runner.cli import main
 from tests.support.runner import runner_env
+
+if TYPE_CHECKING:
+    from alloy_runner.app.wiring import Components
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,47 @@ def _daemon_must_not_start(*args: object, **kwargs: object) -> None:
     raise AssertionError("the input validated and the daemon would start: not an error path")
 
 
+class _DaemonMustNotRun:
+    """Stands for `Daemon` when the wiring is real: the parts were built, so nothing was refused."""
+
+    def __init__(self, parts: Components) -> None:
+        parts.observability.shutdown(1.0)
+        parts.runner.close()
+        raise AssertionError("the input wired and the daemon would start: not an error path")
+
+
+@contextmanager
+def _logging_kept() -> Iterator[None]:
+    """Put back this package's logging, which a `wire` that went far enough configured."""
+    loggers = [logging.getLogger(name) for name in ("alloy_runner", "opentelemetry")]
+    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers, propagate, level in saved:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+            logger.setLevel(level)
+
+
 def make_invoke(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    home: Path,
+    *,
+    wiring: bool = False,
 ) -> Invoke:
-    """Return `invoke(args, env=None)`: run `main(args)` hermetically in `home`."""
-    monkeypatch.setattr("alloy_runner.app.daemon.run", _daemon_must_not_start)
+    """Return `invoke(args, env=None)`: run `main(args)` hermetically in `home`.
+
+    `wiring`: run the real `daemon.run` and `wire` up to the `Daemon`, which is a stub.
+    """
+    if wiring:
+        monkeypatch.setattr("alloy_runner.app.daemon.Daemon", _DaemonMustNotRun)
+    else:
+        monkeypatch.setattr("alloy_runner.app.daemon.run", _daemon_must_not_start)
 
     def invoke(args: Sequence[str], env: Mapping[str, str | None] | None = None) -> Ran:
-        with monkeypatch.context() as patch:
+        with monkeypatch.context() as patch, _logging_kept():
             wanted = runner_env(home, env)
             for key in list(os.environ):
                 if key not in wanted:

@@ -93,32 +93,6 @@ def test_register_with_an_authentication_token_verifies_it_and_writes_the_runner
     assert token not in done.stdout
 
 
-def test_register_refuses_server_side_flags_with_an_authentication_token(
-    start_fake: StartFake, tmp_path: Path
-) -> None:
-    fake = start_fake()
-    config = _config(tmp_path)
-    done = run_cli(
-        [
-            "register",
-            "-n",
-            "-c",
-            str(config),
-            "-u",
-            fake.url,
-            "-t",
-            fake.runner_token,
-            "--tag-list",
-            "a,b",
-            "--locked=false",
-        ],
-        tmp_path,
-    )
-    _one_error_line(done, 2, "--tag-list, --locked")
-    assert config.read_text() == USER_CONFIG
-    assert fake.count("verify_runner") == 0
-
-
 def test_register_with_a_rejected_token_exits_1_in_one_line(
     start_fake: StartFake, tmp_path: Path
 ) -> None:
@@ -248,13 +222,6 @@ def test_legacy_registration_reads_gitlabs_environment_variables(
     done = run_cli(["register"], tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     _check_legacy(fake, config)
-
-
-def test_register_without_a_token_non_interactively_exits_2(tmp_path: Path) -> None:
-    done = run_cli(
-        ["register", "-n", "-c", str(tmp_path / "c.toml"), "-u", "http://127.0.0.1:9"], tmp_path
-    )
-    _one_error_line(done, 2, "CI_SERVER_TOKEN")
 
 
 def test_register_asks_for_missing_values_on_a_terminal(
