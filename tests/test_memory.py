@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 
 import pytest
 
 from alloy_runner import memory
-
-
-def vm_rss() -> int:
-    """Return this process's resident set in bytes, as /proc/self/status reads it."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
+from tests.support.procfs import vm_rss_bytes
 
 
 def test_free_pages_inside_the_heap_go_back_to_the_system() -> None:
@@ -23,9 +15,9 @@ def test_free_pages_inside_the_heap_go_back_to_the_system() -> None:
     blocks = [bytes(2048) for _ in range(20_000)]  # ~40 MB from malloc (not pymalloc: > 512 B)
     kept = blocks[::10]  # one live chunk in ten: the heap cannot shrink from its top
     del blocks
-    before = vm_rss()
+    before = vm_rss_bytes()
     assert memory.release_free_memory()
-    after = vm_rss()
+    after = vm_rss_bytes()
     assert before - after > 20 * 1024 * 1024, (before, after)
     assert len(kept) == 2000
 

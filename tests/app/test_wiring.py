@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from alloy_runner.app.daemon import Daemon, Stop
 from alloy_runner.app.wiring import wire
 from alloy_runner.config.model import embedded_default
 from alloy_runner.coordinator.spool.store import Spool
+from tests.support.cli import logging_kept
 
 GUARD = 20.0  # seconds a wait may take before the test fails instead of hanging
 
@@ -21,15 +21,8 @@ GUARD = 20.0  # seconds a wait may take before the test fails instead of hanging
 @pytest.fixture(autouse=True)
 def keep_logging() -> Iterator[None]:
     """`wire` configures this package's logging for the process; put it back afterwards."""
-    loggers = [logging.getLogger(name) for name in ("alloy_runner", "opentelemetry")]
-    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
-    try:
+    with logging_kept():
         yield
-    finally:
-        for logger, handlers, propagate, level in saved:
-            logger.handlers[:] = handlers
-            logger.propagate = propagate
-            logger.setLevel(level)
 
 
 def test_wire_builds_every_part_of_the_embedded_default(tmp_path: Path) -> None:

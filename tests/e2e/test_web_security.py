@@ -31,8 +31,7 @@ from tests.support.tls import (
     basic_auth,
     client_context,
     https_request,
-    make_ca,
-    make_cert,
+    make_pki,
 )
 
 RUNNER = '[[runners]]\nname = "a"\n'
@@ -82,16 +81,7 @@ def _start(home: Path, web: str, config: str = RUNNER) -> RunnerProcess:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CertPair]:
     """A CA; a server and a client certificate it signed; a client certificate of another CA."""
-    root = tmp_path_factory.mktemp("pki")
-    ca = make_ca(root / "ca")
-    rogue_ca = make_ca(root / "rogue-ca", name="someone else's CA")
-    return {
-        "ca": ca,
-        "server": make_cert(root, "server", ca),
-        "client": make_cert(root, "client", ca, client=True),
-        "rogue": make_cert(root / "rogue", "client", rogue_ca, client=True),
-        "rogue_ca": rogue_ca,
-    }
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ class _DaemonMustNotRun:
 
 
 @contextmanager
-def _logging_kept() -> Iterator[None]:
+def logging_kept() -> Iterator[None]:
     """Put back this package's logging, which a `wire` that went far enough configured."""
     loggers = [logging.getLogger(name) for name in ("alloy_runner", "opentelemetry")]
     saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
@@ -117,7 +117,7 @@ def make_invoke(
         monkeypatch.setattr("alloy_runner.app.daemon.run", _daemon_must_not_start)
 
     def invoke(args: Sequence[str], env: Mapping[str, str | None] | None = None) -> Ran:
-        with monkeypatch.context() as patch, _logging_kept():
+        with monkeypatch.context() as patch, logging_kept():
             wanted = runner_env(home, env)
             for key in list(os.environ):
                 if key not in wanted:

@@ -114,6 +114,19 @@ def make_cert(
     return pair
 
 
+def make_pki(root: Path) -> dict[str, CertPair]:
+    """A CA; a server and a client certificate it signed; a client certificate of another CA."""
+    ca = make_ca(root / "ca")
+    rogue_ca = make_ca(root / "rogue-ca", name="someone else's CA")
+    return {
+        "ca": ca,
+        "server": make_cert(root, "server", ca),
+        "client": make_cert(root, "client", ca, client=True),
+        "rogue": make_cert(root / "rogue", "client", rogue_ca, client=True),
+        "rogue_ca": rogue_ca,
+    }
+
+
 def client_context(ca: Path, client: CertPair | None = None) -> ssl.SSLContext:
     """Return a client context that trusts `ca` and presents `client` if given."""
     context = ssl.create_default_context(cafile=str(ca))

@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from alloy_runner.telemetry.metrics.runtime import ProcStat
-
-
-def vm_rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS line")
+from tests.support.procfs import vm_rss_bytes
 
 
 def test_cpu_and_memory_of_this_process() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Invoke, assert_one_error_line
-from tests.support.tls import CertPair, make_ca, make_cert
+from tests.support.tls import CertPair, make_pki
 
 EXIT_USAGE = 2
 RUNNER = '[[runners]]\nname = "a"\n'
@@ -21,15 +21,8 @@ RUNNER = '[[runners]]\nname = "a"\n'
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CertPair]:
-    """A CA, a server certificate it signed, and a client certificate of another CA."""
-    root = tmp_path_factory.mktemp("pki")
-    ca = make_ca(root / "ca")
-    rogue_ca = make_ca(root / "rogue-ca", name="someone else's CA")
-    return {
-        "ca": ca,
-        "server": make_cert(root, "server", ca),
-        "rogue": make_cert(root / "rogue", "client", rogue_ca, client=True),
-    }
+    """A CA; a server and a client certificate it signed; a client certificate of another CA."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _bad_web_configs(pki: dict[str, CertPair], root: Path) -> dict[str, tuple[str, list[str]]]:
