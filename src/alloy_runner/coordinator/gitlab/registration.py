@@ -90,9 +90,13 @@ def _save(path: Path, doc: TOMLDocument) -> None:
         mode &= 0o700
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    tmp.replace(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk, say: no half-written copy is left behind
+        raise
 
 
 def _runners(doc: TOMLDocument) -> list[Table | InlineTable]:

@@ -211,6 +211,17 @@ GITLAB: dict[str, GitlabFamily] = {
         "errors",
         (),
     ),
+    i.CONFIG_SAVED.name: _gl(
+        "gitlab_runner_configuration_saved_total",
+        "Total number of times the configuration file was saved by Runner process",
+        (),
+    ),
+    i.CONFIG_SAVING_ERRORS.name: _gl(
+        "gitlab_runner_configuration_saving_error_total",
+        "Total number of times the configuration file was not saved by Runner process due to "
+        "errors",
+        (),
+    ),
     i.DOCKER_MACHINES.name: _gl(
         "gitlab_runner_autoscaling_actions_total",
         _ACTIONS_HELP,
