@@ -185,7 +185,7 @@ def test_each_token_is_reset_when_due_and_saved_with_comments_kept(rig: Rig) -> 
     """b (due at 1.5 h) then a (at 3 h): new tokens to the sources and into the file, counted."""
     assert rig.rotation.due() == ("b", T0 + 1.5 * HOUR)
     rig.run()  # the fake's new tokens never expire: the loop ends after both
-    assert rig.clock.slept == [5400.0, 5400.0]
+    assert rig.clock.slept == [3600.0, 1800.0, 3600.0, 1800.0]  # the wall clock read hourly
     assert rig.fake.count("reset_token", "201") == 2
     new = {name: source.token for name, source in rig.sources.items()}
     assert new["a"] not in (TOKEN_A, TOKEN_B) and new["a"] in rig.fake.runner_tokens
@@ -260,7 +260,8 @@ def test_a_coordinator_error_is_retried_later(rig: Rig) -> None:
     """A 503 to the reset: logged, tried again `retry_after` later, then saved."""
     rig.fake.fail(["503"], count=1, endpoints=["reset_token"])
     rig.run()
-    assert rig.clock.slept == [5400.0, 600.0, 4800.0]  # b at 1.5 h, again at 1h40, a at 3 h
+    # b at 1.5 h, again at 1h40, a at 3 h
+    assert rig.clock.slept == [3600.0, 1800.0, 600.0, 3600.0, 1200.0]
     assert rig.fake.count("reset_token") == 3
     assert (rig.saves.saved_count, rig.saves.failed_count) == (2, 0)
 
@@ -303,7 +304,7 @@ def test_the_feature_flag_turns_rotation_off_with_a_warning(
 
     with caplog.at_level(logging.WARNING, logger="alloy_runner"):
         asyncio.run(main())
-    assert clock.slept == [3 * 3600.0]
+    assert clock.slept == [3600.0, 3600.0, 3600.0]
     assert fake.count("reset_token") == 0
     assert "automatic token rotation is disabled" in caplog.text
     assert (saves.saved_count, saves.failed_count) == (0, 0)

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RESET_FACTOR = 0.75  # GitLab Runner's TokenResetIntervalFactor
 RETRY_AFTER = 60.0  # seconds before a reset the coordinator could not answer is tried again
+MAX_SLEEP = 3600.0  # seconds between looks at the wall clock (it may jump, the host sleep)
 STOP_WAIT = 10.0  # seconds a rotation under way may take to finish at shutdown
 DISABLE_FLAG = "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION"
 _LONG_AGO = datetime.datetime.min.replace(tzinfo=datetime.UTC)
@@ -153,8 +154,8 @@ class TokenRotation:
             name, when = due
             delay = (when - self._now()).total_seconds()
             if delay > 0:
-                await self._sleep(delay)
-                continue  # the clock is checked again: a sleep may end early
+                await self._sleep(min(delay, MAX_SLEEP))
+                continue  # the wall clock is read again
             # Shielded: once the coordinator has made a new token, it must reach the file.
             self._current = asyncio.ensure_future(self.rotate(name))
             await asyncio.shield(self._current)
@@ -219,8 +220,9 @@ class TokenRotation:
 
     async def _save(self, held: _Held, got: RunnerToken, obtained: datetime.datetime) -> None:
         try:
+            tokens = set(held.tokens)
             await asyncio.to_thread(
-                write_rotated, self._path, held.runner.name, set(held.tokens), got, obtained
+                write_rotated, self._path, held.runner.name, tokens, got, obtained, warn=log.warning
             )
         except (ConfigError, OSError) as exc:
             log.error(

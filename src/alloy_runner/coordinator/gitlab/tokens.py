@@ -8,7 +8,7 @@ uses; replaced atomically).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +172,13 @@ def _set_token(table: Table | InlineTable, got: RunnerToken, obtained: datetime.
 
 
 def write_rotated(
-    path: Path, name: str, held: Collection[str], got: RunnerToken, obtained: datetime.datetime
+    path: Path,
+    name: str,
+    held: Collection[str],
+    got: RunnerToken,
+    obtained: datetime.datetime,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """Write the token `run` rotated, and its times, into runner `name`'s section of `path`.
 
@@ -184,6 +190,6 @@ def write_rotated(
     for table in _runners(doc):
         if str(table.get("name", "")) == name and str(table.get("token", "")) in held:
             _set_token(table, got, obtained)
-            _save(path, doc)
+            _save(path, doc, warn)
             return
     raise ConfigError(f"{path}: no runner named {name!r} has a token this process used for it")
