@@ -64,6 +64,13 @@ def _file_runner(runner: RunnerProcess) -> dict[str, object]:
     return runners[0]
 
 
+def _stops_cleanly(runner: RunnerProcess) -> None:
+    """SIGTERM ends the runner (its rotation waiting for the next due token) with status 0."""
+    runner.signal(signal.SIGTERM)
+    assert runner.wait(timeout=10) == 0, runner.stderr_text
+    assert "Traceback" not in runner.stderr_text
+
+
 def _takes_a_job_with(fake: FakeCoordinator, token: str) -> None:
     """A job queued now is taken with `token` and runs to success."""
     asked = len(fake.job_request_tokens)
@@ -106,6 +113,7 @@ def test_the_token_is_rotated_saved_and_used(
     assert not any("[[runners]] changed" in line for line in runner.stderr_lines[start:])
     _takes_a_job_with(fake, new)
     assert _counters(runner) == _expect(saved=1, errors=0)
+    _stops_cleanly(runner)
 
 
 def test_a_failed_save_is_counted_and_the_runner_keeps_working(
@@ -127,3 +135,21 @@ def test_a_failed_save_is_counted_and_the_runner_keeps_working(
     assert new != old
     _takes_a_job_with(fake, new)
     assert runner.request("GET", "/-/ready").status == 200
+    _stops_cleanly(runner)
+
+
+def test_the_feature_flag_keeps_the_token_with_a_warning(
+    start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
+) -> None:
+    """FF_DISABLE_AUTOMATIC_TOKEN_ROTATION: a warning when the token is due; no reset, no save."""
+    fake = start_fake()
+    flag = "[runners.feature_flags]\nFF_DISABLE_AUTOMATIC_TOKEN_ROTATION = true\n"
+    runner = start_gitlab_runner(fake, top='metric_names = "both"\n', extra=_times(2) + flag)
+    before = runner.config_path.read_text()
+    line = runner.wait_for_line("automatic token rotation is disabled", timeout=20)
+    assert "WARNING" in line.string
+    assert not any("has no effect" in ln for ln in runner.stderr_lines)  # the flag is honoured
+    assert fake.count("reset_token") == 0
+    assert runner.config_path.read_text() == before
+    assert _counters(runner) == _expect(saved=0, errors=0)
+    _stops_cleanly(runner)
