@@ -20,11 +20,14 @@ import tomlkit
 from alloy_runner.config.load import load_config
 from alloy_runner.config.model import RunnerConfig
 from alloy_runner.coordinator.api_metrics import Endpoint
+from alloy_runner.coordinator.gitlab import rotation as rotation_module
+from alloy_runner.coordinator.gitlab.api import ApiClient
 from alloy_runner.coordinator.gitlab.rotation import (
     TokenRotation,
     next_reset,
     reset_time,
 )
+from alloy_runner.coordinator.gitlab.runners_api import RunnerToken, reset_token
 from alloy_runner.coordinator.gitlab.source import GitlabSource
 from tests.support.fake_coordinator import FakeCoordinator, StartFake
 from tests.support.fakes import RecordingMetrics
@@ -263,6 +266,28 @@ def test_a_coordinator_error_is_retried_later(rig: Rig) -> None:
     # b at 1.5 h, again at 1h40, a at 3 h
     assert rig.clock.slept == [3600.0, 1800.0, 600.0, 3600.0, 1200.0]
     assert rig.fake.count("reset_token") == 3
+    assert (rig.saves.saved_count, rig.saves.failed_count) == (2, 0)
+
+
+def test_an_unexpected_failure_does_not_end_the_rotation(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in one reset is logged with its traceback and retried; rotation goes on."""
+    real = reset_token
+    calls: list[str] = []
+
+    async def flaky(client: ApiClient, token: str) -> RunnerToken:
+        calls.append(token)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return await real(client, token)
+
+    monkeypatch.setattr(rotation_module, "reset_token", flaky)
+    with caplog.at_level(logging.ERROR, logger="alloy_runner"):
+        rig.run()
+    assert calls == [TOKEN_B, TOKEN_B, TOKEN_A]
+    assert "rotating its token failed" in caplog.text and "RuntimeError: a bug" in caplog.text
+    assert rig.sources["b"].resetting is False
     assert (rig.saves.saved_count, rig.saves.failed_count) == (2, 0)
 
 

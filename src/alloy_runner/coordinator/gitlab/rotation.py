@@ -158,7 +158,12 @@ class TokenRotation:
                 continue  # the wall clock is read again
             # Shielded: once the coordinator has made a new token, it must reach the file.
             self._current = asyncio.ensure_future(self.rotate(name))
-            await asyncio.shield(self._current)
+            try:
+                await asyncio.shield(self._current)
+            except Exception:  # a bug must not end rotation: the tokens would expire
+                log.exception("runner %s: rotating its token failed", name)
+                wait = datetime.timedelta(seconds=self._retry_after)
+                self._not_before[name] = self._now() + wait
 
     async def rotate(self, name: str) -> None:
         """Reset runner `name`'s token now; then save it into config.toml, counted."""
@@ -224,11 +229,12 @@ class TokenRotation:
             await asyncio.to_thread(
                 write_rotated, self._path, held.runner.name, tokens, got, obtained, warn=log.warning
             )
-        except (ConfigError, OSError) as exc:
+        except Exception as exc:  # whatever stopped it, the file was not saved
             log.error(
                 "runner %s: failed to save config: %s; the new token is kept in memory only",
                 held.runner.name,
                 exc,
+                exc_info=not isinstance(exc, ConfigError | OSError),  # a bug: its traceback
             )
             self._saves.saving_failed()
             return
