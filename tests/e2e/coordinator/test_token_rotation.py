@@ -64,6 +64,17 @@ def _file_runner(runner: RunnerProcess) -> dict[str, object]:
     return runners[0]
 
 
+def _resets(runner: RunnerProcess) -> list[float]:
+    """Return the reset_token 201 count under the ci_* name, then GitLab's (with its method)."""
+    families = runner.families()
+    ours = {"runner": "gl", "endpoint": "reset_token", "status": "201"}
+    theirs = {"endpoint": "reset_token", "status": "201", "method": "post"}  # runner: the token
+    return [
+        metric_value(families, "ci_runner_api_request_statuses_total", ours),
+        metric_value(families, "gitlab_runner_api_request_statuses_total", theirs),
+    ]
+
+
 def _stops_cleanly(runner: RunnerProcess) -> None:
     """SIGTERM ends the runner (its rotation waiting for the next due token) with status 0."""
     runner.signal(signal.SIGTERM)
@@ -87,6 +98,7 @@ def test_the_token_is_rotated_saved_and_used(
     fake, runner = _start(start_fake, start_gitlab_runner, lifetime=4)
     old = fake.runner_token
     assert _counters(runner) == _expect(saved=0, errors=0)  # from the first scrape
+    assert _resets(runner) == [0.0, 0.0]
     runner.wait_for_line(RESET, timeout=20)
     wait_until(lambda: _counters(runner) == _expect(saved=1, errors=0), 10, what="a saved file")
     (new,) = fake.runner_tokens
@@ -100,10 +112,7 @@ def test_the_token_is_rotated_saved_and_used(
     text = runner.config_path.read_text()
     assert "# the operator's comment" in text and "metric_names" in text
     _takes_a_job_with(fake, new)
-    families = runner.families()
-    for prefix in PREFIXES:  # the reset is an API call like the others
-        reset = {"endpoint": "reset_token", "status": "201"}
-        assert metric_value(families, f"{prefix}_api_request_statuses_total", reset) == 1
+    assert _resets(runner) == [1.0, 1.0]  # the reset is an API call like the others
     assert old not in runner.stderr_text and new not in runner.stderr_text
 
     # A SIGHUP reads the new token from the file: no change to [[runners]], the token stays.

@@ -53,6 +53,7 @@ IDENTITY_LABELS = ("runner", "runner_name", "system_id")
 METHODS = {
     "register_runner": "post",
     "verify_runner": "post",
+    "reset_token": "post",  # run's token rotation
     "request_job": "post",
     "update_job": "put",
     "patch_trace": "patch",
