@@ -84,11 +84,13 @@ class Clock:
 
     at: datetime.datetime = T0
     slept: list[float] = field(default_factory=list)
+    on_sleep: Callable[[], None] = lambda: None  # what else happens while the rotation waits
 
     def now(self) -> datetime.datetime:
         return self.at
 
     async def sleep(self, seconds: float) -> None:
+        self.on_sleep()
         self.slept.append(seconds)
         self.at += datetime.timedelta(seconds=seconds)
 
@@ -257,6 +259,25 @@ def test_a_failed_save_is_counted_and_the_new_token_is_used(
     assert first[0] not in caplog.text  # never the whole token
     assert (rig.saves.saved_count, rig.saves.failed_count) == (1, 1)
     assert rig.file_runners()["b"]["token"] == rig.sources["b"].token != first[0]
+
+
+def test_a_failed_save_is_tried_again_until_the_file_has_the_token(rig: Rig) -> None:
+    """Saves that fail are tried again 600 s, then 1200 s later; once it works, it is counted."""
+    blocker = rig.path.with_name(f".{rig.path.name}.{os.getpid()}.tmp")
+    blocker.mkdir()
+
+    def fix_after_two_failures() -> None:
+        if rig.saves.failed_count == 2 and blocker.exists():
+            blocker.rmdir()  # the operator fixed the directory
+
+    rig.clock.on_sleep = fix_after_two_failures
+    rig.run()
+    # b reset at 1.5 h; its save tried again 600 s later, then 1200 s later (at 2 h); a at 3 h.
+    assert rig.clock.slept == [3600.0, 1800.0, 600.0, 1200.0, 3600.0]
+    assert (rig.saves.saved_count, rig.saves.failed_count) == (2, 2)
+    assert rig.file_runners()["b"]["token"] == rig.sources["b"].token
+    assert rig.file_runners()["b"]["token_obtained_at"] == T0 + 1.5 * HOUR
+    assert rig.fake.count("reset_token", "201") == 2  # the retries do not reset again
 
 
 def test_a_coordinator_error_is_retried_later(rig: Rig) -> None:

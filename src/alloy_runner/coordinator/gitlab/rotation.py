@@ -7,7 +7,8 @@ token, `token_obtained_at` and `token_expires_at` go into config.toml (comments
 kept, replaced atomically) and the file is counted as saved. Job requests use
 the new token from the next one on; running jobs keep their job tokens. A save
 that fails is logged and counted, and the process goes on with the new token in
-memory. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns
+memory; the save is tried again 60 s later (then 2, 4, ... minutes, at most
+hourly) until the file has the token. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns
 rotation off for that runner: a warning when its token is due instead.
 
 Runners are rotated one at a time, the earliest due first.
@@ -92,6 +93,9 @@ class _Held:
     runner: RunnerConfig
     source: GitlabSource
     tokens: set[str] = field(default_factory=set)  # every token this process used for it
+    rotates: bool = True  # False: the flag is on, or the coordinator refused the token
+    save_failures: int = 0  # failed saves in a row of the token in use
+    save_again_at: datetime.datetime | None = None  # when a failed save is tried again
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -128,8 +132,20 @@ class TokenRotation:
 
     def due(self) -> tuple[str, datetime.datetime] | None:
         """Return the name of the runner rotated next, and when; None: no token to rotate."""
-        found = next_reset((h.runner for h in self._held.values()), self._not_before)
+        rotating = (h.runner for h in self._held.values() if h.rotates)
+        found = next_reset(rotating, self._not_before)
         return None if found is None else (found[0].name, found[1])
+
+    def _next_step(self) -> tuple[datetime.datetime, str, bool] | None:
+        """Return when, for which runner, and whether it is a failed save to try again."""
+        steps = [
+            (h.save_again_at, name, True)
+            for name, h in self._held.items()
+            if h.save_again_at is not None
+        ]
+        if (due := self.due()) is not None:
+            steps.append((due[1], due[0], False))
+        return min(steps, key=lambda step: step[0]) if steps else None
 
     def runner(self, name: str) -> RunnerConfig:
         """Return runner `name`'s config as in use now (its latest token and times)."""
@@ -149,15 +165,16 @@ class TokenRotation:
             await asyncio.wait({self._current}, timeout=timeout)
 
     async def run(self) -> None:
-        """Wait for each due token and reset it, until no runner's token is left to rotate."""
-        while (due := self.due()) is not None:
-            name, when = due
+        """Reset each token when due (and save again what failed), until nothing is left."""
+        while (step := self._next_step()) is not None:
+            when, name, save_again = step
             delay = (when - self._now()).total_seconds()
             if delay > 0:
                 await self._sleep(min(delay, MAX_SLEEP))
                 continue  # the wall clock is read again
+            work = self._save(self._held[name]) if save_again else self.rotate(name)
             # Shielded: once the coordinator has made a new token, it must reach the file.
-            self._current = asyncio.ensure_future(self.rotate(name))
+            self._current = asyncio.ensure_future(work)
             try:
                 await asyncio.shield(self._current)
             except Exception:  # a bug must not end rotation: the tokens would expire
@@ -175,7 +192,7 @@ class TokenRotation:
                 DISABLE_FLAG,
                 held.runner.token_expires_at,
             )
-            del self._held[name]
+            held.rotates = False
             return
         got = await self._reset(held)
         if got is None:
@@ -195,7 +212,7 @@ class TokenRotation:
             short_token(got.token),
             f"at {got.expires_at.isoformat()}" if got.expires_at else "never",
         )
-        await self._save(held, got, obtained)
+        await self._save(held)
 
     async def _reset(self, held: _Held) -> RunnerToken | None:
         """Ask the coordinator for a new token; the job requests use it at once."""
@@ -205,7 +222,7 @@ class TokenRotation:
             got = await reset_token(source.client, source.token)
         except TokenRefused as exc:
             log.error("runner %s: %s; its token is not rotated again", name, exc)
-            del self._held[name]  # a dead token stays dead: register the runner again
+            held.rotates = False  # a dead token stays dead: register the runner again
             return None
         except CoordinatorError as exc:
             log.error(
@@ -223,19 +240,34 @@ class TokenRotation:
         self._not_before.pop(name, None)
         return got
 
-    async def _save(self, held: _Held, got: RunnerToken, obtained: datetime.datetime) -> None:
+    async def _save(self, held: _Held) -> None:
+        """Write the token in use into config.toml; a failure is tried again later, backing off."""
+        runner = held.runner
+        got = RunnerToken(0, runner.token, runner.token_expires_at)
+        obtained = runner.token_obtained_at or self._now().replace(microsecond=0)
         try:
-            tokens = set(held.tokens)
             await asyncio.to_thread(
-                write_rotated, self._path, held.runner.name, tokens, got, obtained, warn=log.warning
+                write_rotated,
+                self._path,
+                runner.name,
+                set(held.tokens),
+                got,
+                obtained,
+                warn=log.warning,
             )
         except Exception as exc:  # whatever stopped it, the file was not saved
+            held.save_failures += 1
+            wait = min(self._retry_after * 2 ** (held.save_failures - 1), MAX_SLEEP)
+            held.save_again_at = self._now() + datetime.timedelta(seconds=wait)
             log.error(
-                "runner %s: failed to save config: %s; the new token is kept in memory only",
-                held.runner.name,
+                "runner %s: failed to save config: %s; the new token is kept in memory only "
+                "(trying again in %.0fs)",
+                runner.name,
                 exc,
+                wait,
                 exc_info=not isinstance(exc, ConfigError | OSError),  # a bug: its traceback
             )
             self._saves.saving_failed()
             return
+        held.save_failures, held.save_again_at = 0, None
         self._saves.saved()
