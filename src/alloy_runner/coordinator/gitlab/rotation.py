@@ -8,8 +8,9 @@ kept, replaced atomically) and the file is counted as saved. Job requests use
 the new token from the next one on; running jobs keep their job tokens. A save
 that fails is logged and counted, and the process goes on with the new token in
 memory; the save is tried again 60 s later (then 2, 4, ... minutes, at most
-hourly) until the file has the token. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns
-rotation off for that runner: a warning when its token is due instead.
+hourly) until the file has the token. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in
+`[runners.feature_flags]` turns rotation off for that runner: a warning when its
+token is due instead.
 
 Runners are rotated one at a time, the earliest due first.
 """
