@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ import pytest
 
 from alloy_runner.app.daemon import Daemon, Stop
 from alloy_runner.app.wiring import wire
+from alloy_runner.config.load import load_config
 from alloy_runner.config.model import embedded_default
 from alloy_runner.coordinator.spool.store import Spool
 from tests.support.cli import logging_kept
@@ -72,3 +75,32 @@ def test_daemon_starts_and_stops_in_process(tmp_path: Path) -> None:
     assert server is not None
     with pytest.raises(RuntimeError, match="not started"):
         server.bound  # noqa: B018 -- shut down: no socket any more
+
+
+def test_wire_rotates_only_expiring_tokens_and_keeps_a_rotated_one_in_force(
+    tmp_path: Path,
+) -> None:
+    """A runner whose token expires is scheduled; the reload then holds its rotated token."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'metrics_server = ""\n'
+        '[[runners]]\nname = "a"\nurl = "http://127.0.0.1:1"\ntoken = "glrt-a"\n'
+        "token_obtained_at = 2030-01-01T00:00:00Z\ntoken_expires_at = 2030-01-05T00:00:00Z\n"
+        '[[runners]]\nname = "b"\nurl = "http://127.0.0.1:1"\ntoken = "glrt-b"\n'
+    )
+    parts = wire(load_config(path))
+    try:
+        assert parts.rotation is not None
+        assert parts.rotation.due() == ("a", datetime.datetime(2030, 1, 4, tzinfo=datetime.UTC))
+        rotated = dataclasses.replace(parts.reload.config.runners[0], token="glrt-new")
+        parts.reload.runner_rotated(rotated)
+        assert [r.token for r in parts.reload.config.runners] == ["glrt-new", "glrt-b"]
+    finally:
+        parts.observability.shutdown(1.0)
+        parts.runner.close()
+    embedded = wire(embedded_default().with_overrides(metrics_server="", spool_dir=tmp_path / "s"))
+    try:
+        assert embedded.rotation is None
+    finally:
+        embedded.observability.shutdown(1.0)
+        embedded.runner.close()

@@ -156,6 +156,7 @@ class FakeCoordinator(LoopbackHTTPServer):
         self.version = secrets.token_hex(4)
         self.seen: list[Seen] = []
         self.request_bodies: list[dict[str, Any]] = []
+        self.job_request_tokens: list[str] = []  # the runner token of each jobs/request, in order
         self.faults_injected: dict[str, int] = {}
         self._fault: Fault | None = None
         self._next_id = 1000
@@ -398,6 +399,7 @@ class FakeCoordinator(LoopbackHTTPServer):
 
     def _request_job(self, _id: int, req: Request) -> Reply:
         body = req.json()
+        self.job_request_tokens.append(str(body.get("token")))
         if body.get("token") not in self.runner_tokens:
             return Reply(403, {"message": "403 Forbidden"})
         self.request_bodies.append({k: v for k, v in body.items() if k != "token"})

@@ -103,6 +103,8 @@ class Daemon:
         if parts.machines is not None:
             await parts.machines.start()
         parts.scheduler.start()
+        if parts.rotation is not None:
+            parts.rotation.start()
         log.info(
             "alloy-runner %s started: concurrent=%d runners=%s service=%s%s",
             parts.observability.telemetry.build.version,
@@ -161,6 +163,8 @@ class Daemon:
                 runners = parts.scheduler.runners
                 grace = max((r.config.kill_timeout for r in runners), default=0.0)
                 await parts.scheduler.terminate(grace + TERMINATE_GRACE)
+            if parts.rotation is not None:  # it needs the coordinator connections
+                await parts.rotation.stop()
             await _close_sources(parts.scheduler.runners)
             for sweep in self._sweeps:  # a sweep of leftovers still waiting on a slow engine
                 sweep.cancel()

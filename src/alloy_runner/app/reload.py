@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from alloy_runner.app.scheduler import Scheduler
     from alloy_runner.config.address import ListenAddress
-    from alloy_runner.config.model import Config
+    from alloy_runner.config.model import Config, RunnerConfig
     from alloy_runner.telemetry.metrics.config import ConfigTelemetry
     from alloy_runner.telemetry.web.server import MetricsServer
 
@@ -61,6 +61,11 @@ class Reload:
     def concurrent(self) -> float:
         """Return `concurrent` as in force now (`ci_runner_concurrent`)."""
         return float(self.config.concurrent)
+
+    def runner_rotated(self, runner: RunnerConfig) -> None:
+        """Keep a runner's rotated token in force: a SIGHUP then finds the file unchanged."""
+        runners = tuple(runner if r.name == runner.name else r for r in self.config.runners)
+        self.config = replace(self.config, runners=runners)
 
     def __call__(self) -> None:
         """Re-read config.toml and apply what can change while running (SIGHUP)."""

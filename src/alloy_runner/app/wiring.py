@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from alloy_runner.coordinator.api_metrics import ApiMetrics
+    from alloy_runner.coordinator.gitlab.rotation import TokenRotation
     from alloy_runner.coordinator.spool.runs import PipelineRun
     from alloy_runner.machines.metrics import MachineState
     from alloy_runner.machines.runner_providers import MachineProviders
@@ -77,6 +78,7 @@ class Components:
     spool: Spool | None  # None: no runner takes its jobs from a spool
     machines: MachineProviders | None  # None: no docker+machine runner
     warnings: tuple[str, ...]  # logged once the metrics server is bound
+    rotation: TokenRotation | None = None  # None: no runner token expires
 
 
 def wire(config: Config) -> Components:
@@ -154,7 +156,8 @@ def _components(
         tracer=observability.tracer(),
         check_interval=config.check_interval,
     )
-    reload = _reload(config, scheduler, observability, runner.get_loop())
+    config_metrics = ConfigTelemetry(telemetry, loaded=config.path is not None)
+    reload = _reload(config, scheduler, observability, runner.get_loop(), config_metrics)
     telemetry.observe(instruments.CONCURRENT, reload.concurrent)
     return Components(
         runner=runner,
@@ -167,6 +170,7 @@ def _components(
         spool=spool,
         machines=machines,
         warnings=_warnings(config, observability, slots),
+        rotation=_rotation(config, slots, config_metrics, reload),
     )
 
 
@@ -175,6 +179,7 @@ def _reload(
     scheduler: Scheduler,
     observability: Observability,
     loop: asyncio.AbstractEventLoop,
+    config_metrics: ConfigTelemetry,
 ) -> Reload:
     """Return what a SIGHUP calls; it counts the loads of the file, and names the metrics."""
     telemetry = observability.telemetry
@@ -184,8 +189,25 @@ def _reload(
         server=observability.server,
         address=observability.address,
         loop=loop,
-        config_metrics=ConfigTelemetry(telemetry, loaded=config.path is not None),
+        config_metrics=config_metrics,
         set_names=partial(setattr, telemetry.prometheus, "names"),
+    )
+
+
+def _rotation(
+    config: Config, slots: list[RunnerSlot], saves: ConfigTelemetry, reload: Reload
+) -> TokenRotation | None:
+    """Return what rotates the runners' expiring tokens; None if no token expires."""
+    if config.path is None or all(r.token_expires_at is None for r in config.runners):
+        return None
+    from alloy_runner.coordinator.gitlab.rotation import TokenRotation
+    from alloy_runner.coordinator.gitlab.source import GitlabSource
+
+    return TokenRotation(
+        ((s.config, s.source) for s in slots if isinstance(s.source, GitlabSource)),
+        path=config.path,
+        saves=saves,
+        on_rotated=reload.runner_rotated,
     )
 
 

@@ -118,7 +118,7 @@ FEATURE_FLAGS = frozenset(
     ]
 )
 # The flags this runner honours; every other one is accepted with one warning.
-HONOURED_FLAGS = ("FF_ENABLE_JOB_CLEANUP",)
+HONOURED_FLAGS = ("FF_ENABLE_JOB_CLEANUP", "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION")
 
 
 def hooks(table: Table) -> HooksConfig:

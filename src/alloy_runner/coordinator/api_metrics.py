@@ -32,11 +32,13 @@ class TransportFailure(Enum):
 # answers besides (409 to a job request that lost a race for the job), and what
 # GitLab Runner's client handles by name (network/gitlab.go: 503 to a job request,
 # 404 and 412 to an update, 404 to a trace patch, 307 and 503 to an upload, 302,
-# 307 and 401 to a download). A closed set: the series of these statuses, and of
+# 307 and 401 to a download; 201 and 403 to a token reset, which `run` makes when it
+# rotates a token that expires). A closed set: the series of these statuses, and of
 # the TransportFailures, exist at 0 from the start for every runner with a
 # coordinator (`ci_runner_api_request_statuses_total`), so `increase()` sees the
 # first of them, also the first after a restart. Other statuses appear when seen.
 EXPECTED_STATUSES: dict[Endpoint, tuple[int, ...]] = {
+    Endpoint.RESET_TOKEN: (201, 403),
     Endpoint.REQUEST_JOB: (201, 204, 403, 409, 503),
     Endpoint.UPDATE_JOB: (200, 202, 400, 403, 404, 412),
     Endpoint.PATCH_TRACE: (202, 400, 403, 404, 416),

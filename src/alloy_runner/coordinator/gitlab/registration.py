@@ -76,23 +76,29 @@ def _load(path: Path, *, must_exist: bool) -> TOMLDocument:
     return tomlkit.parse(text)
 
 
-def _save(path: Path, doc: TOMLDocument) -> None:
+def _save(path: Path, doc: TOMLDocument, warn: Callable[[str], None] | None = None) -> None:
+    """Replace `path` with `doc`, atomically; `warn` (default: stderr) hears of a mode change."""
     text = tomlkit.dumps(doc)
     parse_config(text, str(path))  # never write a file that `run` would refuse
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     if mode & 0o077:  # the file holds runner tokens: nobody else may read it
-        print(
-            f"alloy-runner: {path}: permissions tightened from {mode:04o} to 0600 "
-            "(the file holds runner tokens)",
-            file=sys.stderr,
-        )
+        why = f"{path}: permissions tightened from {mode:04o} to 0600"
+        why += " (the file holds runner tokens)"
+        if warn is None:
+            print(f"alloy-runner: {why}", file=sys.stderr)
+        else:
+            warn(why)
         mode &= 0o700
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    tmp.replace(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk, say: no half-written copy is left behind
+        raise
 
 
 def _runners(doc: TOMLDocument) -> list[Table | InlineTable]:

@@ -79,7 +79,8 @@ class GitlabSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runner = runner.name
-        self._token = runner.token
+        self.token = runner.token  # a token rotation (rotation.py) replaces it; requests use it
+        self.resetting = False  # a rotation is under way: a 403 is the old token's, not a refusal
         self._url = runner.url.rstrip("/")
         extra = {} if timeout is None else {"timeout": timeout}
         self.client = ApiClient(
@@ -117,7 +118,7 @@ class GitlabSource:
         began = self._clock()
         if began < self._next_request_at:
             return None
-        body: dict[str, Any] = {"token": self._token, "info": self._info}
+        body: dict[str, Any] = {"token": self.token, "info": self._info}
         if self._last_update:
             body["last_update"] = self._last_update
         try:
@@ -139,7 +140,7 @@ class GitlabSource:
             log.info("runner %s: the coordinator answers again", self.runner)
             self._failures = 0
         if status == 403:
-            self._token_rejected()
+            self._token_rejected(body["token"])
             return None
         if self._rejected:
             log.info("runner %s: the coordinator accepts its token again", self.runner)
@@ -159,7 +160,10 @@ class GitlabSource:
             log.warning("runner %s: %s (%s); retrying with backoff", self.runner, what, why)
         self._next_request_at = self._clock() + self._backoff.delay(self._failures)
 
-    def _token_rejected(self) -> None:
+    def _token_rejected(self, sent: str) -> None:
+        if sent != self.token or self.resetting:  # the token was just rotated: ask again
+            self._next_request_at = self._clock() + self._check_interval
+            return
         if not self._rejected:
             log.error(
                 "runner %s: the coordinator rejected the runner's token (403 Forbidden); "

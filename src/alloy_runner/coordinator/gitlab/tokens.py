@@ -1,12 +1,14 @@
 """`unregister` and `reset-token`: a runner's token at the coordinator and in config.toml.
 
-Both edit the file as `register` does (tomlkit: comments and layout kept; checked by
-the loader `run` uses; replaced atomically).
+`write_rotated` writes the token `run` rotated itself (rotation.py). All edit the file
+as `register` does (tomlkit: comments and layout kept; checked by the loader `run`
+uses; replaced atomically).
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,11 +157,39 @@ def reset(path: Path, which: Selection, *, transport: Transport = None) -> list[
                     await client.aclose()
 
             got = _run(call)
-            table["token"] = got.token
-            table["token_obtained_at"] = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-            table["token_expires_at"] = got.expires_at or NO_EXPIRY
+            _set_token(table, got, datetime.datetime.now(datetime.UTC).replace(microsecond=0))
             done.append((str(table.get("name", "")), short_token(got.token)))
     finally:
         if done:  # the old tokens are dead now: keep every new one, even if a later call failed
             _save(path, doc)
     return done
+
+
+def _set_token(table: Table | InlineTable, got: RunnerToken, obtained: datetime.datetime) -> None:
+    table["token"] = got.token
+    table["token_obtained_at"] = obtained
+    table["token_expires_at"] = got.expires_at or NO_EXPIRY
+
+
+def write_rotated(
+    path: Path,
+    name: str,
+    held: Collection[str],
+    got: RunnerToken,
+    obtained: datetime.datetime,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Write the token `run` rotated, and its times, into runner `name`'s section of `path`.
+
+    The section is the one named `name` whose token is one this process held for that runner
+    (an older one if an earlier save failed). Raise ConfigError if there is none or the file
+    is broken, OSError if it cannot be replaced.
+    """
+    doc = _load(path, must_exist=True)
+    for table in _runners(doc):
+        if str(table.get("name", "")) == name and str(table.get("token", "")) in held:
+            _set_token(table, got, obtained)
+            _save(path, doc, warn)
+            return
+    raise ConfigError(f"{path}: no runner named {name!r} has a token this process used for it")

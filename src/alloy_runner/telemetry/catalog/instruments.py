@@ -222,6 +222,16 @@ CONFIG_LOADING_ERRORS = Family(
     Kind.COUNTER,
     "Total number of times the configuration file was not loaded by Runner process due to errors.",
 )
+CONFIG_SAVED = Family(
+    "ci_runner_configuration_saved",
+    Kind.COUNTER,
+    "Total number of times the configuration file was saved by Runner process.",
+)
+CONFIG_SAVING_ERRORS = Family(
+    "ci_runner_configuration_saving_error",
+    Kind.COUNTER,
+    "Total number of times the configuration file was not saved by Runner process due to errors.",
+)
 
 FAILED_CREATION_HELP = "Histogram of machine failed creation timings."
 REMOVAL_HELP = "Histogram of machine removal time."
@@ -353,6 +363,8 @@ CATALOG: tuple[Family, ...] = (
     ERRORS,
     CONFIG_LOADED,
     CONFIG_LOADING_ERRORS,
+    CONFIG_SAVED,
+    CONFIG_SAVING_ERRORS,
     PROCESS_CPU,
     PROCESS_MAX_FDS,
     PROCESS_OPEN_FDS,

@@ -53,6 +53,7 @@ IDENTITY_LABELS = ("runner", "runner_name", "system_id")
 METHODS = {
     "register_runner": "post",
     "verify_runner": "post",
+    "reset_token": "post",  # run's token rotation
     "request_job": "post",
     "update_job": "put",
     "patch_trace": "patch",
@@ -208,6 +209,17 @@ GITLAB: dict[str, GitlabFamily] = {
     i.CONFIG_LOADING_ERRORS.name: _gl(
         "gitlab_runner_configuration_loading_error_total",
         "Total number of times the configuration file was not loaded by Runner process due to "
+        "errors",
+        (),
+    ),
+    i.CONFIG_SAVED.name: _gl(
+        "gitlab_runner_configuration_saved_total",
+        "Total number of times the configuration file was saved by Runner process",
+        (),
+    ),
+    i.CONFIG_SAVING_ERRORS.name: _gl(
+        "gitlab_runner_configuration_saving_error_total",
+        "Total number of times the configuration file was not saved by Runner process due to "
         "errors",
         (),
     ),

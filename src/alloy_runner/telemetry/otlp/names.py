@@ -67,6 +67,8 @@ OTLP_NAMES: dict[str, tuple[str, str]] = {
     ),
     "ci_runner_configuration_loaded": ("ci.runner.configuration.loaded", "{load}"),
     "ci_runner_configuration_loading_error": ("ci.runner.configuration.loading_errors", "{error}"),
+    "ci_runner_configuration_saved": ("ci.runner.configuration.saved", "{save}"),
+    "ci_runner_configuration_saving_error": ("ci.runner.configuration.saving_errors", "{error}"),
     **{
         f"ci_{kind}_{what}_duration_seconds": (f"ci.{kind}.{what}.duration", "s")
         for kind in ("docker_machines", "ssh_docker_machines")

@@ -1,0 +1,274 @@
+"""Automatic runner-token rotation in `run`, as GitLab Runner does it (`commands/multi.go`).
+
+A runner whose token expires (`token_expires_at`) gets a new one three quarters
+into its lifetime, at token_obtained_at + 0.75 x (token_expires_at -
+token_obtained_at): `POST /runners/reset_authentication_token`, then the new
+token, `token_obtained_at` and `token_expires_at` go into config.toml (comments
+kept, replaced atomically) and the file is counted as saved. Job requests use
+the new token from the next one on; running jobs keep their job tokens. A save
+that fails is logged and counted, and the process goes on with the new token in
+memory; the save is tried again 60 s later (then 2, 4, ... minutes, at most
+hourly) until the file has the token. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in
+`[runners.feature_flags]` turns rotation off for that runner: a warning when its
+token is due instead.
+
+Runners are rotated one at a time, the earliest due first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
+
+from alloy_runner.coordinator.gitlab.api import short_token
+from alloy_runner.coordinator.gitlab.runners_api import RunnerToken, reset_token
+from alloy_runner.coordinator.gitlab.tokens import write_rotated
+from alloy_runner.exceptions import ConfigError, CoordinatorError, TokenRefused
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from alloy_runner.config.model import RunnerConfig
+    from alloy_runner.coordinator.gitlab.source import GitlabSource
+
+log = logging.getLogger(__name__)
+
+RESET_FACTOR = 0.75  # GitLab Runner's TokenResetIntervalFactor
+RETRY_AFTER = 60.0  # seconds before a reset the coordinator could not answer is tried again
+MAX_SLEEP = 3600.0  # seconds between looks at the wall clock (it may jump, the host sleep)
+STOP_WAIT = 10.0  # seconds a rotation under way may take to finish at shutdown
+DISABLE_FLAG = "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION"
+_LONG_AGO = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+class ConfigSaves(Protocol):
+    """Where `run` reports its writes of config.toml (telemetry implements it)."""
+
+    def saved(self) -> None: ...
+
+    def saving_failed(self) -> None: ...
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def reset_time(runner: RunnerConfig) -> datetime.datetime | None:
+    """Return when `runner`'s token is reset; None if it does not expire (or has no coordinator)."""
+    expires = runner.token_expires_at
+    if expires is None or runner.uses_spool:
+        return None
+    obtained = runner.token_obtained_at
+    if obtained is None:  # GitLab's zero time: the lifetime is unknown, the reset is due now
+        return _LONG_AGO
+    return obtained + (expires - obtained) * RESET_FACTOR
+
+
+def next_reset(
+    runners: Iterable[RunnerConfig],
+    not_before: dict[str, datetime.datetime] | None = None,
+) -> tuple[RunnerConfig, datetime.datetime] | None:
+    """Return the runner whose token is reset first, and when; the first of equals wins.
+
+    `not_before` holds, by runner name, when a reset that failed may be tried again.
+    """
+    first: tuple[RunnerConfig, datetime.datetime] | None = None
+    for runner in runners:
+        when = reset_time(runner)
+        if when is None:
+            continue
+        when = max(when, (not_before or {}).get(runner.name, when))
+        if first is None or when < first[1]:
+            first = (runner, when)
+    return first
+
+
+@dataclass
+class _Held:
+    """One runner whose token rotates: its config as in use now, its source, its tokens."""
+
+    runner: RunnerConfig
+    source: GitlabSource
+    tokens: set[str] = field(default_factory=set)  # every token this process used for it
+    rotates: bool = True  # False: the flag is on, or the coordinator refused the token
+    save_failures: int = 0  # failed saves in a row of the token in use
+    save_again_at: datetime.datetime | None = None  # when a failed save is tried again
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenRotation:
+    """Reset the runners' tokens when they are due, one at a time, until stopped."""
+
+    def __init__(
+        self,
+        runners: Iterable[tuple[RunnerConfig, GitlabSource]],
+        *,
+        path: Path,
+        saves: ConfigSaves,
+        on_rotated: Callable[[RunnerConfig], None] = lambda _runner: None,
+        now: Callable[[], datetime.datetime] = utc_now,
+        sleep: Sleep = asyncio.sleep,
+        retry_after: float = RETRY_AFTER,
+    ) -> None:
+        self._held = {
+            runner.name: _Held(runner, source, {runner.token})
+            for runner, source in runners
+            if reset_time(runner) is not None
+        }
+        self._path = path
+        self._saves = saves
+        self._on_rotated = on_rotated  # the configuration in force learns the new token
+        self._now = now
+        self._sleep = sleep
+        self._retry_after = retry_after
+        self._not_before: dict[str, datetime.datetime] = {}
+        self._loop: asyncio.Task[None] | None = None
+        self._current: asyncio.Task[None] | None = None  # a rotation under way
+
+    def due(self) -> tuple[str, datetime.datetime] | None:
+        """Return the name of the runner rotated next, and when; None: no token to rotate."""
+        rotating = (h.runner for h in self._held.values() if h.rotates)
+        found = next_reset(rotating, self._not_before)
+        return None if found is None else (found[0].name, found[1])
+
+    def _next_step(self) -> tuple[datetime.datetime, str, bool] | None:
+        """Return when, for which runner, and whether it is a failed save to try again."""
+        steps = [
+            (h.save_again_at, name, True)
+            for name, h in self._held.items()
+            if h.save_again_at is not None
+        ]
+        if (due := self.due()) is not None:
+            steps.append((due[1], due[0], False))
+        return min(steps, key=lambda step: step[0]) if steps else None
+
+    def runner(self, name: str) -> RunnerConfig:
+        """Return runner `name`'s config as in use now (its latest token and times)."""
+        return self._held[name].runner
+
+    def start(self) -> None:
+        """Rotate in the background, from now on."""
+        if self._held and self._loop is None:
+            self._loop = asyncio.create_task(self.run(), name="token-rotation")
+
+    async def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Stop; a rotation under way may finish (its new token must reach the file)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.wait({self._loop})
+        if self._current is not None and not self._current.done():
+            await asyncio.wait({self._current}, timeout=timeout)
+
+    async def run(self) -> None:
+        """Reset each token when due (and save again what failed), until nothing is left."""
+        while (step := self._next_step()) is not None:
+            when, name, save_again = step
+            delay = (when - self._now()).total_seconds()
+            if delay > 0:
+                await self._sleep(min(delay, MAX_SLEEP))
+                continue  # the wall clock is read again
+            work = self._save(self._held[name]) if save_again else self.rotate(name)
+            # Shielded: once the coordinator has made a new token, it must reach the file.
+            self._current = asyncio.ensure_future(work)
+            try:
+                await asyncio.shield(self._current)
+            except Exception:  # a bug must not end rotation: the tokens would expire
+                log.exception("runner %s: rotating its token failed", name)
+                wait = datetime.timedelta(seconds=self._retry_after)
+                self._not_before[name] = self._now() + wait
+
+    async def rotate(self, name: str) -> None:
+        """Reset runner `name`'s token now; then save it into config.toml, counted."""
+        held = self._held[name]
+        if dict(held.runner.feature_flags).get(DISABLE_FLAG):
+            log.warning(
+                "runner %s: automatic token rotation is disabled (%s); its token expires at %s",
+                name,
+                DISABLE_FLAG,
+                held.runner.token_expires_at,
+            )
+            held.rotates = False
+            return
+        got = await self._reset(held)
+        if got is None:
+            return
+        obtained = self._now().replace(microsecond=0)
+        held.tokens.add(got.token)
+        held.runner = replace(
+            held.runner,
+            token=got.token,
+            token_obtained_at=obtained,
+            token_expires_at=got.expires_at,
+        )
+        self._on_rotated(held.runner)
+        log.info(
+            "runner %s: authentication token reset to %s; it expires %s",
+            name,
+            short_token(got.token),
+            f"at {got.expires_at.isoformat()}" if got.expires_at else "never",
+        )
+        await self._save(held)
+
+    async def _reset(self, held: _Held) -> RunnerToken | None:
+        """Ask the coordinator for a new token; the job requests use it at once."""
+        source, name = held.source, held.runner.name
+        source.resetting = True
+        try:
+            got = await reset_token(source.client, source.token)
+        except TokenRefused as exc:
+            log.error("runner %s: %s; its token is not rotated again", name, exc)
+            held.rotates = False  # a dead token stays dead: register the runner again
+            return None
+        except CoordinatorError as exc:
+            log.error(
+                "runner %s: resetting its token failed: %s; trying again in %.0fs",
+                name,
+                exc,
+                self._retry_after,
+            )
+            wait = datetime.timedelta(seconds=self._retry_after)
+            self._not_before[name] = self._now() + wait
+            return None
+        finally:
+            source.resetting = False
+        source.token = got.token
+        self._not_before.pop(name, None)
+        return got
+
+    async def _save(self, held: _Held) -> None:
+        """Write the token in use into config.toml; a failure is tried again later, backing off."""
+        runner = held.runner
+        got = RunnerToken(0, runner.token, runner.token_expires_at)
+        obtained = runner.token_obtained_at or self._now().replace(microsecond=0)
+        try:
+            await asyncio.to_thread(
+                write_rotated,
+                self._path,
+                runner.name,
+                set(held.tokens),
+                got,
+                obtained,
+                warn=log.warning,
+            )
+        except Exception as exc:  # whatever stopped it, the file was not saved
+            held.save_failures += 1
+            wait = min(self._retry_after * 2 ** (held.save_failures - 1), MAX_SLEEP)
+            held.save_again_at = self._now() + datetime.timedelta(seconds=wait)
+            log.error(
+                "runner %s: failed to save config: %s; the new token is kept in memory only "
+                "(trying again in %.0fs)",
+                runner.name,
+                exc,
+                wait,
+                exc_info=not isinstance(exc, ConfigError | OSError),  # a bug: its traceback
+            )
+            self._saves.saving_failed()
+            return
+        held.save_failures, held.save_again_at = 0, None
+        self._saves.saved()
