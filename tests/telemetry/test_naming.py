@@ -272,6 +272,8 @@ def test_a_process_without_a_coordinator_has_no_api_status_series() -> None:
         ("3", "3"),
         ("5", "5+"),
         ("170", "5+"),  # a plain count goes into GitLab's buckets
+        ("05", "5+"),
+        ("9" * 5000, "5+"),  # more digits than int() reads
         ("", ""),
         ("7+", ""),
         ("many", ""),

@@ -138,10 +138,23 @@ _GO_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+")
 _GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def _queuing(runner: Table, nested: list[Table]) -> tuple[QueuingDuration, ...]:
-    """Read `[[runners.monitoring.job_queuing_durations]]` (GitLab Runner's keys)."""
+def _time_zone(table: Table, key: str) -> str:
+    """Read an IANA time zone name ("" for the host's zone); refuse one that is not known."""
+    timezone = table.string(key, default="")
+    if not timezone:
+        return ""
+    # zoneinfo (and the sysconfig it reads its path from) loads only for a zone named.
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise table.error(key, "an IANA time zone name", timezone) from None
+    return timezone
+
+
+def _queuing(runner: Table, nested: list[Table]) -> tuple[QueuingDuration, ...]:
+    """Read `[[runners.monitoring.job_queuing_durations]]` (GitLab Runner's keys)."""
     from alloy_runner.machines.cron import parse_cron
 
     monitoring = runner.table("monitoring")
@@ -155,12 +168,7 @@ def _queuing(runner: Table, nested: list[Table]) -> tuple[QueuingDuration, ...]:
                 parse_cron(period)
             except ConfigError as exc:
                 raise table.invalid("periods", str(exc)) from None
-        timezone = table.string("timezone", default="")
-        try:
-            if timezone:
-                ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise table.error("timezone", "an IANA time zone name", timezone) from None
+        timezone = _time_zone(table, "timezone")
         pattern = table.string("jobs_running_for_project", default="")
         try:
             re.compile(pattern)
@@ -222,8 +230,6 @@ def _machine(runner: Table, executor: ExecutorName, nested: list[Table]) -> Mach
 
 
 def _autoscaling(table: Table) -> AutoscalingConfig:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     from alloy_runner.machines.cron import parse_cron
 
     periods = table.strings("Periods")
@@ -234,12 +240,7 @@ def _autoscaling(table: Table) -> AutoscalingConfig:
             parse_cron(period)
         except ConfigError as exc:
             raise table.invalid("Periods", str(exc)) from None
-    timezone = table.string("Timezone", default="")
-    if timezone:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise table.error("Timezone", "an IANA time zone name", timezone) from None
+    timezone = _time_zone(table, "Timezone")
     return AutoscalingConfig(
         periods=periods,
         timezone=timezone,

@@ -378,3 +378,72 @@ def test_a_403_to_a_request_sent_with_the_old_token_does_not_pause_the_runner(
     assert fake.count("request_job", "403") == 1
     assert fake.count("request_job", "204") == 1
     assert fake.job_request_tokens == ["glrt-rotated-away", fake.runner_token]
+
+
+def test_a_save_that_fails_for_weeks_keeps_its_hourly_pace(rig: Rig) -> None:
+    """After 2,000 failed saves the next is still tried an hour later (no overflow, no spin)."""
+    blocker = rig.path.with_name(f".{rig.path.name}.{os.getpid()}.tmp")
+    blocker.mkdir()
+    rig.clock.at = T0 + 1.5 * HOUR
+    # Weeks of hourly failures, stood for by their count (2,000 hours: 2**1999 overflows).
+    rig.steps(partial(rig.rotation.rotate, "b"))
+    held = rig.rotation._held["b"]
+    held.save_failures = 2000
+    rig.steps(partial(rig.rotation._save, held))
+    assert held.save_failures == 2001
+    assert held.save_again_at == T0 + 1.5 * HOUR + datetime.timedelta(seconds=3600)
+    assert rig.saves.failed_count == 2
+
+
+def test_a_new_token_that_is_already_expired_waits_before_the_next_reset(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new token that expires before this host's now (clock skew): warned; no reset spin."""
+    rig.fake.token_expires_at = "2026-01-01T00:30:00Z"  # before the reset at 1.5 h
+    rig.clock.at = T0 + 1.5 * HOUR
+    with caplog.at_level(logging.WARNING, logger="alloy_runner"):
+        rig.steps(partial(rig.rotation.rotate, "b"))
+    assert "not after this host's clock" in caplog.text
+    # Its reset time (0.75 h) is past: the next reset waits retry_after (600 s), not 0 s.
+    assert rig.rotation.due() == ("b", T0 + 1.5 * HOUR + datetime.timedelta(seconds=600))
+    assert rig.fake.count("reset_token", "201") == 1
+
+
+def test_a_runner_gone_from_the_file_is_not_saved_again_and_again(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Renamed in config.toml meanwhile: one error and one count; the others still rotate."""
+    rig.path.write_text(rig.path.read_text().replace('name = "b"', 'name = "b-renamed"'))
+    with caplog.at_level(logging.ERROR, logger="alloy_runner"):
+        rig.run()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "no section of this runner" in errors[0]
+    assert (rig.saves.saved_count, rig.saves.failed_count) == (1, 1)
+    assert rig.clock.slept == [3600.0, 1800.0, 3600.0, 1800.0]  # no retry of b's save: a at 3 h
+    assert rig.file_runners()["a"]["token"] == rig.sources["a"].token
+
+
+def test_stop_lets_a_rotation_under_way_reach_the_file(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped while the coordinator makes the new token: the token is still saved."""
+    real = reset_token
+    asked = asyncio.Event()
+
+    async def slow(client: ApiClient, token: str) -> RunnerToken:
+        asked.set()
+        await asyncio.sleep(0.05)  # the stop arrives while the reset is under way
+        return await real(client, token)
+
+    monkeypatch.setattr(rotation_module, "reset_token", slow)
+    rig.clock.at = T0 + 1.5 * HOUR  # b is due
+
+    async def start_then_stop() -> None:
+        rig.rotation.start()
+        await asyncio.wait_for(asked.wait(), 10)
+        await rig.rotation.stop(timeout=10)
+
+    rig.steps(start_then_stop)
+    assert rig.fake.count("reset_token", "201") == 1
+    assert rig.file_runners()["b"]["token"] == rig.sources["b"].token != TOKEN_B
+    assert (rig.saves.saved_count, rig.saves.failed_count) == (1, 0)

@@ -94,8 +94,12 @@ def _takes_a_job_with(fake: FakeCoordinator, token: str) -> None:
 def test_the_token_is_rotated_saved_and_used(
     start_fake: StartFake, start_gitlab_runner: StartGitlabRunner
 ) -> None:
-    """At 3 s of a 4 s lifetime: a new token in the file (comments kept), in use, counted once."""
-    fake, runner = _start(start_fake, start_gitlab_runner, lifetime=4)
+    """At 7.5 s of a 10 s lifetime: a new token in the file (comments kept), in use, counted once.
+
+    The lifetime leaves the runner seconds to start and be scraped at 0 first, also on a
+    loaded machine.
+    """
+    fake, runner = _start(start_fake, start_gitlab_runner, lifetime=10)
     old = fake.runner_token
     assert _counters(runner) == _expect(saved=0, errors=0)  # from the first scrape
     assert _resets(runner) == [0.0, 0.0]

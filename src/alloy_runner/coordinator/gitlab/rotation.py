@@ -162,8 +162,17 @@ class TokenRotation:
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.wait({self._loop})
-        if self._current is not None and not self._current.done():
-            await asyncio.wait({self._current}, timeout=timeout)
+        current = self._current
+        if current is not None and not current.done():
+            done, _ = await asyncio.wait({current}, timeout=timeout)
+            if not done:
+                log.warning(
+                    "token rotation: a rotation under way did not finish within %.0fs at "
+                    "shutdown; its new token may be missing from config.toml",
+                    timeout,
+                )
+        if current is not None and current.done() and not current.cancelled():
+            current.exception()  # retrieved: run() logged it, or it ended after run() was stopped
 
     async def run(self) -> None:
         """Reset each token when due (and save again what failed), until nothing is left."""
@@ -180,8 +189,11 @@ class TokenRotation:
                 await asyncio.shield(self._current)
             except Exception:  # a bug must not end rotation: the tokens would expire
                 log.exception("runner %s: rotating its token failed", name)
-                wait = datetime.timedelta(seconds=self._retry_after)
-                self._not_before[name] = self._now() + wait
+                later = self._now() + datetime.timedelta(seconds=self._retry_after)
+                if save_again:
+                    self._held[name].save_again_at = later
+                else:
+                    self._not_before[name] = later
 
     async def rotate(self, name: str) -> None:
         """Reset runner `name`'s token now; then save it into config.toml, counted."""
@@ -199,6 +211,15 @@ class TokenRotation:
         if got is None:
             return
         obtained = self._now().replace(microsecond=0)
+        if got.expires_at is not None and got.expires_at <= obtained:
+            log.warning(
+                "runner %s: the new token expires at %s, not after this host's clock (%s): "
+                "check the clocks; the next reset waits %.0fs",
+                name,
+                got.expires_at.isoformat(),
+                obtained.isoformat(),
+                self._retry_after,
+            )
         held.tokens.add(got.token)
         held.runner = replace(
             held.runner,
@@ -238,7 +259,10 @@ class TokenRotation:
         finally:
             source.resetting = False
         source.token = got.token
-        self._not_before.pop(name, None)
+        # The next reset is never sooner than retry_after from now, whatever the new expiry
+        # says: a coordinator's clock behind this host's (or a past expiry) must not make
+        # the runner reset its token without pause.
+        self._not_before[name] = self._now() + datetime.timedelta(seconds=self._retry_after)
         return got
 
     async def _save(self, held: _Held) -> None:
@@ -247,7 +271,7 @@ class TokenRotation:
         got = RunnerToken(0, runner.token, runner.token_expires_at)
         obtained = runner.token_obtained_at or self._now().replace(microsecond=0)
         try:
-            await asyncio.to_thread(
+            written = await asyncio.to_thread(
                 write_rotated,
                 self._path,
                 runner.name,
@@ -258,7 +282,9 @@ class TokenRotation:
             )
         except Exception as exc:  # whatever stopped it, the file was not saved
             held.save_failures += 1
-            wait = min(self._retry_after * 2 ** (held.save_failures - 1), MAX_SLEEP)
+            # 1, 2, 4 ... times retry_after, at most MAX_SLEEP (the exponent capped: a save
+            # that fails for weeks must not overflow the float and spin).
+            wait = min(self._retry_after * 2.0 ** min(held.save_failures - 1, 16), MAX_SLEEP)
             held.save_again_at = self._now() + datetime.timedelta(seconds=wait)
             log.error(
                 "runner %s: failed to save config: %s; the new token is kept in memory only "
@@ -271,4 +297,12 @@ class TokenRotation:
             self._saves.saving_failed()
             return
         held.save_failures, held.save_again_at = 0, None
+        if not written:  # nothing to save into: trying again cannot help
+            log.error(
+                "runner %s: config.toml has no section of this runner with a token it used "
+                "(removed, renamed or registered again); its new token is kept in memory only",
+                runner.name,
+            )
+            self._saves.saving_failed()
+            return
         self._saves.saved()

@@ -154,6 +154,7 @@ async def reset_token(client: ApiClient, token: str) -> RunnerToken:
         return _token("reset-token", response)
     if response.status_code in (401, 403):
         raise TokenRefused(
-            f"reset-token: the coordinator refused the runner token {token[:8]}... (403)"
+            f"reset-token: the coordinator refused the runner token {token[:8]}... "
+            f"({response.status_code})"
         )
     raise _unexpected("reset-token", response)

@@ -179,17 +179,18 @@ def write_rotated(
     obtained: datetime.datetime,
     *,
     warn: Callable[[str], None] | None = None,
-) -> None:
+) -> bool:
     """Write the token `run` rotated, and its times, into runner `name`'s section of `path`.
 
     The section is the one named `name` whose token is one this process held for that runner
-    (an older one if an earlier save failed). Raise ConfigError if there is none or the file
-    is broken, OSError if it cannot be replaced.
+    (an older one if an earlier save failed). Return False if there is none (the runner was
+    removed, renamed or registered again); raise ConfigError if the file is broken, OSError
+    if it cannot be replaced.
     """
     doc = _load(path, must_exist=True)
     for table in _runners(doc):
         if str(table.get("name", "")) == name and str(table.get("token", "")) in held:
             _set_token(table, got, obtained)
             _save(path, doc, warn)
-            return
-    raise ConfigError(f"{path}: no runner named {name!r} has a token this process used for it")
+            return True
+    return False

@@ -320,7 +320,8 @@ def project_jobs_running_label(sent: str) -> str:
         return sent
     text = sent.strip()
     if text.isdecimal() and text.isascii():
-        count = int(text)
+        # Long digit strings are "5+" unread: int() refuses more than 4,300 digits.
+        count = int(text) if len(text) <= 2 else 5
         return str(count) if count < 5 else "5+"
     return ""
 
