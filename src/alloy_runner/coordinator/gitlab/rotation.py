@@ -171,8 +171,6 @@ class TokenRotation:
                     "shutdown; its new token may be missing from config.toml",
                     timeout,
                 )
-        if current is not None and current.done() and not current.cancelled():
-            current.exception()  # retrieved: run() logged it, or it ended after run() was stopped
 
     async def run(self) -> None:
         """Reset each token when due (and save again what failed), until nothing is left."""
@@ -185,6 +183,8 @@ class TokenRotation:
             work = self._save(self._held[name]) if save_again else self.rotate(name)
             # Shielded: once the coordinator has made a new token, it must reach the file.
             self._current = asyncio.ensure_future(work)
+            # Retrieved even when it ends after run() was stopped (run() logs what it sees).
+            self._current.add_done_callback(_retrieve)
             try:
                 await asyncio.shield(self._current)
             except Exception:  # a bug must not end rotation: the tokens would expire
@@ -306,3 +306,8 @@ class TokenRotation:
             self._saves.saving_failed()
             return
         self._saves.saved()
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("token rotation: a rotation ended with %r", exc)
