@@ -80,6 +80,8 @@ def _save(path: Path, doc: TOMLDocument, warn: Callable[[str], None] | None = No
     """Replace `path` with `doc`, atomically; `warn` (default: stderr) hears of a mode change."""
     text = tomlkit.dumps(doc)
     parse_config(text, str(path))  # never write a file that `run` would refuse
+    if path.is_symlink():  # replace the file it points to, not the link
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     if mode & 0o077:  # the file holds runner tokens: nobody else may read it

@@ -1,0 +1,44 @@
+"""How `register`, `unregister`, `reset-token` and the token rotation write config.toml."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from alloy_runner.coordinator.gitlab.runners_api import RunnerToken
+from alloy_runner.coordinator.gitlab.tokens import write_rotated
+
+CONFIG = """\
+# kept
+[[runners]]
+  name = "a"
+  url = "http://127.0.0.1:1"
+  token = "glrt-old-aaaaaaaaaaaa"
+"""
+T = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+def test_a_symlinked_config_stays_a_link_to_the_written_file(tmp_path: Path) -> None:
+    """The file the link points to is replaced; the link is kept, and no temporary is left."""
+    real = tmp_path / "etc" / "config.toml"
+    real.parent.mkdir()
+    real.write_text(CONFIG)
+    real.chmod(0o600)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    new = RunnerToken(0, "glrt-new-bbbbbbbbbbbb", None)
+    assert write_rotated(link, "a", {"glrt-old-aaaaaaaaaaaa"}, new, T)
+    assert link.is_symlink() and link.resolve() == real
+    text = real.read_text()
+    assert 'token = "glrt-new-bbbbbbbbbbbb"' in text and "# kept" in text
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.toml", "config.toml", "etc"]
+
+
+def test_a_runner_not_in_the_file_writes_nothing(tmp_path: Path) -> None:
+    """No section of that name with a token the process used: False, the file as it was."""
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    new = RunnerToken(0, "glrt-new-bbbbbbbbbbbb", None)
+    assert not write_rotated(path, "a", {"glrt-someone-else"}, new, T)
+    assert not write_rotated(path, "b", {"glrt-old-aaaaaaaaaaaa"}, new, T)
+    assert path.read_text() == CONFIG
