@@ -25,7 +25,12 @@ EXIT_USAGE = 2
     [
         ('metric_names = "prometheus"\n', {}, [], ["key 'metric_names'", "got 'prometheus'"]),
         ("", {"METRIC_NAMES": "GitLab"}, [], ["$METRIC_NAMES", "got 'GitLab'"]),
-        ("", {}, ["--metric-names", "gitlab_runner"], ["'--metric-names'", "'gitlab_runner'"]),
+        (
+            "",
+            {},
+            ["--metric-names", "gitlab_runner"],
+            ["--metric-names: invalid", "'gitlab_runner'"],
+        ),
     ],
     ids=["file", "env", "flag"],
 )

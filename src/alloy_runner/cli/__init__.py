@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from alloy_runner.cli.main import cli, main
+from alloy_runner.cli.main import main
 
-__all__ = ["cli", "main"]
+__all__ = ["main"]

@@ -3,38 +3,44 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import click
+from alloy_runner.cli.args import Parser, at_least, dir_path
+from alloy_runner.cli.options import add_file, add_vars, variables
 
-from alloy_runner.cli.options import file_option, var_options, variables
-
-
-@click.group(name="exec")
-def exec_group() -> None:
-    """Run one job of the local .alloy-ci.yml in the foreground."""
+if TYPE_CHECKING:
+    import argparse
 
 
-@exec_group.command(name="shell")
-@click.argument("job")
-@file_option
-@var_options[0]
-@var_options[1]
-@click.option(
-    "--builds-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the build runs (default ~/.alloy-runner/builds/exec).",
-)
-@click.option("--timeout", type=int, help="Job timeout in seconds (default: the job's own).")
-def exec_shell(
-    job: str,
-    file: Path,
-    plain: tuple[str, ...],
-    masked: tuple[str, ...],
-    builds_dir: Path | None,
-    timeout: int | None,
-) -> None:
+def parser(command: str, description: str) -> Parser:
+    """`exec` and its one executor so far, `shell`."""
+    group = Parser(command, description)
+    executors = group.add_subparsers(title="executors", metavar="EXECUTOR", required=True)
+    shell = executors.add_parser(
+        "shell",
+        help="Run JOB with the shell executor, with its live log and a stage-by-stage display.",
+        description="Run JOB with the shell executor, with its live log and a stage-by-stage "
+        "progress display.",
+    )
+    shell.add_argument("job", metavar="JOB", help="The job's name in the pipeline definition.")
+    add_file(shell)
+    add_vars(shell)
+    shell.add_argument(
+        "--builds-dir",
+        type=dir_path,
+        metavar="DIRECTORY",
+        help="Where the build runs (default ~/.alloy-runner/builds/exec).",
+    )
+    shell.add_argument(
+        "--timeout", type=at_least(1), help="Job timeout in seconds (default: the job's own)."
+    )
+    shell.set_defaults(handler=exec_shell)
+    return group
+
+
+def exec_shell(args: argparse.Namespace) -> None:
     """Run JOB with the shell executor, with its live log and a stage-by-stage progress display."""
     from alloy_runner.cli.exec_job import exec_job
 
-    sys.exit(exec_job(job, file, variables(plain, masked), builds_dir, timeout))
+    job_vars = variables(args.plain, args.masked)
+    sys.exit(exec_job(args.job, args.file, job_vars, args.builds_dir, args.timeout))

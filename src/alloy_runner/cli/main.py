@@ -1,4 +1,4 @@
-"""The `alloy-runner` command group and its exit statuses.
+"""The `alloy-runner` command: its commands, their dispatch, and its exit statuses.
 
 A known error becomes one line on stderr: exit 2 for bad usage or
 configuration, 1 for a runtime failure (see `alloy_runner.exceptions`).
@@ -8,93 +8,115 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
-import click
-
-from alloy_runner.exceptions import EXIT_FAILURE, EXIT_USAGE, AlloyRunnerError
+from alloy_runner.exceptions import EXIT_FAILURE, EXIT_USAGE, AlloyRunnerError, UsageError
 from alloy_runner.version import build_info
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
+DESCRIPTION = "A CI runner built to be watched."
 
-def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    click.echo(f"alloy-runner: error: {message}", err=True)
-    sys.exit(status)
-
-
-# Each command's module is imported when that command runs (or help lists it): the
-# `run` process then holds no code of the others (issue 11: idle memory).
+# Each command's module is imported when that command runs: the `run` process then
+# holds no code of the others (issue 11: idle memory). The module's `parser(name,
+# summary)` returns the command's parser, whose `handler` default runs it.
 COMMANDS = {
-    "run": ("alloy_runner.cli.run", "run"),
-    "submit": ("alloy_runner.cli.spool", "submit"),
-    "play": ("alloy_runner.cli.spool", "play"),
-    "cancel": ("alloy_runner.cli.spool", "cancel"),
-    "exec": ("alloy_runner.cli.exec", "exec_group"),
-    "register": ("alloy_runner.cli.runners", "register"),
-    "verify": ("alloy_runner.cli.runners", "verify"),
-    "list": ("alloy_runner.cli.runners", "list_command"),
-    "unregister": ("alloy_runner.cli.runners", "unregister"),
-    "reset-token": ("alloy_runner.cli.runners", "reset_token"),
+    "cancel": (
+        "alloy_runner.cli.spool",
+        "Cancel a job of the spool: a waiting one at once, a running one through its runner.",
+    ),
+    "exec": ("alloy_runner.cli.exec", "Run one job of the local .alloy-ci.yml in the foreground."),
+    "list": (
+        "alloy_runner.cli.runners",
+        "List the runners of config.toml (tokens shortened to 8 characters).",
+    ),
+    "play": (
+        "alloy_runner.cli.spool",
+        "Start a manual job of the spool (one with `when: manual` that is waiting to be played).",
+    ),
+    "register": (
+        "alloy_runner.cli.runners",
+        "Register a runner with a coordinator and add it to config.toml (comments are kept).",
+    ),
+    "reset-token": (
+        "alloy_runner.cli.runners",
+        "Replace runners' authentication tokens with new ones and save them in config.toml.",
+    ),
+    "run": (
+        "alloy_runner.cli.run",
+        "Run the runner: take jobs and serve metrics until a signal stops it.",
+    ),
+    "submit": (
+        "alloy_runner.cli.spool",
+        "Put the pipeline of a .alloy-ci.yml (or only the named JOBS) into the spool.",
+    ),
+    "unregister": (
+        "alloy_runner.cli.runners",
+        "Remove runners from their coordinator (DELETE /runners) and from config.toml.",
+    ),
+    "verify": (
+        "alloy_runner.cli.runners",
+        "Check each runner's token with its coordinator; exit 1 if one is not valid.",
+    ),
 }
 
 
-class _Commands(click.Group):
-    """A click group whose commands are imported from `COMMANDS` when asked for."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        where = COMMANDS.get(cmd_name)
-        if where is None:
-            return None
-        command: click.Command = getattr(importlib.import_module(where[0]), where[1])
-        return command
-
-
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    package_name="alloy-runner", message="%(prog)s\n" + "", prog_name="alloy-runner"
-)
-def cli() -> None:
-    """A CI runner built to be watched."""
+def usage() -> str:
+    """The top-level help: what `alloy-runner --help` prints."""
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [
+        "usage: alloy-runner [-h] [-v] COMMAND [ARGS]...",
+        "",
+        DESCRIPTION,
+        "",
+        "options:",
+        "  -h, --help     Show this message and exit.",
+        "  -v, --version  Show the version and build information.",
+        "",
+        "commands:",
+        *(f"  {name:{width}} {summary}" for name, (_where, summary) in COMMANDS.items()),
+        "",
+        "`alloy-runner COMMAND --help` shows a command's options.",
+    ]
+    return "\n".join(lines)
 
 
-def _version_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(build_info().banner())
-        ctx.exit(0)
+def dispatch(argv: Sequence[str]) -> None:
+    """Run the command `argv` names, or print the help or the version."""
+    if not argv:
+        raise UsageError(f"a command is needed: {', '.join(COMMANDS)} (see 'alloy-runner --help')")
+    first, rest = argv[0], list(argv[1:])
+    if first in {"-h", "--help"}:
+        print(usage())
+        return
+    if first in {"-v", "--version"}:
+        print(build_info().banner())
+        return
+    if first.startswith("-"):
+        raise UsageError(f"no such option {first!r} before the command (see 'alloy-runner --help')")
+    where = COMMANDS.get(first)
+    if where is None:
+        raise UsageError(f"no such command {first!r}; the commands are {', '.join(COMMANDS)}")
+    module, summary = where
+    parser = importlib.import_module(module).parser(first, summary)
+    parsed = parser.parse(rest)
+    parsed.handler(parsed)
 
 
-# Replace click's one-line version with the build banner (GitLab Runner's `--version`).
-cli.params = [p for p in cli.params if p.name != "version"]
-cli.params.append(
-    click.Option(
-        ["--version", "-v"],
-        is_flag=True,
-        expose_value=False,
-        is_eager=True,
-        callback=_version_callback,
-        help="Show the version and build information.",
-    )
-)
+def _fail(message: str, status: int = EXIT_USAGE) -> None:
+    print(f"alloy-runner: error: {message}", file=sys.stderr)
+    sys.exit(status)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
     try:
-        cli.main(args=argv, prog_name="alloy-runner", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:  # Ctrl-C (or SIGINT) before the run loop handles it
-        sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as exc:
-        _fail(exc.format_message().replace("\n", " "))
+        dispatch(sys.argv[1:] if argv is None else argv)
     except AlloyRunnerError as exc:
         _fail(str(exc).replace("\n", " "), exc.exit_code)
     except OSError as exc:  # a full disk, a directory that cannot be made: the world, not the input
         _fail(str(exc).replace("\n", " "), EXIT_FAILURE)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C (or SIGINT) before the run loop handles it
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import socket
+import sys
+from collections.abc import Sequence
 from typing import Any
-
-import click
 
 from alloy_runner.config.model import EXECUTORS
 from alloy_runner.coordinator.gitlab.registration import NewRunner
@@ -13,9 +13,34 @@ from alloy_runner.coordinator.gitlab.runners_api import RegisterParams, is_authe
 from alloy_runner.exceptions import ConfigError
 
 
-def _ask(values: dict[str, Any], key: str, prompt: str, interactive: bool, **kwargs: Any) -> None:
+def prompt(question: str, *, default: str | None = None, choices: Sequence[str] = ()) -> str:
+    """Ask `question` on stderr and read the answer from stdin, until it is a valid one.
+
+    An empty answer takes `default` (asked again when there is none); an answer
+    outside `choices` is refused and asked again. The end of input is an error.
+    """
+    shown = question
+    if choices:
+        shown += f" ({', '.join(choices)})"
+    if default:
+        shown += f" [{default}]"
+    while True:
+        print(f"{shown}: ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError(f"{question}: no answer before the end of input")
+        answer = line.strip() or default
+        if answer is None:
+            continue
+        if choices and answer not in choices:
+            print(f"{answer!r} is not one of {', '.join(choices)}", file=sys.stderr)
+            continue
+        return answer
+
+
+def _ask(values: dict[str, Any], key: str, question: str, interactive: bool, **kwargs: Any) -> None:
     if values.get(key) in (None, "") and interactive:
-        values[key] = click.prompt(prompt, err=True, **kwargs)
+        values[key] = prompt(question, **kwargs)
 
 
 def ask_missing(values: dict[str, Any], interactive: bool) -> None:
@@ -63,7 +88,7 @@ def ask_missing(values: dict[str, Any], interactive: bool) -> None:
         "Enter an executor",
         interactive,
         default="shell",
-        type=click.Choice([executor.value for executor in EXECUTORS]),
+        choices=[executor.value for executor in EXECUTORS],
     )
     values["executor"] = values.get("executor") or "shell"
 

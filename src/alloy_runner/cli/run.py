@@ -6,112 +6,122 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
+from alloy_runner.cli.args import Parser, dir_path, file_path
 
 if TYPE_CHECKING:
+    import argparse
+
     from alloy_runner.config.model import Config
 
 
-@click.command()
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="config.toml to use (default: ~/.alloy-runner/config.toml; as root /etc/alloy-runner).",
-)
-@click.option(
-    "--metrics-server",
-    "--listen-address",
-    "metrics_server",
-    help="[host]:<port> for /metrics; empty disables. Wins over $METRICS_SERVER and the file.",
-)
-@click.option(
-    "--spool",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Spool directory of the runners without a url (wins over spool_dir in the file).",
-)
-@click.option(
-    "--web.config.file",
-    "web_config",
-    metavar="PATH",
-    help="exporter-toolkit web config (TLS, basic auth) for the metrics server; empty: none. "
-    "Wins over metrics_web_config in the file.",
-)
-@click.option(
-    "--profiling-server",
-    "profiling_server",
-    metavar="URL",
-    help="Pyroscope URL to push continuous profiles to; empty: off. "
-    "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
-)
-@click.option(
-    "--working-directory",
-    "-d",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run in this directory; builds and caches default to its builds/ and cache/.",
-)
-@click.option(
-    "--user",
-    "-u",
-    help="Run shell jobs as this user (the runner must run as root). Wins over `user`.",
-)
-@click.option(
-    "--service",
-    "-n",
-    "service",
-    default="alloy-runner",
-    show_default=True,
-    help="The service's name, in the start-up log line (GitLab Runner's --service).",
-)
-@click.option(
-    "--metric-names",
-    "metric_names",
-    type=click.Choice(["alloyci", "gitlab", "both"]),
-    help="Names /metrics exposes: alloyci (ci_*), gitlab (gitlab_runner_*) or both. "
-    "Wins over $METRIC_NAMES and metric_names in the file.",
-)
-def run(
-    config_path: Path | None,
-    metrics_server: str | None,
-    spool: Path | None,
-    web_config: str | None,
-    profiling_server: str | None,
-    working_directory: Path | None,
-    user: str | None,
-    service: str,
-    metric_names: str | None,
-) -> None:
+def parser(command: str, description: str) -> Parser:
+    """The flags of `alloy-runner run` (GitLab Runner's where they match)."""
+    run_parser = Parser(command, description)
+    add = run_parser.add_argument
+    add(
+        "--config",
+        "-c",
+        dest="config_path",
+        type=file_path,
+        metavar="FILE",
+        help="config.toml to use "
+        "(default: ~/.alloy-runner/config.toml; as root /etc/alloy-runner).",
+    )
+    add(
+        "--metrics-server",
+        "--listen-address",
+        dest="metrics_server",
+        metavar="[HOST]:PORT",
+        help="[host]:<port> for /metrics; empty disables. Wins over $METRICS_SERVER and the file.",
+    )
+    add(
+        "--spool",
+        type=dir_path,
+        metavar="DIRECTORY",
+        help="Spool directory of the runners without a url (wins over spool_dir in the file).",
+    )
+    add(
+        "--web.config.file",
+        dest="web_config",
+        metavar="PATH",
+        help="exporter-toolkit web config (TLS, basic auth) for the metrics server; empty: none. "
+        "Wins over metrics_web_config in the file.",
+    )
+    add(
+        "--profiling-server",
+        metavar="URL",
+        help="Pyroscope URL to push continuous profiles to; empty: off. "
+        "Wins over $PYROSCOPE_SERVER_ADDRESS and [profiling] server_address.",
+    )
+    add(
+        "--working-directory",
+        "-d",
+        type=dir_path,
+        metavar="DIRECTORY",
+        help="Run in this directory; builds and caches default to its builds/ and cache/.",
+    )
+    add(
+        "--user",
+        "-u",
+        help="Run shell jobs as this user (the runner must run as root). Wins over `user`.",
+    )
+    add(
+        "--service",
+        "-n",
+        default="alloy-runner",
+        help="The service's name, in the start-up log line (GitLab Runner's --service; "
+        "default: alloy-runner).",
+    )
+    add(
+        "--metric-names",
+        choices=["alloyci", "gitlab", "both"],
+        help="Names /metrics exposes: alloyci (ci_*), gitlab (gitlab_runner_*) or both. "
+        "Wins over $METRIC_NAMES and metric_names in the file.",
+    )
+    run_parser.set_defaults(handler=run)
+    return run_parser
+
+
+def run(args: argparse.Namespace) -> None:
     """Run the runner: take jobs and serve metrics until a signal stops it."""
     from alloy_runner.app import daemon
+
+    daemon.run(configure(args))
+
+
+def configure(args: argparse.Namespace) -> Config:
+    """Return config.toml's configuration with the flags and the environment applied."""
     from alloy_runner.config.load import find_and_load
 
-    if working_directory is not None:
-        _enter(working_directory)
-    config = find_and_load(config_path)
-    if user is not None:
-        config = config.with_overrides(user=user)
-    check_user(config.user, os.geteuid(), "--user" if user is not None else "user")
-    config = config.with_overrides(service=service)
+    if args.working_directory is not None:
+        _enter(args.working_directory)
+    config = find_and_load(args.config_path)
+    if args.user is not None:
+        config = config.with_overrides(user=args.user)
+    check_user(config.user, os.geteuid(), "--user" if args.user is not None else "user")
+    config = config.with_overrides(service=args.service)
     env_address = os.environ.get("METRICS_SERVER")
-    override = metrics_server if metrics_server is not None else env_address
+    override = args.metrics_server if args.metrics_server is not None else env_address
     if override is not None:
         config = config.with_overrides(metrics_server=override)
-    _check_address(config, from_flag=metrics_server is not None, from_env=env_address is not None)
-    if spool is not None:
-        config = config.with_overrides(spool_dir=spool)
-    if web_config is not None:
-        config = config.with_overrides(metrics_web_config=Path(web_config) if web_config else None)
-    names = metric_names if metric_names is not None else os.environ.get("METRIC_NAMES")
+    _check_address(
+        config, from_flag=args.metrics_server is not None, from_env=env_address is not None
+    )
+    if args.spool is not None:
+        config = config.with_overrides(spool_dir=args.spool)
+    if args.web_config is not None:
+        web_config = Path(args.web_config) if args.web_config else None
+        config = config.with_overrides(metrics_web_config=web_config)
+    names = args.metric_names if args.metric_names is not None else os.environ.get("METRIC_NAMES")
     if names is not None:
         config = config.with_overrides(metric_names=_check_names(names))
     pyroscope = os.environ.get("PYROSCOPE_SERVER_ADDRESS")
-    where = "--profiling-server" if profiling_server is not None else "PYROSCOPE_SERVER_ADDRESS"
-    if profiling_server is not None:
-        pyroscope = profiling_server
+    where = "PYROSCOPE_SERVER_ADDRESS"
+    if args.profiling_server is not None:
+        pyroscope, where = args.profiling_server, "--profiling-server"
     if pyroscope is not None:
         config = config.with_overrides(profiling=config.profiling.with_server(pyroscope, where))
-    daemon.run(config)
+    return config
 
 
 def _check_address(config: Config, *, from_flag: bool, from_env: bool) -> None:
@@ -157,7 +167,7 @@ def check_user(user: str, euid: int, origin: str) -> None:
 
 
 def _check_names(names: str) -> str:
-    """Refuse a $METRIC_NAMES that is not one of the namings (the flag is checked by click)."""
+    """Refuse a $METRIC_NAMES that is not one of the namings (argparse checks the flag)."""
     from alloy_runner.config.model import METRIC_NAMES
     from alloy_runner.exceptions import ConfigError
 

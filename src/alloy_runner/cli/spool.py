@@ -7,21 +7,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
+from alloy_runner.cli.args import Parser
 from alloy_runner.cli.options import (
-    config_option,
-    file_option,
-    json_option,
+    add_config,
+    add_file,
+    add_json,
+    add_spool,
+    add_vars,
     print_json,
     spool_dir,
-    spool_option,
-    var_options,
     variables,
 )
-from alloy_runner.exceptions import EXIT_FAILURE, PipelineError, WaitTimeout
+from alloy_runner.exceptions import EXIT_FAILURE, PipelineError, UsageError, WaitTimeout
 
 if TYPE_CHECKING:
+    import argparse
+
     from alloy_runner.build.job import Variable
     from alloy_runner.coordinator.spool.records import JobResult
     from alloy_runner.coordinator.spool.store import Spool
@@ -32,60 +33,73 @@ if TYPE_CHECKING:
 WAIT_POLL = 0.05  # seconds between looks at done/ while --wait waits
 
 
-@click.command()
-@file_option
-@spool_option
-@config_option
-@var_options[0]
-@var_options[1]
-@click.option("--wait", is_flag=True, help="Wait for the pipeline to end; exit 1 if it failed.")
-@click.option(
-    "--timeout", type=float, default=3600.0, show_default=True, help="Seconds --wait waits at most."
-)
-@click.option("--ref", help="The branch or tag to run the pipeline for (default: HEAD's).")
-@click.option(
-    "--source",
-    default="push",
-    show_default=True,
-    help="CI_PIPELINE_SOURCE: push, web, schedule, api, trigger, merge_request_event, ...",
-)
-@click.option("--dry-run", is_flag=True, help="Print the jobs GitLab would create; queue nothing.")
-@json_option
-@click.argument("jobs", nargs=-1)
-def submit(
-    file: Path,
-    spool: Path | None,
-    config_path: Path | None,
-    plain: tuple[str, ...],
-    masked: tuple[str, ...],
-    wait: bool,
-    timeout: float,
-    ref: str | None,
-    source: str,
-    dry_run: bool,
-    as_json: bool,
-    jobs: tuple[str, ...],
-) -> None:
+def parser(command: str, description: str) -> Parser:
+    """The parser of `submit`, `cancel` or `play`, as `command` says."""
+    made = Parser(command, description)
+    if command == "submit":
+        _submit_arguments(made)
+        made.set_defaults(handler=submit)
+        return made
+    made.add_argument("job_id", type=int, metavar="JOB_ID")
+    add_spool(made)
+    add_config(made)
+    if command == "cancel":
+        add_json(made)
+    made.set_defaults(handler=cancel if command == "cancel" else play)
+    return made
+
+
+def _submit_arguments(made: Parser) -> None:
+    add_file(made)
+    add_spool(made)
+    add_config(made)
+    add_vars(made)
+    made.add_argument(
+        "--wait", action="store_true", help="Wait for the pipeline to end; exit 1 if it failed."
+    )
+    made.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="Seconds --wait waits at most (default: 3600).",
+    )
+    made.add_argument("--ref", help="The branch or tag to run the pipeline for (default: HEAD's).")
+    made.add_argument(
+        "--source",
+        default="push",
+        help="CI_PIPELINE_SOURCE: push (the default), web, schedule, api, trigger, "
+        "merge_request_event, ...",
+    )
+    made.add_argument(
+        "--dry-run", action="store_true", help="Print the jobs GitLab would create; queue nothing."
+    )
+    add_json(made)
+    made.add_argument("jobs", nargs="*", metavar="JOBS", help="Only these jobs (and their needs).")
+
+
+def submit(args: argparse.Namespace) -> None:
     """Put the pipeline of a .alloy-ci.yml (or only the named JOBS) into the spool."""
     from alloy_runner.coordinator.spool.store import Spool
     from alloy_runner.pipeline import submit as submitting
 
-    run_vars = variables(plain, masked)
-    repo, spec = _read(file, ref, source, run_vars)
-    if _shown_instead(spec, jobs, run_vars, dry_run=dry_run, as_json=as_json):
+    run_vars = variables(args.plain, args.masked)
+    as_json: bool = args.as_json
+    jobs = tuple(args.jobs)
+    repo, spec = _read(args.file, args.ref, args.source, run_vars)
+    if _shown_instead(spec, jobs, run_vars, dry_run=args.dry_run, as_json=as_json):
         return
-    the_spool = Spool(spool_dir(spool, config_path))
+    the_spool = Spool(spool_dir(args.spool, args.config_path))
     pipeline_id, planned = submitting.submit(the_spool, spec, repo, names=jobs, variables=run_vars)
     if not as_json:
-        click.echo(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")
+        print(f"pipeline {pipeline_id}: {len(planned)} job(s) in {the_spool.root}")
         for each in planned:
             when = "" if each.spec.when == "on_success" else f", when {each.spec.when}"
-            click.echo(f"  job {each.job.id} {each.job.name} (stage {each.job.stage}{when})")
-    if not wait:
+            print(f"  job {each.job.id} {each.job.name} (stage {each.job.stage}{when})")
+    if not args.wait:
         if as_json:
             print_json(_submitted(the_spool, pipeline_id, planned, None))
         return
-    _report(the_spool, pipeline_id, planned, timeout, as_json)
+    _report(the_spool, pipeline_id, planned, args.timeout, as_json)
 
 
 def _read(
@@ -101,7 +115,7 @@ def _read(
     spec = load_pipeline(file, repo, {v.key: v.value for v in run_vars})
     check_pipeline(spec, str(file))
     for warning in spec.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        print(f"warning: {warning}", file=sys.stderr)
     if spec.jobs or spec.filtered:
         return repo, spec
     why = f"rules, only and except leave every job out for {repo.ref} ({repo.source})"
@@ -121,7 +135,7 @@ def _shown_instead(
     from alloy_runner.pipeline.submit import select
 
     if spec.filtered:
-        click.echo(f"no pipeline: {spec.filtered}", err=True)
+        print(f"no pipeline: {spec.filtered}", file=sys.stderr)
         if as_json:
             print_json({"pipeline": None, "no_pipeline": spec.filtered, "jobs": []})
         return True
@@ -131,7 +145,7 @@ def _shown_instead(
     if as_json:
         print_json(show_json(spec, chosen, run_vars))
     else:
-        click.echo(show(spec, chosen, run_vars), nl=False)
+        print(show(spec, chosen, run_vars), end="")
     return True
 
 
@@ -148,12 +162,12 @@ def _report(
     for each, result in zip(planned, results, strict=True):
         if result is None:
             if not as_json:
-                click.echo(f"job {each.job.id} {each.job.name}: manual (not played)")
+                print(f"job {each.job.id} {each.job.name}: manual (not played)")
             continue
         allowed_failure = _allowed(each, result)
         if not as_json:
             note = " (allowed to fail)" if allowed_failure else ""
-            click.echo(f"job {result.id} {result.name}: {result.status}{note}")
+            print(f"job {result.id} {result.name}: {result.status}{note}")
         failed |= not result.succeeded and not allowed_failure
     if failed:
         sys.exit(EXIT_FAILURE)
@@ -219,39 +233,32 @@ def _submitted(
     return document
 
 
-@click.command()
-@click.argument("job_id", type=int)
-@spool_option
-@config_option
-@json_option
-def cancel(job_id: int, spool: Path | None, config_path: Path | None, as_json: bool) -> None:
+def cancel(args: argparse.Namespace) -> None:
     """Cancel a job of the spool: a waiting one at once, a running one through its runner."""
     from alloy_runner.coordinator.spool.records import CancelResult
     from alloy_runner.coordinator.spool.store import Spool
 
-    the_spool = Spool(spool_dir(spool, config_path))
+    job_id: int = args.job_id
+    the_spool = Spool(spool_dir(args.spool, args.config_path))
     the_spool.ensure()
     done = the_spool.cancel(job_id)
     if done.result is CancelResult.UNKNOWN:
-        raise click.BadParameter(f"job {job_id} is not in {the_spool.root}")
-    if as_json:
+        raise UsageError(f"job {job_id} is not in {the_spool.root}")
+    if args.as_json:
         print_json(done.to_json(job_id))
     else:
         shown = done.result if done.result is CancelResult.CANCELING else done.status
-        click.echo(f"job {job_id}: {shown}")
+        print(f"job {job_id}: {shown}")
 
 
-@click.command()
-@click.argument("job_id", type=int)
-@spool_option
-@config_option
-def play(job_id: int, spool: Path | None, config_path: Path | None) -> None:
+def play(args: argparse.Namespace) -> None:
     """Start a manual job of the spool (one with `when: manual` that is waiting to be played)."""
     from alloy_runner.coordinator.spool.store import Spool
 
-    the_spool = Spool(spool_dir(spool, config_path))
+    job_id: int = args.job_id
+    the_spool = Spool(spool_dir(args.spool, args.config_path))
     the_spool.ensure()
     what = the_spool.play(job_id)
     if what == "unknown":
-        raise click.BadParameter(f"job {job_id} is not in {the_spool.root}")
-    click.echo(f"job {job_id}: {what}")
+        raise UsageError(f"job {job_id} is not in {the_spool.root}")
+    print(f"job {job_id}: {what}")
