@@ -15,6 +15,8 @@ Our exception hierarchy:
   |  |  + WebConfigError                the metrics server's web config file
   |  + PipelineError                    a `.alloy-ci.yml` (the message starts `FILE:LINE:`)
   |     + ExpressionError               a `rules:if` expression (the reader adds FILE:LINE)
+  + ConfigLocked                        config.toml's write lock was not obtained in time
+  + ConfigChanged                       config.toml changed meanwhile: an edit no longer applies
   + CoordinatorError                    the coordinator answered in a way the runner cannot use
   |  + TokenRefused                     it refused a token (as GitLab Runner's register: exit 1)
   |  + Unreachable                      no usable answer at all: try again later
@@ -57,7 +59,9 @@ __all__ = [
     "ArchiveNotFoundError",
     "ArtifactsError",
     "CacheStoreError",
+    "ConfigChanged",
     "ConfigError",
+    "ConfigLocked",
     "CoordinatorError",
     "ExecutorConfigError",
     "ExecutorError",
@@ -114,6 +118,15 @@ class ExpressionError(PipelineError):
 
 
 # --- the world was not as it should be: exit 1 ---------------------------------------------
+
+
+class ConfigLocked(AlloyRunnerError):
+    """Another process held config.toml's write lock for longer than a writer waits (exit 1)."""
+
+
+class ConfigChanged(AlloyRunnerError):
+    """config.toml changed while a command talked to the coordinator, so that its edit no
+    longer applies (a runner whose token was reset is gone from the file): exit 1."""
 
 
 class CoordinatorError(AlloyRunnerError):

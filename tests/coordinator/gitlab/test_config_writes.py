@@ -19,7 +19,10 @@ T = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def test_a_symlinked_config_stays_a_link_to_the_written_file(tmp_path: Path) -> None:
-    """The file the link points to is replaced; the link is kept, and no temporary is left."""
+    """The file the link points to is replaced; the link is kept, and no temporary is left.
+
+    The write lock's file is beside the file replaced (test_config_lock.py).
+    """
     real = tmp_path / "etc" / "config.toml"
     real.parent.mkdir()
     real.write_text(CONFIG)
@@ -31,7 +34,8 @@ def test_a_symlinked_config_stays_a_link_to_the_written_file(tmp_path: Path) -> 
     assert link.is_symlink() and link.resolve() == real
     text = real.read_text()
     assert 'token = "glrt-new-bbbbbbbbbbbb"' in text and "# kept" in text
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["config.toml", "config.toml", "etc"]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert left == ["config.toml", "etc", "etc/config.toml", "etc/config.toml.lock"]
 
 
 def test_a_runner_not_in_the_file_writes_nothing(tmp_path: Path) -> None:

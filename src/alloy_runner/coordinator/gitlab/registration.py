@@ -3,6 +3,9 @@
 The file is edited with tomlkit, so the user's comments, order and layout
 survive; it is checked with the same loader `run` uses before it replaces the
 old one (atomically, and readable only by its owner since it holds tokens).
+Every edit is made under config.toml's write lock (config_lock.py) to the file
+as read under it, after the coordinator has answered: what another writer saved
+meanwhile (a token `run` rotated, a runner registered at the same time) is kept.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from alloy_runner.coordinator.gitlab.api import (
     api_base,
     short_token,
 )
+from alloy_runner.coordinator.gitlab.config_lock import config_locked
 from alloy_runner.coordinator.gitlab.runners_api import (
     RegisterParams,
     RunnerToken,
@@ -201,20 +205,26 @@ def register(path: Path, new: NewRunner, *, transport: Transport = None) -> str:
     api_base(new.url)
     if not new.name.strip():
         raise ConfigError("--name: a runner needs a name")
-    doc = _load(path, must_exist=False)
-    if any(str(t.get("name", "")) == new.name for t in _runners(doc)):
-        raise ConfigError(f"{path}: a runner named {new.name!r} is already configured")
+    _name_free(_load(path, must_exist=False), new.name, path)  # before asking the coordinator
     got, made = _obtain(new, transport)
     now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     try:
-        _append_runner(doc, _entry(new, got, now), path)
-        _save(path, doc)
+        with config_locked(path):  # read again: what was saved meanwhile is kept
+            doc = _load(path, must_exist=False)
+            _name_free(doc, new.name, path, " (added while this one was registered)")
+            _append_runner(doc, _entry(new, got, now), path)
+            _save(path, doc)
     except BaseException:
         if made and not new.leave_runner:
             with contextlib.suppress(CoordinatorError):
                 _unregister(new.url, new.name, got.token, new.tls_ca_file, transport)
         raise
     return short_token(got.token)
+
+
+def _name_free(doc: TOMLDocument, name: str, path: Path, why: str = "") -> None:
+    if any(str(t.get("name", "")) == name for t in _runners(doc)):
+        raise ConfigError(f"{path}: a runner named {name!r} is already configured{why}")
 
 
 def _unregister(url: str, name: str, token: str, ca_file: str, transport: Transport) -> None:
@@ -248,11 +258,14 @@ def _append_runner(doc: TOMLDocument, entry: Table, path: Path) -> None:
 
 
 def verify(path: Path, *, delete: bool = False, transport: Transport = None) -> list[Verified]:
-    """Ask the coordinator about each runner's token; with `delete`, drop the removed ones."""
-    doc = _load(path, must_exist=True)
-    tables = _runners(doc)
+    """Ask the coordinator about each runner's token; with `delete`, drop the removed ones.
+
+    A removed runner whose section holds another token by the time the file is edited
+    (reset, rotated or registered again meanwhile) is kept, and reported as unknown.
+    """
     results: list[Verified] = []
-    for table in tables:
+    dead: set[tuple[str, str]] = set()  # (name, token) of each runner the coordinator removed
+    for table in _runners(_load(path, must_exist=True)):
         name, url = str(table.get("name", "")), str(table.get("url", ""))
         if not url:
             continue
@@ -268,20 +281,52 @@ def verify(path: Path, *, delete: bool = False, transport: Transport = None) -> 
                 await client.aclose()
 
         try:
-            results.append(Verified(name, _run(call)))
+            alive = _run(call)
         except CoordinatorError as exc:
             results.append(Verified(name, None, str(exc)))
-    removed = {r.name for r in results if r.alive is False}
-    if delete and removed:
-        runners = doc["runners"]
-        assert isinstance(runners, AoT | Array)
-        for index in reversed(range(len(runners))):
-            if str(runners[index].get("name", "")) in removed:
-                del runners[index]
-        if not len(runners):
-            del doc["runners"]
-        _save(path, doc)
-    return results
+            continue
+        results.append(Verified(name, alive))
+        if not alive:
+            dead.add((name, token))
+    if not (delete and dead):
+        return results
+    changed = _delete_removed(path, dead)
+    why = f"its token in {path} changed while it was verified (reset, rotated or registered"
+    why += " again): not deleted"
+    return [
+        Verified(r.name, None, why) if r.alive is False and r.name in changed else r
+        for r in results
+    ]
+
+
+def _delete_removed(path: Path, dead: set[tuple[str, str]]) -> set[str]:
+    """Delete the sections of `dead` (name, token); return the names now with another token."""
+    with config_locked(path):  # read again: only what is still the removed runner goes
+        doc = _load(path, must_exist=True)
+        keys = {_key(table) for table in _runners(doc)}
+        names = {name for name, _token in keys}
+        if _drop(doc, dead):
+            _save(path, doc)
+    return {name for name, token in dead if (name, token) not in keys and name in names}
+
+
+def _key(table: Table | InlineTable) -> tuple[str, str]:
+    return str(table.get("name", "")), str(table.get("token", ""))
+
+
+def _drop(doc: TOMLDocument, which: set[tuple[str, str]]) -> int:
+    """Delete the runners whose (name, token) is in `which`; return how many went."""
+    runners = doc.get("runners")
+    if not isinstance(runners, AoT | Array):
+        return 0
+    dropped = 0
+    for index in reversed(range(len(runners))):
+        if _key(runners[index]) in which:
+            del runners[index]
+            dropped += 1
+    if dropped and not len(runners):
+        del doc["runners"]
+    return dropped
 
 
 @dataclass(frozen=True)

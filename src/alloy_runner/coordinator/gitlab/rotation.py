@@ -4,13 +4,15 @@ A runner whose token expires (`token_expires_at`) gets a new one three quarters
 into its lifetime, at token_obtained_at + 0.75 x (token_expires_at -
 token_obtained_at): `POST /runners/reset_authentication_token`, then the new
 token, `token_obtained_at` and `token_expires_at` go into config.toml (comments
-kept, replaced atomically) and the file is counted as saved. Job requests use
-the new token from the next one on; running jobs keep their job tokens. A save
-that fails is logged and counted, and the process goes on with the new token in
-memory; the save is tried again 60 s later (then 2, 4, ... minutes, at most
-hourly) until the file has the token. `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in
-`[runners.feature_flags]` turns rotation off for that runner: a warning when its
-token is due instead.
+kept, replaced atomically; under the file's write lock, into the file as read
+under it, so what `register` or another writer saved meanwhile is kept) and the
+file is counted as saved. Job requests use the new token from the next one on;
+running jobs keep their job tokens. A save that fails (the lock held by another
+process for over 10 s, too) is logged and counted, and the process goes on with
+the new token in memory; the save is tried again 60 s later (then 2, 4, ...
+minutes, at most hourly) until the file has the token.
+`FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns rotation
+off for that runner: a warning when its token is due instead.
 
 Runners are rotated one at a time, the earliest due first.
 """
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 from alloy_runner.coordinator.gitlab.api import short_token
 from alloy_runner.coordinator.gitlab.runners_api import RunnerToken, reset_token
 from alloy_runner.coordinator.gitlab.tokens import write_rotated
-from alloy_runner.exceptions import ConfigError, CoordinatorError, TokenRefused
+from alloy_runner.exceptions import ConfigError, ConfigLocked, CoordinatorError, TokenRefused
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -292,7 +294,7 @@ class TokenRotation:
                 runner.name,
                 exc,
                 wait,
-                exc_info=not isinstance(exc, ConfigError | OSError),  # a bug: its traceback
+                exc_info=not isinstance(exc, ConfigError | ConfigLocked | OSError),  # a bug
             )
             self._saves.saving_failed()
             return

@@ -2,22 +2,30 @@
 
 `write_rotated` writes the token `run` rotated itself (rotation.py). All edit the file
 as `register` does (tomlkit: comments and layout kept; checked by the loader `run`
-uses; replaced atomically).
+uses; replaced atomically), under its write lock and to the file as read under it,
+after the coordinator answered (config_lock.py). A runner is found again by its name
+and the token it had: a section that holds another token by then (reset, rotated or
+registered again meanwhile) is left as it is, and the command says so.
 """
 
 from __future__ import annotations
 
 import datetime
+import sys
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from tomlkit.items import AoT, Array, InlineTable, Table
+from tomlkit.items import InlineTable, Table
+from tomlkit.toml_document import TOMLDocument
 
 from alloy_runner.coordinator.gitlab.api import ApiClient, short_token
+from alloy_runner.coordinator.gitlab.config_lock import config_locked
 from alloy_runner.coordinator.gitlab.registration import (
     NO_EXPIRY,
     Transport,
+    _drop,
+    _key,
     _load,
     _run,
     _runners,
@@ -28,7 +36,7 @@ from alloy_runner.coordinator.gitlab.runners_api import (
     reset_token,
     unregister_runner,
 )
-from alloy_runner.exceptions import ConfigError
+from alloy_runner.exceptions import ConfigChanged, ConfigError
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ def unregister(path: Path, which: Selection, *, transport: Transport = None) -> 
         return [short_token(which.token)]
     if not tables:
         raise ConfigError(f"{path}: no runner matches {_describe(which)}")
-    removed: list[str] = []
+    removed: list[tuple[str, str]] = []  # (name, token) of each runner the coordinator forgot
     try:
         for table in tables:
 
@@ -100,12 +108,28 @@ def unregister(path: Path, which: Selection, *, transport: Transport = None) -> 
                     await client.aclose()
 
             _run(call)
-            removed.append(str(table.get("name", "")))
+            removed.append(_key(table))
     finally:
         if removed:
-            _drop(doc, set(removed))
+            _forget(path, set(removed))
+    return [name for name, _token in removed]
+
+
+def _forget(path: Path, removed: set[tuple[str, str]]) -> None:
+    """Drop the sections of `removed` (name, token) from the file as it is now; say what stays."""
+    with config_locked(path):
+        doc = _load(path, must_exist=False)
+        keys = {_key(table) for table in _runners(doc)}
+        if _drop(doc, removed):
             _save(path, doc)
-    return removed
+    names = {name for name, _token in keys}
+    for name, token in sorted(removed):
+        if (name, token) not in keys and name in names:
+            print(
+                f"alloy-runner: {path}: runner {name!r} was given another token meanwhile "
+                "(reset, rotated or registered again): its section is kept",
+                file=sys.stderr,
+            )
 
 
 def _delete(url: str, token: str, transport: Transport) -> None:
@@ -117,17 +141,6 @@ def _delete(url: str, token: str, transport: Transport) -> None:
             await client.aclose()
 
     _run(call)
-
-
-def _drop(doc: object, names: set[str]) -> None:
-    assert isinstance(doc, dict)
-    runners = doc["runners"]
-    assert isinstance(runners, AoT | Array)
-    for index in reversed(range(len(runners))):
-        if str(runners[index].get("name", "")) in names:
-            del runners[index]
-    if not len(runners):
-        del doc["runners"]
 
 
 def _describe(which: Selection) -> str:
@@ -145,7 +158,7 @@ def reset(path: Path, which: Selection, *, transport: Transport = None) -> list[
     tables = [t for t in _runners(doc) if which.matches(t)]
     if not tables:
         raise ConfigError(f"{path}: no runner matches {_describe(which)}")
-    done: list[tuple[str, str]] = []
+    done: list[tuple[str, str, RunnerToken, datetime.datetime]] = []  # name, old token, new
     try:
         for table in tables:
 
@@ -157,12 +170,41 @@ def reset(path: Path, which: Selection, *, transport: Transport = None) -> list[
                     await client.aclose()
 
             got = _run(call)
-            _set_token(table, got, datetime.datetime.now(datetime.UTC).replace(microsecond=0))
-            done.append((str(table.get("name", "")), short_token(got.token)))
+            now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+            done.append((*_key(table), got, now))
     finally:
         if done:  # the old tokens are dead now: keep every new one, even if a later call failed
+            _store(path, done)
+    return [(name, short_token(got.token)) for name, _old, got, _now in done]
+
+
+def _store(path: Path, done: list[tuple[str, str, RunnerToken, datetime.datetime]]) -> None:
+    """Write the new tokens into the file as it is now; raise ConfigChanged for what cannot be."""
+    lost: list[str] = []
+    with config_locked(path):
+        doc = _load(path, must_exist=False)
+        for name, old, got, obtained in done:
+            table = _section(doc, name, {old})
+            if table is None:
+                lost.append(f"{name!r} (new token {short_token(got.token)}...)")
+            else:
+                _set_token(table, got, obtained)
+        if len(lost) < len(done):
             _save(path, doc)
-    return done
+    if lost:
+        raise ConfigChanged(
+            f"{path}: no section holds the token that was reset of runner "
+            + ", ".join(lost)
+            + " any more (removed, renamed or given another token meanwhile): not saved"
+        )
+
+
+def _section(doc: TOMLDocument, name: str, tokens: Collection[str]) -> Table | InlineTable | None:
+    """Return the section of runner `name` whose token is one of `tokens`, if there is one."""
+    for table in _runners(doc):
+        if str(table.get("name", "")) == name and str(table.get("token", "")) in tokens:
+            return table
+    return None
 
 
 def _set_token(table: Table | InlineTable, got: RunnerToken, obtained: datetime.datetime) -> None:
@@ -184,13 +226,15 @@ def write_rotated(
 
     The section is the one named `name` whose token is one this process held for that runner
     (an older one if an earlier save failed). Return False if there is none (the runner was
-    removed, renamed or registered again); raise ConfigError if the file is broken, OSError
-    if it cannot be replaced.
+    removed, renamed or registered again); raise ConfigError if the file is broken,
+    ConfigLocked if another process holds its lock for over LOCK_WAIT seconds, OSError if it
+    cannot be replaced.
     """
-    doc = _load(path, must_exist=True)
-    for table in _runners(doc):
-        if str(table.get("name", "")) == name and str(table.get("token", "")) in held:
-            _set_token(table, got, obtained)
-            _save(path, doc, warn)
-            return True
-    return False
+    with config_locked(path):
+        doc = _load(path, must_exist=True)
+        table = _section(doc, name, held)
+        if table is None:
+            return False
+        _set_token(table, got, obtained)
+        _save(path, doc, warn)
+        return True
