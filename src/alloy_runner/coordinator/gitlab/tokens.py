@@ -186,17 +186,17 @@ def _store(path: Path, done: list[tuple[str, str, RunnerToken, datetime.datetime
         for name, old, got, obtained in done:
             table = _section(doc, name, {old})
             if table is None:
-                lost.append(f"{name!r} (new token {short_token(got.token)}...)")
+                lost.append(
+                    f"runner {name!r} is no longer there with the token that was reset (removed,"
+                    f" renamed or given another token meanwhile): its new token"
+                    f" {short_token(got.token)}... is not saved"
+                )
             else:
                 _set_token(table, got, obtained)
         if len(lost) < len(done):
             _save(path, doc)
     if lost:
-        raise ConfigChanged(
-            f"{path}: no section holds the token that was reset of runner "
-            + ", ".join(lost)
-            + " any more (removed, renamed or given another token meanwhile): not saved"
-        )
+        raise ConfigChanged(f"{path}: " + "; ".join(lost))
 
 
 def _section(doc: TOMLDocument, name: str, tokens: Collection[str]) -> Table | InlineTable | None:
