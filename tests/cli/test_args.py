@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.cli import runners, spool
+from alloy_runner.cli import main, runners, spool
 from alloy_runner.cli.args import at_least, boolean, dir_path, file_path, read_env
 from alloy_runner.cli.main import COMMANDS
 from alloy_runner.cli.register_prompts import prompt
@@ -56,6 +56,8 @@ def test_each_command_has_help(invoke: Invoke, command: str) -> None:
         (["submit", "--var", "NOVALUE", "--dry-run"], ["--var: 'NOVALUE' is not KEY=VALUE"]),
         (["register", "--limit", "-1"], ["register:", "-1 is less than 0"]),
         (["register", "--executor", "ssh"], ["register:", "'ssh' is not one of"]),
+        (["exec", "shell", "job", "--bogus"], ["exec shell: unrecognized arguments: --bogus"]),
+        (["list", "-c", "/tmp/" + "a" * 300 + "/x.toml"], ["list:", "File name too long"]),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) and value else None,
 )
@@ -70,6 +72,25 @@ def test_options_and_job_names_mix(tmp_path: Path) -> None:
     assert parsed.jobs == ["a", "b"]
     assert parsed.wait is True
     assert parsed.plain == ["K=V"]
+
+
+def test_words_after_double_dash_are_job_names() -> None:
+    """After `--` every word is a job name, even one that looks like an option."""
+    parser = spool.parser("submit", "")
+    assert parser.parse(["--", "--wait"]).jobs == ["--wait"]
+    assert parser.parse(["--", "--wait"]).wait is False
+    parsed = parser.parse(["a", "--json", "--", "b", "--dry-run"])
+    assert (parsed.jobs, parsed.as_json, parsed.dry_run) == (["a", "b", "--dry-run"], True, False)
+
+
+def test_a_value_may_start_with_a_dash() -> None:
+    """A flag's value that starts with `-` is its value (an older token, a variable)."""
+    unregister = runners.parser("unregister", "")
+    assert unregister.parse(["--token", "-Xy3z"]).token == "-Xy3z"
+    assert unregister.parse(["-t", "-Xy3z", "-n", "a"]).token == "-Xy3z"
+    submit = spool.parser("submit", "").parse(["--var", "-X=1", "job", "--", "--var"])
+    assert submit.plain == ["-X=1"]
+    assert submit.jobs == ["job", "--var"]
 
 
 def test_environment_fills_absent_flags(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,6 +156,18 @@ def test_prompt_takes_default_and_asks_again(
     assert "Enter a name [host]: " in err
     assert "Enter an executor (shell, docker) [shell]: " in err
     assert "'ssh' is not one of shell, docker" in err
+
+
+def test_text_the_output_encoding_lacks_is_escaped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`list` of a runner named in Unicode on an ASCII stdout escapes it: no traceback."""
+    config = tmp_path / "config.toml"
+    config.write_text('[[runners]]\nname = "r\u00fcnner"\nurl = "http://x.test"\ntoken = "t"\n')
+    raw = io.BytesIO()
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(raw, encoding="ascii"))
+    main(["list", "--config", str(config)])
+    assert b"r\\xfcnner" in raw.getvalue()
 
 
 def test_prompt_without_default_asks_until_answered(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,27 +29,77 @@ _FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are `UsageError`s naming the command, and no more."""
+    """An ArgumentParser whose errors are `UsageError`s naming the command, and no more.
+
+    Two of argparse's habits are changed to click's (and GitLab Runner's): a
+    flag's value may start with a dash (`--token -Xy3z`, an older runner token),
+    and the job names of `submit` mix with its options even after `--`.
+    """
 
     def __init__(self, command: str = "", description: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("prog", f"{PROG} {command}")  # a subcommand's parser gets its prog
         kwargs.setdefault("allow_abbrev", False)  # `--metrics` is not `--metrics-server`
         super().__init__(description=description, **kwargs)
         self.command = self.prog.removeprefix(f"{PROG} ")
-        self.has_subcommands = False
+        self.words: str | None = None  # the dest of a positional that takes any number of words
+        self._takes_value: set[str] = set()
 
-    def add_subparsers(self, **kwargs: Any) -> Any:
-        self.has_subcommands = True
-        return super().add_subparsers(**kwargs)
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings and action.nargs is None:  # exactly one value
+            self._takes_value.update(action.option_strings)
+        return action
+
+    def add_words(self, dest: str, **kwargs: Any) -> None:
+        """Add the positional `dest` of any number of words, mixed with the options."""
+        self.add_argument(dest, nargs="*", **kwargs)
+        self.words = dest
 
     def parse(self, argv: Sequence[str]) -> argparse.Namespace:
-        """Parse `argv`; options and arguments may come in any order, as click allowed."""
-        if self.has_subcommands:  # argparse mixes only without subcommands; those take one word
-            return self.parse_args(argv)
-        return self.parse_intermixed_args(argv)
+        """Parse `argv`: the words of `add_words` may stand anywhere, and after `--`."""
+        if self.words is None:
+            parsed, extras = self.parse_known_args(argv)
+            if extras:  # a subcommand's parser left them: blame it, not its group
+                chosen: Parser = getattr(parsed, "parser", self)
+                chosen.error(f"unrecognized arguments: {' '.join(extras)}")
+            return parsed
+        # parse_intermixed_args of Python 3.11 loses `--`: the words after it are ours.
+        before, after = _split(list(argv))
+        parsed = self.parse_intermixed_args(before)
+        getattr(parsed, self.words).extend(after)
+        return parsed
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        return super().parse_known_args(self._joined(list(args or [])), namespace)
+
+    def _joined(self, argv: list[str]) -> list[str]:
+        """Join each option that takes a value with a next word that starts with a dash."""
+        before, after = _split(argv)
+        out: list[str] = []
+        index = 0
+        while index < len(before):
+            word = before[index]
+            following = before[index + 1] if index + 1 < len(before) else None
+            if word in self._takes_value and following is not None and following.startswith("-"):
+                out.append(f"{word}={following}" if word.startswith("--") else word + following)
+                index += 2
+                continue
+            out.append(word)
+            index += 1
+        return [*out, "--", *after] if "--" in argv else out
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.command}: {message} (see '{self.prog} --help')")
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Return the words before the first `--` and those after it."""
+    if "--" not in argv:
+        return argv, []
+    at = argv.index("--")
+    return argv[:at], argv[at + 1 :]
 
 
 @dataclass(frozen=True)
@@ -121,7 +172,7 @@ def at_least(minimum: int) -> Callable[[str], int]:
 def file_path(text: str) -> Path:
     """A path to a file: it may not exist yet, but it is not a directory."""
     path = Path(text)
-    if path.is_dir():
+    if _stat_mode(text) == "directory":
         raise argparse.ArgumentTypeError(f"{text!r} is a directory, not a file")
     return path
 
@@ -129,6 +180,17 @@ def file_path(text: str) -> Path:
 def dir_path(text: str) -> Path:
     """A path to a directory: it may not exist yet, but it is not a file."""
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    if _stat_mode(text) == "other":
         raise argparse.ArgumentTypeError(f"{text!r} is not a directory")
     return path
+
+
+def _stat_mode(text: str) -> str:
+    """'missing', 'directory' or 'other'; a path that cannot be looked at is a usage error."""
+    try:
+        mode = os.stat(text).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:  # too long, not searchable: the flag's value is what is wrong
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc.strerror}") from None
+    return "directory" if stat.S_ISDIR(mode) else "other"

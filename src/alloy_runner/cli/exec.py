@@ -34,7 +34,7 @@ def parser(command: str, description: str) -> Parser:
     shell.add_argument(
         "--timeout", type=at_least(1), help="Job timeout in seconds (default: the job's own)."
     )
-    shell.set_defaults(handler=exec_shell)
+    shell.set_defaults(handler=exec_shell, parser=shell)  # its errors name `exec shell`
     return group
 
 

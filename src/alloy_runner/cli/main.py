@@ -6,7 +6,9 @@ configuration, 1 for a runtime failure (see `alloy_runner.exceptions`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -105,15 +107,50 @@ def dispatch(argv: Sequence[str]) -> None:
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
     print(f"alloy-runner: error: {message}", file=sys.stderr)
+    _flush_or_drop_stdout()
     sys.exit(status)
+
+
+def _configure_stdout() -> None:
+    """Line-buffer stdout, and escape what its encoding cannot show.
+
+    Each line reaches a pipe when printed (a reader of `submit --wait` sees each job end,
+    and a killed command leaves what it said), and a runner name an ASCII locale
+    cannot show is escaped rather than a traceback, as click's echo did.
+    """
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True, errors="backslashreplace")
+
+
+def _flush_or_drop_stdout() -> None:
+    """Flush stdout; if it cannot take more (a closed pipe, a full disk), point it at /dev/null.
+
+    Otherwise the interpreter's last flush at exit fails again and prints
+    "Exception ignored ... BrokenPipeError" after our one line.
+    """
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except OSError:
+        # ValueError: no file descriptor (a test's captured stdout)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the console script."""
+    _configure_stdout()
     try:
         dispatch(sys.argv[1:] if argv is None else argv)
+        if sys.stdout is not None:  # None: started with stdout closed
+            sys.stdout.flush()  # what is left fails here, as one line, not at exit
     except AlloyRunnerError as exc:
         _fail(str(exc).replace("\n", " "), exc.exit_code)
+    except BrokenPipeError:  # the reader went away (`| head -1`): quietly, as click did
+        _flush_or_drop_stdout()
+        sys.exit(EXIT_FAILURE)
     except OSError as exc:  # a full disk, a directory that cannot be made: the world, not the input
         _fail(str(exc).replace("\n", " "), EXIT_FAILURE)
     except KeyboardInterrupt:  # Ctrl-C (or SIGINT) before the run loop handles it

@@ -28,6 +28,7 @@ def prompt(question: str, *, default: str | None = None, choices: Sequence[str] 
         print(f"{shown}: ", end="", file=sys.stderr, flush=True)
         line = sys.stdin.readline()
         if not line:
+            print(file=sys.stderr)  # the error line starts a line of its own
             raise ConfigError(f"{question}: no answer before the end of input")
         answer = line.strip() or default
         if answer is None:

@@ -74,7 +74,7 @@ def _submit_arguments(made: Parser) -> None:
         "--dry-run", action="store_true", help="Print the jobs GitLab would create; queue nothing."
     )
     add_json(made)
-    made.add_argument("jobs", nargs="*", metavar="JOBS", help="Only these jobs (and their needs).")
+    made.add_words("jobs", metavar="JOBS", help="Only these jobs (and their needs).")
 
 
 def submit(args: argparse.Namespace) -> None:
