@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from alloy_runner.build.build import Build, BuildPaths
 from alloy_runner.build.states import BuildState
+from alloy_runner.config import feature_flags
 from alloy_runner.executors.process import RunAs
 from alloy_runner.executors.shell import ShellExecutor
 
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 # GitLab Runner's adaptive request concurrency: a job taken grows the limit, an empty
 # answer shrinks it a little, a failed request halves it.
 GROW, SHRINK, HALVE = 1.1, 0.95, 0.5
+ADAPTIVE_FLAG = "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY"
 IDLE_WAIT = 1.0  # seconds a feeder waits for news from its source before asking again
 ERROR_BACKOFF = 1.0
 
@@ -44,7 +46,10 @@ class RunnerSlot:
 
     @property
     def used_limit(self) -> int:
-        """Return how many job requests may be in flight: the adaptive limit, rounded up."""
+        """Return how many job requests may be in flight: the adaptive limit, rounded up
+        (with FF_USE_ADAPTIVE_REQUEST_CONCURRENCY = false: `request_concurrency`)."""
+        if not feature_flags.is_on(ADAPTIVE_FLAG, dict(self.config.feature_flags)):
+            return self.config.request_concurrency
         return min(max(1, math.ceil(self.adaptive)), self.config.request_concurrency)
 
     def adapt(self, factor: float) -> None:

@@ -1,5 +1,6 @@
 """What an operator's config.toml adds around a job's stages, as GitLab Runner does: the hooks
-(`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, and FF_ENABLE_JOB_CLEANUP."""
+(`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, FF_ENABLE_JOB_CLEANUP, and
+the refusal of a job's `FF_*` variable this runner does not work as."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from alloy_runner.build import script
+from alloy_runner.config import feature_flags
+from alloy_runner.exceptions import ExecutorConfigError
 
 if TYPE_CHECKING:
     from alloy_runner.build.build import Build
@@ -54,12 +57,23 @@ def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:
     return asked
 
 
+def check_feature_flags(job: Job, runner: RunnerConfig) -> None:
+    """Raise ExecutorConfigError (runner_configuration_error, as GitLab Runner fails a job whose
+    settings it refuses) for a job's `FF_*` variable asking for what this runner does not do;
+    `[runners.feature_flags]` wins over the job's variables, as in GitLab Runner."""
+    pairs = [(v.key, v.value) for v in job.variables]
+    if why := feature_flags.job_problem(pairs, dict(runner.feature_flags), runner.executor):
+        raise ExecutorConfigError(why)
+
+
 async def cleanup(
     build: Build, workspace: Workspace, env: dict[str, str], cancel: asyncio.Event
 ) -> None:
     """FF_ENABLE_JOB_CLEANUP: leave only the repository in the project directory. Not a
     stage: it runs after the job's result is known, and cannot change it."""
-    if not dict(build.runner_config.feature_flags).get("FF_ENABLE_JOB_CLEANUP"):
+    pairs = [(v.key, v.value) for v in build.job.variables]
+    configured = dict(build.runner_config.feature_flags)
+    if not feature_flags.is_on("FF_ENABLE_JOB_CLEANUP", configured, pairs):
         return
     await build.executor.run(
         script.CLEANUP,

@@ -1,5 +1,7 @@
 """GitLab Runner's config.toml keys: the hooks, the cache, feature flags, and what is refused.
 
+Feature flags are treated flag by flag: see config/feature_flags.py.
+
 The rule: a key that would change what jobs run is implemented or refused (exit 2);
 a key that changes nothing observable may be warned and ignored; the bookkeeping
 keys GitLab writes itself (`id`, `token_obtained_at`, `token_expires_at`) are read
@@ -11,7 +13,8 @@ from __future__ import annotations
 import datetime
 from urllib.parse import urlsplit
 
-from alloy_runner.config.model import CacheConfig, CacheS3Config, HooksConfig
+from alloy_runner.config import feature_flags as feature_flag_table
+from alloy_runner.config.model import CacheConfig, CacheS3Config, ExecutorName, HooksConfig
 from alloy_runner.config.table import Table
 
 # Keys of [[runners]] that GitLab Runner knows and that would change what a job runs.
@@ -61,65 +64,6 @@ WARNED_TOP_KEYS = {
     "experimental": "it is ignored",
 }
 
-# GitLab Runner's feature flags (helpers/featureflags): accepted by name.
-FEATURE_FLAGS = frozenset(
-    [
-        "FF_NETWORK_PER_BUILD",
-        "FF_USE_LEGACY_KUBERNETES_EXECUTION_STRATEGY",
-        "FF_USE_DIRECT_DOWNLOAD",
-        "FF_USE_FASTZIP",
-        "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR",
-        "FF_ENABLE_BASH_EXIT_CODE_CHECK",
-        "FF_USE_WINDOWS_LEGACY_PROCESS_STRATEGY",
-        "FF_USE_LEGACY_BASH_EVAL",
-        "FF_USE_POWERSHELL_PATH_RESOLVER",
-        "FF_USE_DYNAMIC_TRACE_FORCE_SEND_INTERVAL",
-        "FF_SCRIPT_SECTIONS",
-        "FF_ENABLE_JOB_CLEANUP",
-        "FF_KUBERNETES_HONOR_ENTRYPOINT",
-        "FF_POSIXLY_CORRECT_ESCAPES",
-        "FF_RESOLVE_FULL_TLS_CHAIN",
-        "FF_DISABLE_POWERSHELL_STDIN",
-        "FF_USE_POD_ACTIVE_DEADLINE_SECONDS",
-        "FF_USE_ADVANCED_POD_SPEC_CONFIGURATION",
-        "FF_SECRET_RESOLVING_FAILS_IF_MISSING",
-        "FF_PRINT_POD_EVENTS",
-        "FF_USE_GIT_BUNDLE_URIS",
-        "FF_USE_GIT_NATIVE_CLONE",
-        "FF_USE_DUMB_INIT_WITH_KUBERNETES_EXECUTOR",
-        "FF_USE_INIT_WITH_DOCKER_EXECUTOR",
-        "FF_LOG_IMAGES_CONFIGURED_FOR_JOB",
-        "FF_USE_DOCKER_AUTOSCALER_DIAL_STDIO",
-        "FF_CLEAN_UP_FAILED_CACHE_EXTRACT",
-        "FF_USE_WINDOWS_JOB_OBJECT",
-        "FF_TIMESTAMPS",
-        "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION",
-        "FF_USE_LEGACY_GCS_CACHE_ADAPTER",
-        "FF_DISABLE_UMASK_FOR_KUBERNETES_EXECUTOR",
-        "FF_USE_LEGACY_S3_CACHE_ADAPTER",
-        "FF_GIT_URLS_WITHOUT_TOKENS",
-        "FF_WAIT_FOR_POD_TO_BE_REACHABLE",
-        "FF_MASK_ALL_DEFAULT_TOKENS",
-        "FF_EXPORT_HIGH_CARDINALITY_METRICS",
-        "FF_USE_FLEETING_ACQUIRE_HEARTBEATS",
-        "FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY",
-        "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY",
-        "FF_USE_GITALY_CORRELATION_ID",
-        "FF_USE_GIT_PROACTIVE_AUTH",
-        "FF_HASH_CACHE_KEYS",
-        "FF_ENABLE_JOB_INPUTS_INTERPOLATION",
-        "FF_USE_JOB_ROUTER",
-        "FF_SCRIPT_TO_STEP_MIGRATION",
-        "FF_USE_PARALLEL_CACHE_TRANSFER",
-        "FF_USE_PARALLEL_ARTIFACT_TRANSFER",
-        "FF_CONCRETE",
-        "FF_SUSPENDABLE_ENVIRONMENTS",
-        "FF_USE_NATIVE_CONTAINER_STOP",
-    ]
-)
-# The flags this runner honours; every other one is accepted with one warning.
-HONOURED_FLAGS = ("FF_ENABLE_JOB_CLEANUP", "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION")
-
 
 def hooks(table: Table) -> HooksConfig:
     """Read the four hook scripts of one [[runners]] table."""
@@ -138,18 +82,20 @@ def clone_url(table: Table) -> str:
     return url
 
 
-def feature_flags(table: Table, warnings: list[str]) -> tuple[tuple[str, bool], ...]:
-    """Read [runners.feature_flags]; warn once for each flag that changes nothing here."""
+def feature_flags(
+    table: Table, executor: ExecutorName, warnings: list[str]
+) -> tuple[tuple[str, bool], ...]:
+    """Read [runners.feature_flags] by config/feature_flags.py's table: refuse (exit 2) a
+    value this runner does not work as; warn once for each flag that changes nothing here."""
     flags = []
     for name in table.unread():
         value = table.boolean(name, False)
-        if name not in FEATURE_FLAGS:
+        if name not in feature_flag_table.FLAGS:
             raise table.error(name, "one of GitLab Runner's feature flag names", name)
-        if name not in HONOURED_FLAGS:
-            warnings.append(
-                f"{table.where}: key '{table.key(name)}': this feature flag has no effect "
-                "on this runner; it is ignored"
-            )
+        if why := feature_flag_table.problem(name, value, executor):
+            raise table.invalid(name, why)
+        if note := feature_flag_table.warning(name, executor):
+            warnings.append(f"{table.where}: key '{table.key(name)}': {note}")
         flags.append((name, value))
     return tuple(flags)
 

@@ -82,7 +82,7 @@ def _runner(table: Table, index: int, nested: list[Table], warnings: list[str]) 
         environment=_environment(table),
         output_limit=table.integer("output_limit", 4096, minimum=1, maximum=MAX_OUTPUT_LIMIT_KB),
         kill_timeout=table.seconds("kill_timeout", 10.0),
-        **_gitlab_runner_keys(table, nested, warnings),
+        **_gitlab_runner_keys(table, nested, warnings, executor),
         job_queuing_durations=_queuing(table, nested),
     )
 
@@ -114,7 +114,9 @@ def _environment(table: Table) -> tuple[str, ...]:
     return entries
 
 
-def _gitlab_runner_keys(table: Table, nested: list[Table], warnings: list[str]) -> dict[str, Any]:
+def _gitlab_runner_keys(
+    table: Table, nested: list[Table], warnings: list[str], executor: ExecutorName
+) -> dict[str, Any]:
     """The GitLab Runner keys of one [[runners]]: hooks, cache, flags, token times; then policy."""
     flags_table = table.table("feature_flags")
     cache_table = table.table("cache")
@@ -124,7 +126,7 @@ def _gitlab_runner_keys(table: Table, nested: list[Table], warnings: list[str]) 
         "hooks": gitlab_keys.hooks(table),
         "clone_url": gitlab_keys.clone_url(table),
         "debug_trace_disabled": table.boolean("debug_trace_disabled", False),
-        "feature_flags": gitlab_keys.feature_flags(flags_table, warnings),
+        "feature_flags": gitlab_keys.feature_flags(flags_table, executor, warnings),
         "cache": gitlab_keys.cache(cache_table, nested),
         "token_obtained_at": gitlab_keys.token_time(table, "token_obtained_at"),
         "token_expires_at": expires_at,
