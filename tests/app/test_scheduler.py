@@ -175,6 +175,28 @@ def test_request_concurrency_is_the_number_of_requests_in_flight(
     assert rig.scheduler.requests() == {"a": 0}
 
 
+def test_without_adaptive_concurrency_request_concurrency_requests_are_in_flight(
+    tmp_path: Path,
+) -> None:
+    """FF_USE_ADAPTIVE_REQUEST_CONCURRENCY = false: the limit is request_concurrency at once."""
+    flags = (("FF_USE_ADAPTIVE_REQUEST_CONCURRENCY", False),)
+    rig = Rig(tmp_path, 10, RunnerConfig(name="a", request_concurrency=3, feature_flags=flags))
+    source = rig.sources["a"]
+    source.gate.clear()
+
+    async def main() -> None:
+        rig.scheduler.start()
+        await source.wait_until(lambda: source.in_flight == 3)
+        await settle()
+        assert rig.scheduler.requests() == {"a": 3}
+        assert rig.scheduler.request_limits()["a"][1] == 3
+        source.gate.set()
+        await rig.scheduler.stop_taking()
+
+    run(main)
+    assert source.max_in_flight == 3
+
+
 def test_requests_wait_for_room_before_they_are_sent(tmp_path: Path) -> None:
     """With concurrent = 1 and one build running, no request is sent despite request_concurrency."""
     rig = Rig(tmp_path, 1, RunnerConfig(name="a", request_concurrency=4))

@@ -1,0 +1,68 @@
+"""GitLab feature flags in a real `alloy-runner` process: a flag at a value that would change
+what a job runs is refused (exit 2, one line); a job's `FF_*` variable asking for it fails
+the job before it runs (runner_configuration_error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import StartRunner, run_cli
+from tests.support.jobs import JobsRig, pipeline
+
+RUNNER = '[[runners]]\nname = "a"\n[runners.feature_flags]\n'
+
+
+def test_a_refused_flag_value_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(RUNNER + "FF_TIMESTAMPS = true\n", encoding="utf-8")
+    done = run_cli(["run", "-c", str(path)], home=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"alloy-runner: error: {path}: key 'runners[0].feature_flags.FF_TIMESTAMPS': "
+        "FF_TIMESTAMPS = true is not supported: this runner does not timestamp job log lines; "
+        "remove it or set it to false"
+    ]
+
+
+def test_the_value_this_runner_works_as_starts_without_a_warning(
+    start_runner: StartRunner,
+) -> None:
+    runner = start_runner(RUNNER + "FF_TIMESTAMPS = false\nFF_USE_FASTZIP = true\n")
+    assert runner.scrape()[0]["content-type"].startswith("text/plain")
+    flagged = [line for line in runner.stderr_lines if "feature_flags" in line]
+    assert len(flagged) == 1, runner.stderr_text  # FF_USE_FASTZIP's warning only
+    assert "FF_USE_FASTZIP" in flagged[0]
+    assert "has no effect on this runner" in flagged[0]
+
+
+def test_a_job_variable_asking_for_a_refused_value_fails_the_job(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    rig = JobsRig(tmp_path_factory.mktemp("job-flags"))
+    try:
+        rig.runner(rig.config(concurrent=2))
+        jobs = pipeline(
+            refused={"variables": {"FF_SCRIPT_SECTIONS": "true"}, "script": ["touch ran-1"]},
+            accepted={"variables": {"FF_SCRIPT_SECTIONS": "false"}, "script": ["true"]},
+        )
+        project = rig.project("flagged", jobs)
+        project.git_init().commit("init")
+        ids = rig.submit(project).jobs
+        results = rig.wait_results(ids.values())
+        refused, accepted = results[ids["refused"]], results[ids["accepted"]]
+        assert (refused["status"], refused["failure_reason"]) == (
+            "failed",
+            "runner_configuration_error",
+        )
+        assert accepted["status"] == "success"
+        trace = rig.trace(ids["refused"]).decode()
+        assert (
+            "ERROR: Preparation failed: job variable FF_SCRIPT_SECTIONS = true is not supported"
+            in trace
+        )
+        assert not list(rig.builds.rglob("ran-1"))
+    finally:
+        rig.stop_all()
