@@ -7,12 +7,14 @@ A job asking for a flag value this runner does not work as fails before anything
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 
 from alloy_runner.build import script
 from alloy_runner.build.build import Build, BuildPaths, BuildResult
+from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import Job, Variable
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.model import ExecutorName, RunnerConfig
@@ -104,3 +106,30 @@ def test_a_job_can_turn_on_job_cleanup_unless_config_toml_turns_it_off(tmp_path:
     off = RunnerConfig(name="r", feature_flags=(("FF_ENABLE_JOB_CLEANUP", False),))
     assert not _cleaned(run(tmp_path, job, off)[1])
     assert not _cleaned(run(tmp_path, make_job(), RunnerConfig(name="r"))[1])
+
+
+def _images_logged(caplog: pytest.LogCaptureFixture) -> list[tuple[str, object]]:
+    return [
+        (record.getMessage(), getattr(record, "image_name", None))
+        for record in caplog.records
+        if "configured for job" in record.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("where", ["config", "job", "nowhere"])
+def test_log_images_configured_for_job_names_the_images_in_the_runner_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    """FF_LOG_IMAGES_CONFIGURED_FOR_JOB, from config.toml or a job variable: one record for
+    the image and one per service, each with `image_name`; off by default."""
+    flag = "FF_LOG_IMAGES_CONFIGURED_FOR_JOB"
+    variables = (Variable(flag, "true"),) if where == "job" else ()
+    job = make_job(7, image=Image("alpine:3"), services=(Service("redis:7"),), variables=variables)
+    runner = RunnerConfig(name="r", feature_flags=((flag, True),) if where == "config" else ())
+    caplog.set_level(logging.INFO, logger="alloy_runner.build.operator")
+    assert run(tmp_path, job, runner)[0].state is BuildState.SUCCESS
+    expected = [
+        ("job 7: image configured for job: alpine:3", "alpine:3"),
+        ("job 7: service image configured for job: redis:7", "redis:7"),
+    ]
+    assert _images_logged(caplog) == ([] if where == "nowhere" else expected)

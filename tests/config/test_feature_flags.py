@@ -115,6 +115,7 @@ def test_flags_that_change_nothing_here_are_warned_and_ignored(
         "FF_ENABLE_JOB_CLEANUP",
         "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION",
         "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY",
+        "FF_LOG_IMAGES_CONFIGURED_FOR_JOB",
     ],
 )
 def test_honoured_flags_are_kept_silently_at_either_value(name: str, value: str) -> None:

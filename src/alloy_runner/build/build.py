@@ -183,7 +183,7 @@ class Build:
         began = self._clock()
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
-            operator.check_feature_flags(self.job, self.runner_config)
+            operator.feature_flags_at_start(self.job, self.runner_config)
             workspace = await self.executor.prepare(
                 self.project_dir, self._set_executor_stage, job=self.job, output=self.trace.write
             )

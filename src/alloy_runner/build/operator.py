@@ -1,10 +1,12 @@
 """What an operator's config.toml adds around a job's stages, as GitLab Runner does: the hooks
-(`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, FF_ENABLE_JOB_CLEANUP, and
-the refusal of a job's `FF_*` variable this runner does not work as."""
+(`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, the feature flags
+FF_ENABLE_JOB_CLEANUP and FF_LOG_IMAGES_CONFIGURED_FOR_JOB, and the refusal of a job's
+`FF_*` variable this runner does not work as."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from alloy_runner.build.job import Job
     from alloy_runner.config.model import RunnerConfig
     from alloy_runner.executors.base import Workspace
+
+log = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT = 300  # seconds, as after_script's
 
@@ -57,13 +61,33 @@ def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:
     return asked
 
 
-def check_feature_flags(job: Job, runner: RunnerConfig) -> None:
-    """Raise ExecutorConfigError (runner_configuration_error, as GitLab Runner fails a job whose
-    settings it refuses) for a job's `FF_*` variable asking for what this runner does not do;
-    `[runners.feature_flags]` wins over the job's variables, as in GitLab Runner."""
+def feature_flags_at_start(job: Job, runner: RunnerConfig) -> None:
+    """What a job's feature flags do before it starts. A job's `FF_*` variable asking for what
+    this runner does not do raises ExecutorConfigError (runner_configuration_error, as GitLab
+    Runner fails a job whose settings it refuses); `[runners.feature_flags]` wins over the
+    job's variables, as in GitLab Runner. FF_LOG_IMAGES_CONFIGURED_FOR_JOB logs the job's
+    image and service images in the runner's log."""
     pairs = [(v.key, v.value) for v in job.variables]
-    if why := feature_flags.job_problem(pairs, dict(runner.feature_flags), runner.executor):
+    configured = dict(runner.feature_flags)
+    if why := feature_flags.job_problem(pairs, configured, runner.executor):
         raise ExecutorConfigError(why)
+    if not feature_flags.is_on("FF_LOG_IMAGES_CONFIGURED_FOR_JOB", configured, pairs):
+        return
+    fields = {"job": job.id, "runner": runner.name}
+    if job.image is not None:
+        log.info(
+            "job %d: image configured for job: %s",
+            job.id,
+            job.image.name,
+            extra={**fields, "image_name": job.image.name},
+        )
+    for service in job.services:
+        log.info(
+            "job %d: service image configured for job: %s",
+            job.id,
+            service.name,
+            extra={**fields, "image_name": service.name},
+        )
 
 
 async def cleanup(

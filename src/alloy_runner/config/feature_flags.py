@@ -135,8 +135,10 @@ FLAGS: Mapping[str, Flag] = {
     "FF_USE_INIT_WITH_DOCKER_EXECUTOR": _one(
         False, False, "containers here are not started with --init", *DOCKER
     ),
-    "FF_LOG_IMAGES_CONFIGURED_FOR_JOB": _one(
-        False, False, "this runner does not log the images of each job it receives"
+    "FF_LOG_IMAGES_CONFIGURED_FOR_JOB": Flag(
+        False,
+        T.HONOURED,
+        "the runner's log names each job's image and service images (`image_name`)",
     ),
     "FF_USE_DOCKER_AUTOSCALER_DIAL_STDIO": Flag(True, T.NOT_APPLICABLE, _FLEETING),
     "FF_CLEAN_UP_FAILED_CACHE_EXTRACT": _one(
