@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from alloy_runner.build import script
+from alloy_runner.build import operator, script
 from alloy_runner.build.build import Build, BuildPaths, BuildResult
 from alloy_runner.build.image import Image, Service
 from alloy_runner.build.job import Job, Variable
@@ -133,3 +134,26 @@ def test_log_images_configured_for_job_names_the_images_in_the_runner_log(
         ("job 7: service image configured for job: redis:7", "redis:7"),
     ]
     assert _images_logged(caplog) == ([] if where == "nowhere" else expected)
+
+
+@pytest.mark.parametrize("where", ["config", "job", "nowhere"])
+def test_bash_exit_code_check_stops_at_a_failure_set_e_lets_pass(
+    tmp_path: Path, where: str
+) -> None:
+    """FF_ENABLE_BASH_EXIT_CODE_CHECK: `false && true` ends the script with its exit code, in
+    real bash, in the build stage and in after_script; without it, `set -e` lets it pass."""
+    flag = "FF_ENABLE_BASH_EXIT_CODE_CHECK"
+    variables = (Variable(flag, "true"),) if where == "job" else ()
+    job = make_job(script=["false && true", "touch reached"], variables=variables)
+    runner = RunnerConfig(name="r", feature_flags=((flag, True),) if where == "config" else ())
+    build = operator.build_script(job, runner, lambda _line: None)
+    after = operator.after_script(job, runner, ("false && true", "touch after-reached"))
+    assert build is not None
+    done = [
+        subprocess.run(["bash", "-c", body], cwd=tmp_path, capture_output=True, check=False)
+        for body in (build, after)
+    ]
+    checked = where != "nowhere"
+    assert [d.returncode for d in done] == ([1, 1] if checked else [0, 0])
+    assert (tmp_path / "reached").exists() is not checked
+    assert (tmp_path / "after-reached").exists() is not checked

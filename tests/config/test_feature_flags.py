@@ -58,7 +58,7 @@ def test_a_flag_at_the_other_value_is_refused_with_one_line() -> None:
     [
         ("FF_SCRIPT_SECTIONS = true", "set it to false"),
         ("FF_MASK_ALL_DEFAULT_TOKENS = true", "set it to false"),
-        ("FF_ENABLE_BASH_EXIT_CODE_CHECK = true", "set it to false"),
+        ("FF_USE_GIT_NATIVE_CLONE = true", "set it to false"),
         ("FF_USE_LEGACY_BASH_EVAL = true", "set it to false"),
         ("FF_EXPORT_HIGH_CARDINALITY_METRICS = false", "set it to true"),
     ],
@@ -116,6 +116,7 @@ def test_flags_that_change_nothing_here_are_warned_and_ignored(
         "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION",
         "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY",
         "FF_LOG_IMAGES_CONFIGURED_FOR_JOB",
+        "FF_ENABLE_BASH_EXIT_CODE_CHECK",
     ],
 )
 def test_honoured_flags_are_kept_silently_at_either_value(name: str, value: str) -> None:

@@ -38,7 +38,7 @@ def test_the_value_this_runner_works_as_starts_without_a_warning(
     assert "has no effect on this runner" in flagged[0]
 
 
-def test_a_job_variable_asking_for_a_refused_value_fails_the_job(
+def test_job_variables_set_flags_as_in_gitlab_runner(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     rig = JobsRig(tmp_path_factory.mktemp("job-flags"))
@@ -47,6 +47,10 @@ def test_a_job_variable_asking_for_a_refused_value_fails_the_job(
         jobs = pipeline(
             refused={"variables": {"FF_SCRIPT_SECTIONS": "true"}, "script": ["touch ran-1"]},
             accepted={"variables": {"FF_SCRIPT_SECTIONS": "false"}, "script": ["true"]},
+            checked={
+                "variables": {"FF_ENABLE_BASH_EXIT_CODE_CHECK": "true"},
+                "script": ["false && true", "touch ran-2"],
+            },
         )
         project = rig.project("flagged", jobs)
         project.git_init().commit("init")
@@ -64,5 +68,8 @@ def test_a_job_variable_asking_for_a_refused_value_fails_the_job(
             in trace
         )
         assert not list(rig.builds.rglob("ran-1"))
+        checked = results[ids["checked"]]  # an honoured flag, set by the job
+        assert (checked["status"], checked["failure_reason"]) == ("failed", "script_failure")
+        assert not list(rig.builds.rglob("ran-2"))
     finally:
         rig.stop_all()

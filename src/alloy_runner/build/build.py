@@ -316,7 +316,7 @@ class Build:
         # after_script runs even after a cancel or a timeout; only a forceful shutdown stops it.
         result = await self._run_stage(
             BuildStage.AFTER_SCRIPT,
-            script.commands(step.script),
+            operator.after_script(self.job, self.runner_config, step.script),
             workspace,
             env,
             timeout=float(min(step.timeout, AFTER_SCRIPT_TIMEOUT)),

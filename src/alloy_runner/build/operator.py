@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLEANUP_TIMEOUT = 300  # seconds, as after_script's
+CLEANUP_TIMEOUT = 300
+EXIT_CODE_CHECK = "FF_ENABLE_BASH_EXIT_CODE_CHECK"  # seconds, as after_script's
 
 Log = Callable[[str], None]
 
@@ -38,7 +39,8 @@ def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
         url = script.with_clone_url(job.git_info.repo_url, runner.clone_url)
         sources = script.get_sources(replace(job.git_info, repo_url=url))
     hooks = runner.hooks
-    return script.around(sources, hooks.pre_get_sources_script, hooks.post_get_sources_script)
+    pre, post = hooks.pre_get_sources_script, hooks.post_get_sources_script
+    return script.around(sources, pre, post, _exit_code_check(job, runner))
 
 
 def build_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
@@ -48,8 +50,23 @@ def build_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
         return None
     hooks = runner.hooks
     return script.user_script(
-        step.script, hooks.pre_build_script, hooks.post_build_script, _xtrace(job, runner, log)
+        step.script,
+        hooks.pre_build_script,
+        hooks.post_build_script,
+        _xtrace(job, runner, log),
+        _exit_code_check(job, runner),
     )
+
+
+def after_script(job: Job, runner: RunnerConfig, lines: tuple[str, ...]) -> str:
+    """The after_script stage's script (its commands' exit codes checked with
+    FF_ENABLE_BASH_EXIT_CODE_CHECK)."""
+    return script.commands(lines, _exit_code_check(job, runner))
+
+
+def _exit_code_check(job: Job, runner: RunnerConfig) -> bool:
+    pairs = [(v.key, v.value) for v in job.variables]
+    return feature_flags.is_on(EXIT_CODE_CHECK, dict(runner.feature_flags), pairs)
 
 
 def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:

@@ -20,48 +20,59 @@ def _echo(text: str, color: str = "32;1") -> str:
     return f"printf '%b%s%b\\n' '\\033[{color}m' {shlex.quote(text)} '\\033[0;m'\n"
 
 
-def commands(lines: Sequence[str]) -> str:
-    """Return the script of a job's step: each command echoed as `$ cmd`, then run."""
+# FF_ENABLE_BASH_EXIT_CODE_CHECK: GitLab Runner's line after each command, for the failures
+# `set -e` lets pass (`false && true`, a failing command in a negated or `||` list's left).
+EXIT_CODE_CHECK = (
+    "_runner_exit_code=$?; if [ $_runner_exit_code -ne 0 ]; then exit $_runner_exit_code; fi\n"
+)
+
+
+def commands(lines: Sequence[str], check: bool = False) -> str:
+    """Return the script of a job's step: each command echoed as `$ cmd`, then run (and its
+    exit code checked, with `check`: FF_ENABLE_BASH_EXIT_CODE_CHECK)."""
     out = [PROLOGUE]
     for line in lines:
         out.append(_echo(f"$ {line}"))
-        out.append(f"{line}\n")
+        out.append(f"{line}\n" + (EXIT_CODE_CHECK if check else ""))
     return "".join(out)
 
 
-def _command(line: str) -> str:
+def _command(line: str, check: bool = False) -> str:
     """Echo one command as GitLab does (a multi-line one by its first line), then run it."""
     first, _, rest = line.strip().partition("\n")
-    return _echo(f"$ {first}" + (" # collapsed multi-line command" if rest else "")) + f"{line}\n"
+    echo = _echo(f"$ {first}" + (" # collapsed multi-line command" if rest else ""))
+    return echo + f"{line}\n" + (EXIT_CODE_CHECK if check else "")
 
 
-def user_script(lines: Sequence[str], pre: str = "", post: str = "", xtrace: bool = False) -> str:
+def user_script(
+    lines: Sequence[str], pre: str = "", post: str = "", xtrace: bool = False, check: bool = False
+) -> str:
     """Return the build stage's script: pre_build_script, the job's script, post_build_script.
 
     One shell runs them in order with `set -e`, as GitLab Runner's shell writer does: a failing
     pre_build_script ends the stage before the job's script, and post_build_script runs only
-    after a script that succeeded.
+    after a script that succeeded. `check`: FF_ENABLE_BASH_EXIT_CODE_CHECK.
     """
     body = [PROLOGUE, "set -x\n" if xtrace else ""]
     if pre.strip():
-        body.append(_command(pre))
-    body += [_command(line) for line in lines]
+        body.append(_command(pre, check))
+    body += [_command(line, check) for line in lines]
     if post.strip():
-        body.append(_command(post))
+        body.append(_command(post, check))
     return "".join(body)
 
 
-def around(body: str | None, pre: str, post: str) -> str | None:
+def around(body: str | None, pre: str, post: str, check: bool = False) -> str | None:
     """Return `body` (a stage's script, or None: no script) between two operator hooks."""
     if body is None and not pre.strip() and not post.strip():
         return None
     parts = [PROLOGUE]
     if pre.strip():
-        parts.append(_command(pre))
+        parts.append(_command(pre, check))
     if body is not None:
         parts.append(f"(\n{body})\n")
     if post.strip():
-        parts.append(_command(post))
+        parts.append(_command(post, check))
     return "".join(parts)
 
 

@@ -88,8 +88,11 @@ FLAGS: Mapping[str, Flag] = {
         "the docker executor here does not change the build directory's owner to the image's user",
         *DOCKER,
     ),
-    "FF_ENABLE_BASH_EXIT_CODE_CHECK": _one(
-        False, False, "scripts here rely on `set -e` and do not check each command's exit code"
+    "FF_ENABLE_BASH_EXIT_CODE_CHECK": Flag(
+        False,
+        T.HONOURED,
+        "each command of the job's script, after_script and hooks has its exit code checked "
+        "(not only `set -e`)",
     ),
     "FF_USE_WINDOWS_LEGACY_PROCESS_STRATEGY": Flag(False, T.NOT_APPLICABLE, _WINDOWS),
     "FF_USE_LEGACY_BASH_EVAL": _one(
