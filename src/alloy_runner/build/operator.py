@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLEANUP_TIMEOUT = 300
-EXIT_CODE_CHECK = "FF_ENABLE_BASH_EXIT_CODE_CHECK"  # seconds, as after_script's
+CLEANUP_TIMEOUT = 300  # seconds, as after_script's
+EXIT_CODE_CHECK = "FF_ENABLE_BASH_EXIT_CODE_CHECK"
 
 Log = Callable[[str], None]
 
