@@ -6,7 +6,8 @@ it was given, and can be scripted:
 - `RecordingMetrics`: `BuildMetrics`, `MachineMetrics` and `ApiMetrics` at once;
   every call is kept, in order, as a small frozen record.
 - `FakeExecutor`: an `Executor` whose stage scripts end as a test says
-  (`exits`, `times_out`, `waits_for_cancel`, `waits_for`, `writes_archive`).
+  (`exits`, `times_out`, `waits_for_cancel`, `waits_for`, `writes_archive`,
+  `in_turn`, `raises`).
 - `make_job`: a job with the steps a test needs.
 - `FakeJobSource`: a `JobSource` holding a queue of jobs; it keeps every log
   byte, result and upload, can hold requests, fail artifacts and cancel jobs.
@@ -269,6 +270,27 @@ def waits_for(release: asyncio.Event, code: int = 0) -> Act:
         if release.is_set():
             return ScriptResult(Outcome.EXITED, code)
         return ScriptResult(Outcome.CANCELED)
+
+    return act
+
+
+def in_turn(*acts: Act) -> Act:
+    """Do `acts` one per run of the stage, in order; the last one again after that."""
+    runs = 0
+
+    async def act(run: Run) -> ScriptResult:
+        nonlocal runs
+        runs += 1
+        return await acts[min(runs, len(acts)) - 1](run)
+
+    return act
+
+
+def raises(error: Exception) -> Act:
+    """Raise `error`, as an executor does when it cannot run the stage (its engine failed)."""
+
+    async def act(run: Run) -> ScriptResult:
+        raise error
 
     return act
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alloy_runner.build import operator, script
+from alloy_runner.build import attempts, operator, script
+from alloy_runner.build.downloads import download_script
 from alloy_runner.build.environment import (
     BuildPaths,
     BuildPlace,
@@ -87,6 +89,7 @@ class Build:
         self._stop_state: BuildState | None = None
         self._stage_durations: dict[BuildStage, float] = {}
         self._remote = remote_cache.for_runner(runner)  # the distributed cache, if any
+        self.attempts, self.pause = attempts.settings(job, runner), attempts.pause
         self.trace = JobLog(
             (*job.masked_values, *([job.token] if job.token else [])),
             runner.output_limit * 1024,
@@ -177,7 +180,7 @@ class Build:
         return max(0.0, self.job.timeout - self.duration)
 
     async def _run_stages(self) -> tuple[BuildState, FailureReason | None, int | None]:
-        for line in header_lines(self.runner, self.executor.name):
+        for line in (*header_lines(self.runner, self.executor.name), *self.attempts.warnings):
             self.trace.write_line(line)
         self.stage = BuildStage.PREPARE_SCRIPT
         began = self._clock()
@@ -209,11 +212,8 @@ class Build:
             BuildStage.DOWNLOAD_ARTIFACTS,
             BuildStage.BUILD_SCRIPT,
         ):
-            body = await self._script_for(stage, workspace)
-            if body is None:
-                continue
-            result = await self._run_stage(stage, body, workspace, env, timeout=self._remaining())
-            if result.ok:
+            result = await self._attempts(stage, workspace, env)
+            if result is None or result.ok:
                 continue
             if stage is BuildStage.RESTORE_CACHE and result.outcome is Outcome.EXITED:
                 self.trace.write_line("WARNING: Failed to extract cache")
@@ -232,6 +232,18 @@ class Build:
         await operator.cleanup(self, workspace, env, self._terminate)
         self.trace.write_line(footer_line(state, reason, exit_code))
         return state, reason, exit_code
+
+    async def _attempts(
+        self, stage: BuildStage, workspace: Workspace, env: dict[str, str]
+    ) -> ScriptResult | None:
+        """Run a stage, again if it fails and its attempts variable asks (build/attempts.py)."""
+
+        async def execute(body: str) -> ScriptResult:
+            return await self._run_stage(stage, body, workspace, env, timeout=self._remaining())
+
+        script = functools.partial(self._script_for, stage, workspace)
+        run = functools.partial(attempts.run, log=self.trace.write_line, wait=self.pause)
+        return await run(stage, self.attempts, script, execute, stop=self._stop)
 
     def _failure(self, stage: BuildStage, result: ScriptResult) -> tuple[BuildState, FailureReason]:
         if result.outcome is Outcome.TIMED_OUT:
@@ -276,7 +288,7 @@ class Build:
 
     def _finish_stage(self, stage: BuildStage, began: float, ok: bool = True) -> None:
         seconds = self._clock() - began
-        self._stage_durations[stage] = seconds
+        self._stage_durations[stage] = self._stage_durations.get(stage, 0.0) + seconds  # attempts
         self.metrics.stage_finished(self.runner, stage, seconds)
         self._span.stage_finished(stage, ok)
 
@@ -290,19 +302,7 @@ class Build:
             await self._sync_cache(pulled, push=False)
             return script.extract(files, "cache") if files else None
         if stage is BuildStage.DOWNLOAD_ARTIFACTS:
-            archives = []
-            for dep in job.dependencies:
-                dest = workspace.tmp_dir / f"dependency-{dep.id}.zip"
-                try:
-                    fetched = await self.source.fetch_artifacts(job, dep, dest)
-                except ArtifactsError as exc:
-                    self.trace.write_line(f"ERROR: Downloading artifacts failed: {exc}")
-                    return "exit 1\n"  # the stage fails, and the build with its failure reason
-                if fetched:
-                    archives.append(dest)
-                else:
-                    self.trace.write_line(f"No artifacts to download from {dep.name} ({dep.id})")
-            return script.extract(archives, "artifacts") if archives else None
+            return await download_script(job, self.source, workspace, self.trace.write_line)
         return operator.build_script(job, self.runner_config, self.trace.write_line)
 
     async def _after_script(
