@@ -181,8 +181,9 @@ FLAGS: Mapping[str, Flag] = {
     "FF_USE_FLEETING_ACQUIRE_HEARTBEATS": Flag(False, T.NOT_APPLICABLE, _FLEETING),
     "FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY": Flag(
         True,
-        T.NOT_APPLICABLE,
-        "it spaces stage retries (GET_SOURCES_ATTEMPTS, ...); each stage runs once here",
+        T.HONOURED,
+        "the wait before a stage's next attempt (GET_SOURCES_ATTEMPTS, ...): 5 s doubling up "
+        "to 5 min; false: 1 s doubling up to 5 s",
     ),
     "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY": Flag(
         True,

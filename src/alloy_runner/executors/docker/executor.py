@@ -11,7 +11,7 @@ image has to exist on the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import secrets
 import shutil
@@ -25,11 +25,12 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import Mount
 
+from alloy_runner.build import attempts
 from alloy_runner.build.states import BuildStage, ExecutorStage
 from alloy_runner.exceptions import ExecutorConfigError, ExecutorError
 from alloy_runner.executors import rusage
-from alloy_runner.executors.base import Outcome, ResourceUsage, ScriptResult, Workspace
-from alloy_runner.executors.docker import containers, services, sync
+from alloy_runner.executors.base import ResourceUsage, ScriptResult, Workspace
+from alloy_runner.executors.docker import containers, sections, services, sync
 from alloy_runner.executors.docker.engine import UNREACHABLE, EngineAddress, call, connect, labels
 from alloy_runner.executors.docker.images import check_image, ensure_image, pull_policies
 from alloy_runner.executors.docker.names import object_name
@@ -50,7 +51,6 @@ HOST_STAGES = (
     BuildStage.UPLOAD_ARTIFACTS,
 )
 BUILDS = PurePosixPath("/builds")
-DRAIN_TIMEOUT = 5.0  # seconds the output of a stopped script may still take to arrive
 
 
 def _ignore(_stage: ExecutorStage) -> None:
@@ -91,6 +91,7 @@ class DockerExecutor:
         self._copy = not self._address.is_local  # the engine cannot bind-mount our directory
         self._dirty = True  # the host's build directory changed since the container's copy
         self._used: list[ResourceUsage] = []
+        self._sections = 1  # EXECUTOR_JOB_SECTION_ATTEMPTS (sections.py)
 
     # --- prepare ------------------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class DockerExecutor:
         self, workspace_hint: Path, job: Job | None, say: Callable[[str], None]
     ) -> Workspace:
         self._job_id = job.id if job is not None else 0
+        self._sections = attempts.settings(job, self._runner).section if job is not None else 1
         self._job_keys = {e.partition("=")[0] for e in self._runner.environment}
         self._job_keys |= {v.key for v in job.variables} if job is not None else set()
         chosen = job.image if job is not None else None
@@ -241,10 +243,18 @@ class DockerExecutor:
                 kill_timeout=self._runner.kill_timeout,
             )
         self._set_stage(ExecutorStage.DOCKER_RUN)
+        once = functools.partial(
+            self._in_container,
+            script,
+            stage,
+            env=env,
+            output=output,
+            timeout=timeout,
+            cancel=cancel,
+        )
+        say = functools.partial(sections.say, output)
         try:
-            return await self._in_container(
-                script, stage, env=env, output=output, timeout=timeout, cancel=cancel
-            )
+            return await sections.run(once, self._sections, stage, say, self._forget)
         except (*UNREACHABLE, docker.errors.APIError) as exc:
             raise ExecutorError(
                 f"the Docker engine failed the {stage.value} stage: {exc}"
@@ -284,48 +294,25 @@ class DockerExecutor:
                 privileged=self._config.privileged,  # an exec is not, unless asked
             )
         )["Id"]
-        result = await self._exec(
-            client, container, exec_id, output=output, timeout=timeout, cancel=cancel
+        stop = functools.partial(self._stop_container, container)
+        result = await sections.stream(
+            client, exec_id, output=output, timeout=timeout, cancel=cancel, stop=stop
         )
+        if not result.ok and self._container is container:  # not removed by a stop, but gone?
+            await call(sections.still_there, container)
         if self._copy and self._container is container:  # not removed by a stop
             await call(sync.pull, container, Path(self._host_dirs[0]), self._inside[0])
         return result
 
-    async def _exec(
-        self,
-        client: docker.DockerClient,
-        container: Container,
-        exec_id: str,
-        *,
-        output: Callable[[bytes], None],
-        timeout: float | None,
-        cancel: asyncio.Event,
-    ) -> ScriptResult:
-        """Stream an exec's output until it ends; a stop removes the whole container."""
-        loop = asyncio.get_running_loop()
+    async def _stop_container(self, container: Container) -> None:
+        """A stop removes the whole container: every process of the script ends at once."""
+        self._container = None
+        await self._remove(container)
 
-        def pump() -> None:
-            for chunk in client.api.exec_start(exec_id, stream=True):
-                loop.call_soon_threadsafe(output, chunk)
-
-        pumping = asyncio.ensure_future(call(pump))
-        canceled = asyncio.ensure_future(cancel.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {pumping, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            canceled.cancel()
-        if pumping not in done:
-            outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
-            self._container = None
-            await self._remove(container)  # stops every process of the script at once
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pumping, DRAIN_TIMEOUT)
-            return ScriptResult(outcome)
-        pumping.result()
-        code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
-        return ScriptResult(Outcome.EXITED, int(code) if code is not None else None)
+    def _forget(self) -> str:
+        """Drop a build container that vanished; the next section makes a new one."""
+        container, self._container, self._dirty = self._container, None, True
+        return (container.name or container.id or "") if container is not None else ""
 
     async def _push(self, container: Container, script: str) -> None:
         """Copy the build directory to the container if it changed here, else only the script."""

@@ -1,0 +1,99 @@
+"""EXECUTOR_JOB_SECTION_ATTEMPTS, as GitLab Runner's docker executor reads it
+(executors/docker/docker_command.go's runContainer): a section (a stage's script) whose
+container is gone, removed by someone else while the job ran, runs again from its start in a
+new container, up to that many times in all; any other error ends the section at once. And
+how a section's output streams from its `exec`.
+
+The stages that run in a container here are build_script and after_script (the others run
+on the runner's host: docs/executors.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from alloy_runner.build.states import BuildStage
+from alloy_runner.executors.base import Outcome, ScriptResult
+from alloy_runner.executors.docker.engine import call
+
+DRAIN_TIMEOUT = 5.0  # seconds the output of a stopped script may still take to arrive
+
+
+def still_there(container: Container) -> None:
+    """Raise NotFound when a build container whose section failed is gone or going (removed
+    by someone else): GitLab's "not found or removed", which a new container may overcome."""
+    container.reload()  # NotFound when it is gone already
+    if container.status != "running":
+        raise docker.errors.NotFound(f"container {container.name} is {container.status}")
+
+
+def say(output: Callable[[bytes], None], line: str) -> None:
+    output(f"{line}\n".encode())
+
+
+async def run(
+    once: Callable[[], Awaitable[ScriptResult]],
+    attempts: int,
+    stage: BuildStage,
+    say: Callable[[str], None],
+    forget: Callable[[], str],
+) -> ScriptResult:
+    """Run a section (`once`) until it ends, again when its container vanished; `forget`
+    drops the vanished container (a new one is made) and returns its name."""
+    gone: docker.errors.NotFound | None = None
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            say(f"Retrying {stage.value}")
+        try:
+            return await once()
+        except docker.errors.ImageNotFound:
+            raise  # no container to make again: GitLab does not retry this either
+        except docker.errors.NotFound as exc:
+            gone = exc
+            say(f'ERROR: Container "{forget()}" not found or removed. Will retry...')
+    if attempts > 1:
+        say("ERROR: Execution attempts exceeded")
+    assert gone is not None
+    raise gone
+
+
+async def stream(
+    client: docker.DockerClient,
+    exec_id: str,
+    *,
+    output: Callable[[bytes], None],
+    timeout: float | None,
+    cancel: asyncio.Event,
+    stop: Callable[[], Awaitable[None]],
+) -> ScriptResult:
+    """Stream a section's exec output until it ends; a cancel or the timeout calls `stop`
+    (which removes the container)."""
+    loop = asyncio.get_running_loop()
+
+    def pump() -> None:
+        for chunk in client.api.exec_start(exec_id, stream=True):
+            loop.call_soon_threadsafe(output, chunk)
+
+    pumping = asyncio.ensure_future(call(pump))
+    canceled = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {pumping, canceled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        canceled.cancel()
+    if pumping not in done:
+        outcome = Outcome.CANCELED if canceled in done else Outcome.TIMED_OUT
+        await stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pumping, DRAIN_TIMEOUT)
+        return ScriptResult(outcome)
+    pumping.result()
+    code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
+    return ScriptResult(Outcome.EXITED, int(code) if code is not None else None)

@@ -1,0 +1,46 @@
+"""EXECUTOR_JOB_SECTION_ATTEMPTS on a real engine: the build container removed under a running
+script; the section runs again in a new container, as GitLab Runner's docker executor does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.engine import Engine, docker_config, leftovers, unique_runner
+from tests.support.jobs import STARTED, JobsRig, pipeline
+
+pytestmark = pytest.mark.e2e
+
+
+def _script(rig: JobsRig) -> list[str]:
+    once = f'"{rig.out}/once-$CI_JOB_ID"'
+    return [f"if [ -e {once} ]; then echo second run; else touch {once}; {STARTED}; sleep 600; fi"]
+
+
+def _removed_while_running(
+    rig: JobsRig, engine: Engine, attempts: str
+) -> tuple[dict[str, Any], str]:
+    name = unique_runner()
+    volumes = f'volumes = ["{rig.out}:{rig.out}"]\n'
+    rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
+    job = {"variables": {"EXECUTOR_JOB_SECTION_ATTEMPTS": attempts}, "script": _script(rig)}
+    job_id = rig.submit(rig.project("p", pipeline(only=job))).jobs["only"]
+    rig.wait_started([job_id], timeout=60)
+    (container,) = leftovers(name)["containers"]
+    engine.client().containers.get(container).remove(force=True)
+    result = rig.wait_results([job_id], timeout=60)[job_id]
+    return result, rig.trace(job_id).decode()
+
+
+def test_a_vanished_container_reruns_the_section(rig: JobsRig, engine: Engine) -> None:
+    result, log = _removed_while_running(rig, engine, "2")
+    assert result["status"] == "success", log
+    assert "not found or removed. Will retry..." in log
+    assert log.index("Retrying build_script") < log.index("second run\n")
+
+
+def test_without_attempts_a_vanished_container_fails_the_job(rig: JobsRig, engine: Engine) -> None:
+    result, log = _removed_while_running(rig, engine, "1")
+    assert (result["status"], result["failure_reason"]) == ("failed", "runner_system_failure"), log
+    assert "Retrying" not in log
