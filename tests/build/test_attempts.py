@@ -13,7 +13,7 @@ import pytest
 from alloy_runner.build import attempts
 from alloy_runner.build.job import Cache, Dependency, GitInfo, Job, Variable
 from alloy_runner.build.states import BuildStage, BuildState, FailureReason
-from alloy_runner.config.model import RunnerConfig
+from alloy_runner.config.model import ExecutorName, RunnerConfig
 from alloy_runner.exceptions import ExecutorError
 from alloy_runner.executors.base import ScriptResult
 from tests.build.test_build import Rig
@@ -267,10 +267,23 @@ def test_the_build_script_is_never_retried_by_these_variables(tmp_path: Path) ->
 
 
 def test_executor_job_section_attempts_is_read_and_clamped() -> None:
-    runner = RunnerConfig(name="r1")
+    runner = RunnerConfig(name="r1", executor=ExecutorName.DOCKER)
     read = attempts.settings(job_with(("EXECUTOR_JOB_SECTION_ATTEMPTS", "12")), runner)
     assert read.section == 10
     assert read.warnings == (
         "WARNING: EXECUTOR_JOB_SECTION_ATTEMPTS: number of attempts out of the range [1, 10], "
         "clamping to: 10",
     )
+
+
+def test_executor_job_section_attempts_on_a_shell_runner_is_said_to_change_nothing() -> None:
+    """GitLab's shell executor ignores it silently; here the job's log says so."""
+    job = job_with(("EXECUTOR_JOB_SECTION_ATTEMPTS", "3"))
+    shell = attempts.settings(job, RunnerConfig(name="r1"))
+    assert shell.warnings == (
+        "WARNING: EXECUTOR_JOB_SECTION_ATTEMPTS: only the docker executors run a section again "
+        "(when its container was removed); the shell executor has no such failure, so it "
+        "changes nothing here",
+    )
+    docker = attempts.settings(job, RunnerConfig(name="r1", executor=ExecutorName.DOCKER))
+    assert (docker.section, docker.warnings) == (3, ())

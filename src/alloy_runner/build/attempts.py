@@ -10,8 +10,9 @@ files are deleted, as GitLab does for a fetch that broke the repository.
 
 A value that is not an integer is warned about and the default (1) used; one outside [1, 10]
 is warned about and clamped, with GitLab's words, at the start of the job's log.
-EXECUTOR_JOB_SECTION_ATTEMPTS is read the same way; the docker executor uses it (a section
-whose container vanished runs again in a new one), see executors/docker/sections.py.
+EXECUTOR_JOB_SECTION_ATTEMPTS is read the same way; the docker executors use it (a section
+whose container vanished runs again in a new one: executors/docker/sections.py); on a shell
+runner, where no such failure exists, a value above 1 earns a warning that it changes nothing.
 
 A stop (cancel, timeout) is never retried: the stage's result stands. A failed extraction of
 the cache is a warning in GitLab, not a failed stage, and is not retried either; an
@@ -47,6 +48,10 @@ BACKOFF_FLAG = "FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY"
 BACKOFF = (5.0, 300.0)  # seconds: GitLab's DefaultStageRetryBackoffMin and Max, flag on
 PLAIN_BACKOFF = (1.0, 5.0)  # GitLab's helpers/retry defaults, flag off
 RETRYING = "WARNING: Retrying..."
+SHELL_SECTIONS = (  # GitLab's shell executor ignores it silently; this runner says so
+    f"WARNING: {SECTION}: only the docker executors run a section again (when its container "
+    "was removed); the {executor} executor has no such failure, so it changes nothing here"
+)
 CLEAR_WORKTREE = (
     "set -eo pipefail\n"
     "printf '%b%s%b\\n' '\\033[32;1m' 'Deleting tracked and untracked files...' '\\033[0;m'\n"
@@ -114,6 +119,8 @@ def settings(job: Job, runner: RunnerConfig) -> Attempts:
         if warning:
             warnings.append(f"WARNING: {warning}")
         stages[name] = number
+    if stages[SECTION] > 1 and runner.executor not in feature_flags.DOCKER:
+        warnings.append(SHELL_SECTIONS.format(executor=runner.executor))
     on = feature_flags.is_on(BACKOFF_FLAG, dict(runner.feature_flags), pairs)
     return Attempts(
         {stage: stages[name] for stage, name in VARIABLES.items()},
