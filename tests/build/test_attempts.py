@@ -147,6 +147,11 @@ def test_a_value_from_config_toml_environment_counts_and_the_jobs_wins(tmp_path:
     assert attempts.settings(job, runner).of(S.GET_SOURCES) == 2
 
 
+def test_a_reference_in_the_value_is_expanded_as_gitlab_does() -> None:
+    job = job_with(("RETRIES", "4"), ("GET_SOURCES_ATTEMPTS", "${RETRIES}"))
+    assert attempts.settings(job, RunnerConfig(name="r1")).of(S.GET_SOURCES) == 4
+
+
 def test_a_timed_out_get_sources_is_not_retried(tmp_path: Path) -> None:
     rig, waits = rigged(
         tmp_path, job_with(("GET_SOURCES_ATTEMPTS", "3")), {S.GET_SOURCES: times_out()}
@@ -155,6 +160,26 @@ def test_a_timed_out_get_sources_is_not_retried(tmp_path: Path) -> None:
     assert result.state is BuildState.TIMEDOUT
     assert rig.executor.stages() == [S.GET_SOURCES]
     assert waits.seconds == []
+
+
+def test_a_wait_ends_with_the_jobs_time_and_the_job_times_out(tmp_path: Path) -> None:
+    job = job_with(("GET_SOURCES_ATTEMPTS", "3"), timeout=3)
+    rig = Rig(tmp_path, job, {S.GET_SOURCES: exits(1)})
+    waited: list[float] = []
+
+    async def waits_on_the_clock(seconds: float, stop: asyncio.Event) -> bool:
+        waited.append(seconds)
+        rig.clock.now += seconds
+        return True
+
+    rig.build.pause = waits_on_the_clock
+    result = rig.run()
+    assert waited == [3.0]  # not GitLab's 5 s: the job had 3 s left
+    assert (result.state, result.failure_reason) == (
+        BuildState.TIMEDOUT,
+        FailureReason.JOB_EXECUTION_TIMEOUT,
+    )
+    assert rig.executor.stages() == [S.GET_SOURCES]
 
 
 def test_a_cancel_while_waiting_between_attempts_ends_the_job_canceled(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ EXECUTOR_JOB_SECTION_ATTEMPTS is read the same way; the docker executors use it 
 whose container vanished runs again in a new one: executors/docker/sections.py); on a shell
 runner, where no such failure exists, a value above 1 earns a warning that it changes nothing.
 
-A stop (cancel, timeout) is never retried: the stage's result stands. A failed extraction of
+A stop (cancel, timeout) is never retried: the stage's result stands; a wait ends at a
+cancel, and at the end of the job's time (GitLab Runner sleeps through both). A failed extraction of
 the cache is a warning in GitLab, not a failed stage, and is not retried either; an
 executor's error in restore_cache (the docker engine failing it) is.
 """
@@ -24,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from alloy_runner.build.expand import expand_all
 from alloy_runner.build.states import BuildStage
 from alloy_runner.config import feature_flags
 from alloy_runner.exceptions import ExecutorError
@@ -91,9 +93,9 @@ class Attempts:
             delay *= 2
 
 
-def _value(variables: list[tuple[str, str]], name: str) -> tuple[int, str | None]:
+def _value(variables: Mapping[str, str], name: str) -> tuple[int, str | None]:
     """Read one attempts variable as GitLab does (Go's ParseInt, then a clamp to [1, 10])."""
-    raw = next((value for key, value in reversed(variables) if key == name), "")
+    raw = variables.get(name, "")
     if raw == "":
         return DEFAULT, None
     if not _GO_INT.fullmatch(raw) or abs(int(raw)) > _INT64:
@@ -109,13 +111,13 @@ def _value(variables: list[tuple[str, str]], name: str) -> tuple[int, str | None
 
 def settings(job: Job, runner: RunnerConfig) -> Attempts:
     """Return a job's attempts: config.toml's `environment`, then the job's variables (the
-    job's win, as in GitLab)."""
-    variables = [tuple(pair.partition("=")[::2]) for pair in runner.environment]
-    variables += [(v.key, v.value) for v in job.variables]
-    pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in variables]
+    job's win), their references expanded, as in GitLab."""
+    pairs = [(k, v) for k, _, v in (pair.partition("=") for pair in runner.environment)]
+    pairs += [(v.key, v.value) for v in job.variables]
+    values = expand_all(dict(pairs), frozenset(v.key for v in job.variables if v.raw))
     warnings, stages = [], {}
     for name in (SECTION, *VARIABLES.values()):  # GitLab's order of its warnings
-        number, warning = _value(pairs, name)
+        number, warning = _value(values, name)
         if warning:
             warnings.append(f"WARNING: {warning}")
         stages[name] = number
@@ -146,10 +148,12 @@ async def run(
     log: Log,
     stop: asyncio.Event,
     wait: Pause = pause,
+    left: Callable[[], float] = lambda: float("inf"),
 ) -> ScriptResult | None:
     """Run `stage` (its script made anew each time) until it works or its attempts are spent.
 
     None: the stage has nothing to run. An executor's error on the last attempt is raised.
+    A wait ends when the job's time is `left` (the next attempt then times out at once).
     """
     tries, delays = attempts.of(stage), iter(attempts.delays())
     for attempt in range(1, tries + 1):
@@ -167,7 +171,7 @@ async def run(
             if result.ok or attempt == tries or not _retried(stage, result):
                 return result
         log(RETRYING)
-        if not await wait(next(delays), stop):
+        if not await wait(max(0.0, min(next(delays), left())), stop):
             return ScriptResult(Outcome.CANCELED)
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -242,8 +242,8 @@ class Build:
             return await self._run_stage(stage, body, workspace, env, timeout=self._remaining())
 
         script = functools.partial(self._script_for, stage, workspace)
-        run = functools.partial(attempts.run, log=self.trace.write_line, wait=self.pause)
-        return await run(stage, self.attempts, script, execute, stop=self._stop)
+        run = functools.partial(attempts.run, stage, self.attempts, log=self.trace.write_line)
+        return await run(script, execute, stop=self._stop, wait=self.pause, left=self._remaining)
 
     def _failure(self, stage: BuildStage, result: ScriptResult) -> tuple[BuildState, FailureReason]:
         if result.outcome is Outcome.TIMED_OUT:
