@@ -197,6 +197,30 @@ def test_without_adaptive_concurrency_request_concurrency_requests_are_in_flight
     assert source.max_in_flight == 3
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_adaptive_limit_moves_only_with_adaptive_concurrency(
+    tmp_path: Path, adaptive: bool
+) -> None:
+    """Jobs taken grow the adaptive limit; with FF_USE_ADAPTIVE_REQUEST_CONCURRENCY = false it
+    stays where it is, as GitLab Runner's releaseRequest skips the update."""
+    flags = (("FF_USE_ADAPTIVE_REQUEST_CONCURRENCY", adaptive),)
+    rig = Rig(tmp_path, 10, RunnerConfig(name="a", request_concurrency=4, feature_flags=flags))
+    rig.queue("a", 4)
+
+    async def main() -> None:
+        rig.scheduler.start()
+        await rig.until(lambda: rig.running.now["a"] == 4)
+        await finish(rig, 4)
+
+    run(main)
+    slot = rig.scheduler.runners[0]
+    if adaptive:
+        assert slot.adaptive > 1.0
+    else:
+        assert slot.adaptive == 0.0
+        assert rig.scheduler.request_limits() == {"a": (1.0, 4)}
+
+
 def test_requests_wait_for_room_before_they_are_sent(tmp_path: Path) -> None:
     """With concurrent = 1 and one build running, no request is sent despite request_concurrency."""
     rig = Rig(tmp_path, 1, RunnerConfig(name="a", request_concurrency=4))

@@ -48,12 +48,21 @@ class RunnerSlot:
     def used_limit(self) -> int:
         """Return how many job requests may be in flight: the adaptive limit, rounded up
         (with FF_USE_ADAPTIVE_REQUEST_CONCURRENCY = false: `request_concurrency`)."""
-        if not feature_flags.is_on(ADAPTIVE_FLAG, dict(self.config.feature_flags)):
+        if not self.is_adaptive:
             return self.config.request_concurrency
         return min(max(1, math.ceil(self.adaptive)), self.config.request_concurrency)
 
+    @property
+    def is_adaptive(self) -> bool:
+        """FF_USE_ADAPTIVE_REQUEST_CONCURRENCY, from `[runners.feature_flags]` (config-only)."""
+        return feature_flags.configured_on(ADAPTIVE_FLAG, dict(self.config.feature_flags))
+
     def adapt(self, factor: float) -> None:
-        """Scale the adaptive limit after a request, within 1 and request_concurrency."""
+        """Scale the adaptive limit after a request, within 1 and request_concurrency; with
+        FF_USE_ADAPTIVE_REQUEST_CONCURRENCY = false it is left as it is (GitLab Runner's
+        releaseRequest skips the update)."""
+        if not self.is_adaptive:
+            return
         self.adaptive = min(max(1.0, self.adaptive * factor), self.config.request_concurrency)
 
 
