@@ -30,18 +30,26 @@ EXIT_CODE_CHECK = (
 def commands(lines: Sequence[str], check: bool = False) -> str:
     """Return the script of a job's step: each command echoed as `$ cmd`, then run (and its
     exit code checked, with `check`: FF_ENABLE_BASH_EXIT_CODE_CHECK)."""
-    out = [PROLOGUE]
-    for line in lines:
-        out.append(_echo(f"$ {line}"))
-        out.append(f"{line}\n" + (EXIT_CODE_CHECK if check else ""))
-    return "".join(out)
+    return PROLOGUE + "".join(_command(line, check) for line in lines)
+
+
+# Go's unicode.IsSpace, which strings.TrimSpace trims (Python's str.strip() trims more).
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
 
 
 def _command(line: str, check: bool = False) -> str:
-    """Echo one command as GitLab does (a multi-line one by its first line), then run it."""
-    first, _, rest = line.strip().partition("\n")
+    """Write one command as GitLab Runner's writeCommands does: trimmed of surrounding white
+    space (so a heredoc's `EOF ` ends it), echoed (a multi-line one by its first line), run;
+    an empty one is an `echo`."""
+    line = line.strip(_GO_SPACE)
+    after = f"{line}\n" + (EXIT_CODE_CHECK if check else "")
+    if not line:
+        return "echo\n" + after
+    first, _, rest = line.partition("\n")
     echo = _echo(f"$ {first}" + (" # collapsed multi-line command" if rest else ""))
-    return echo + f"{line}\n" + (EXIT_CODE_CHECK if check else "")
+    return echo + after
 
 
 def user_script(
