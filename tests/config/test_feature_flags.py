@@ -75,8 +75,12 @@ def test_a_docker_flag_is_refused_on_docker_and_ignored_on_shell() -> None:
     assert "FF_NETWORK_PER_BUILD = false is not supported" in refusal(
         "FF_NETWORK_PER_BUILD = false\n", "docker"
     )
-    assert "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR = true is not supported" in refusal(
-        "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR = true\n", "docker"
+    assert "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR = false is not supported" in refusal(
+        "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR = false\n", "docker"
+    )
+    assert load("FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR = true\n", "docker") == (
+        {"FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR": True},
+        (),
     )
     flags, warnings = load("FF_NETWORK_PER_BUILD = false\n", "shell")
     assert flags == {"FF_NETWORK_PER_BUILD": False}
@@ -177,3 +181,79 @@ def test_docs_hold_the_generated_table() -> None:
     """docs/configuration.md carries `python -m alloy_runner.config.feature_flags`'s table."""
     doc = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert feature_flags.render() in doc
+
+
+def load_environment(environment: str, flags: str = "", executor: str = "shell") -> None:
+    text = (
+        f'[[runners]]\nname = "a"\nexecutor = "{executor}"\nenvironment = {environment}\n'
+        f"[runners.feature_flags]\n{flags}"
+    )
+    parse_config(text, "config.toml")
+
+
+def test_a_refused_value_in_the_runner_environment_exits_2_at_load() -> None:
+    """GitLab Runner reads flags from the runner's `environment` too."""
+    with pytest.raises(ConfigError) as caught:
+        load_environment('["LANG=C", "FF_SCRIPT_SECTIONS=true"]')
+    assert str(caught.value) == (
+        "config.toml: key 'runners[0].environment': FF_SCRIPT_SECTIONS=true: "
+        "FF_SCRIPT_SECTIONS = true is not supported: the job log does not show commands as "
+        "collapsible sections; remove it or set it to false"
+    )
+    with pytest.raises(ConfigError, match="FF_NETWORK_PER_BUILD = false is not supported"):
+        load_environment('["FF_NETWORK_PER_BUILD=0"]', executor="docker")
+
+
+@pytest.mark.parametrize(
+    ("environment", "flags", "executor"),
+    [
+        ('["FF_SCRIPT_SECTIONS=false"]', "", "shell"),  # the value this runner works as
+        ('["FF_SCRIPT_SECTIONS=true", "FF_SCRIPT_SECTIONS=f"]', "", "shell"),  # the last
+        ('["FF_SCRIPT_SECTIONS=true"]', "FF_SCRIPT_SECTIONS = false\n", "shell"),  # toml wins
+        ('["FF_SCRIPT_SECTIONS=$ON"]', "", "shell"),  # resolved per job
+        ('["FF_SCRIPT_SECTIONS=yes"]', "", "shell"),  # not a Go boolean: GitLab's default
+        ('["FF_USE_JOB_ROUTER=true"]', "", "shell"),  # config-only: changes nothing
+        ('["FF_NETWORK_PER_BUILD=false"]', "", "shell"),  # docker only
+        ('["FF_ENABLE_JOB_CLEANUP=true"]', "", "shell"),  # honoured
+    ],
+)
+def test_runner_environment_flags_that_load(environment: str, flags: str, executor: str) -> None:
+    load_environment(environment, flags, executor)
+
+
+def _gitlab_config_only() -> set[str]:
+    """The flags GitLab Runner reads only from a runner's config (config.IsFeatureFlagOn,
+    runner.IsFeatureFlagOn), never through a build (whose flags variables set)."""
+    shown = subprocess.run(
+        ["git", f"--git-dir={GITLAB_RUNNER}", "grep", "-n", r"featureflags\.[A-Z]", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flags_go = subprocess.run(
+        ["git", f"--git-dir={GITLAB_RUNNER}", "show", "HEAD:helpers/featureflags/flags.go"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = dict(re.findall(r'^\s*(\w+)\s+string = "(FF_\w+)"', flags_go, re.M))
+    uses: dict[str, list[str]] = {}
+    for line in shown.splitlines():
+        path = line.split(":", 2)[1]
+        if path.endswith("_test.go") or path.startswith(("helpers/featureflags/", "testing")):
+            continue
+        for ident in re.findall(r"featureflags\.(\w+)", line):
+            uses.setdefault(ident, []).append(line)
+    runner_level = re.compile(r"\b(config|runner|c\.config)\.IsFeatureFlagOn\(featureflags\.")
+    return {
+        names[ident]
+        for ident, lines in uses.items()
+        if ident in names and all(runner_level.search(line) for line in lines)
+    }
+
+
+@pytest.mark.skipif(not GITLAB_RUNNER.is_dir(), reason="GitLab Runner's source is not here")
+def test_config_only_flags_are_those_gitlab_reads_from_the_runner_config_alone() -> None:
+    gitlab = _gitlab_config_only()
+    assert "FF_USE_JOB_ROUTER" in gitlab
+    assert {name for name, flag in FLAGS.items() if flag.config_only} == gitlab

@@ -73,3 +73,62 @@ def test_job_variables_set_flags_as_in_gitlab_runner(
         assert not list(rig.builds.rglob("ran-2"))
     finally:
         rig.stop_all()
+
+
+def test_a_refused_flag_in_the_runner_environment_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[runners]]\nname = "a"\nenvironment = ["FF_TIMESTAMPS=1"]\n')
+    done = run_cli(["run", "-c", str(path)], home=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"alloy-runner: error: {path}: key 'runners[0].environment': FF_TIMESTAMPS=1: "
+        "FF_TIMESTAMPS = true is not supported: this runner does not timestamp job log lines; "
+        "remove it or set it to false"
+    ]
+
+
+def test_flags_resolve_as_in_gitlab_runner(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The runner's `environment` sets a flag; a config-only flag as a job variable changes
+    nothing; a value that does not parse is GitLab's warning in the job log; every resolved
+    flag is in the job's environment; commands are trimmed as GitLab's writeCommands does."""
+    rig = JobsRig(tmp_path_factory.mktemp("env-flags"))
+    try:
+        config = rig.config(concurrent=2).replace(
+            'environment = ["', 'environment = ["FF_ENABLE_BASH_EXIT_CODE_CHECK=true", "'
+        )
+        rig.runner(config)
+        jobs = pipeline(
+            env_checked={"script": ["false && true", "touch ran-1"]},
+            exported={
+                "variables": {"FF_SCRIPT_SECTIONS": "0", "FF_USE_JOB_ROUTER": "true"},
+                "script": [
+                    'test "$FF_TIMESTAMPS" = true',
+                    'test "$FF_SCRIPT_SECTIONS" = false',
+                    'test "$FF_ENABLE_BASH_EXIT_CODE_CHECK" = true',
+                    'test "$FF_USE_JOB_ROUTER" = true',
+                ],
+            },
+            unparsed={"variables": {"FF_ENABLE_JOB_CLEANUP": "yes"}, "script": ["true"]},
+            heredoc={"script": ["cat <<EOF\nhi\nEOF ", "false", "touch ran-2"]},
+        )
+        project = rig.project("env-flagged", jobs)
+        project.git_init().commit("init")
+        ids = rig.submit(project).jobs
+        results = rig.wait_results(ids.values())
+        status = {name: results[i]["status"] for name, i in ids.items()}
+        assert status == {
+            "env_checked": "failed",
+            "exported": "success",
+            "unparsed": "success",
+            "heredoc": "failed",
+        }, {name: rig.trace(i).decode()[-400:] for name, i in ids.items()}
+        assert results[ids["env_checked"]]["failure_reason"] == "script_failure"
+        assert results[ids["heredoc"]]["failure_reason"] == "script_failure"
+        assert not list(rig.builds.rglob("ran-*"))
+        trace = rig.trace(ids["unparsed"]).decode()
+        assert (
+            "WARNING: FF_ENABLE_JOB_CLEANUP: could not parse feature flag, expected bool, got yes"
+            in trace
+        )
+    finally:
+        rig.stop_all()

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from alloy_runner.build import flags
 from alloy_runner.build.expand import expand_all
 from alloy_runner.build.states import BuildStage
 from alloy_runner.config import feature_flags
@@ -123,7 +124,7 @@ def settings(job: Job, runner: RunnerConfig) -> Attempts:
         stages[name] = number
     if stages[SECTION] > 1 and runner.executor not in feature_flags.DOCKER:
         warnings.append(SHELL_SECTIONS.format(executor=runner.executor))
-    on = feature_flags.is_on(BACKOFF_FLAG, dict(runner.feature_flags), pairs)
+    on = flags.is_on(BACKOFF_FLAG, job, runner)
     return Attempts(
         {stage: stages[name] for stage, name in VARIABLES.items()},
         stages[SECTION],

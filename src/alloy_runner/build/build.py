@@ -186,7 +186,7 @@ class Build:
         began = self._clock()
         self._span.stage_started(BuildStage.PREPARE_SCRIPT)
         try:
-            operator.feature_flags_at_start(self.job, self.runner_config)
+            operator.feature_flags_at_start(self.job, self.runner_config, self.trace.write_line)
             workspace = await self.executor.prepare(
                 self.project_dir, self._set_executor_stage, job=self.job, output=self.trace.write
             )
@@ -395,5 +395,6 @@ class Build:
             slot=self.slot,
             job_url=self.source.job_url(self.job),
             environment=self.runner_config.environment,
+            feature_flags=self.runner_config.feature_flags,
         )
         return job_environment(self.job, place, workspace, self._span.context_variables())

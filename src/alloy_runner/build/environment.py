@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alloy_runner.build import flags
 from alloy_runner.build.expand import expand_all
 from alloy_runner.build.hostenv import host_environment
 from alloy_runner.build.job import ArtifactWhen
 from alloy_runner.build.states import BuildState, FailureReason
+from alloy_runner.config.feature_flags import FLAGS
 from alloy_runner.executors import orphans
 from alloy_runner.version import build_info
 
@@ -89,19 +91,27 @@ class BuildPlace:
     slot: int
     job_url: str  # lets a restarted runner find this job's processes if this one dies
     environment: tuple[str, ...] = ()  # the runner's `environment` entries, KEY=VALUE
+    feature_flags: tuple[tuple[str, bool], ...] = ()  # the runner's `[runners.feature_flags]`
 
 
 def job_environment(
     job: Job, place: BuildPlace, workspace: Workspace, trace_context: Mapping[str, str]
 ) -> dict[str, str]:
     """Return the environment of the job's scripts: the runner's (less its own telemetry
-    settings), GitLab's CI_*, the job's own, and the trace context of the job's span."""
+    settings), every feature flag's resolved value, GitLab's CI_*, the job's own (less its
+    FF_*), and the trace context of the job's span."""
     env = host_environment()
+    # GitLab's GetAllVariables: every FF_* at its resolved value (config.toml's winning),
+    # then the runner's `environment` as written, then the job's variables less its FF_*.
+    resolved = flags.resolve(dict(place.feature_flags), flags.settings(job, place.environment))
+    env.update({name: str(value).lower() for name, value in resolved.values.items()})
     for entry in place.environment:
         key, _, value = entry.partition("=")
         env[key] = value
     env.update(_job_variables(job, place.project))
     for variable in job.variables:
+        if variable.key in FLAGS:
+            continue
         if variable.file:
             path = workspace.tmp_dir / variable.key
             path.write_text(variable.value)

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from alloy_runner.build import script
-from alloy_runner.config import feature_flags
+from alloy_runner.build import flags, script
 from alloy_runner.exceptions import ExecutorConfigError
 
 if TYPE_CHECKING:
@@ -65,8 +64,7 @@ def after_script(job: Job, runner: RunnerConfig, lines: tuple[str, ...]) -> str:
 
 
 def _exit_code_check(job: Job, runner: RunnerConfig) -> bool:
-    pairs = [(v.key, v.value) for v in job.variables]
-    return feature_flags.is_on(EXIT_CODE_CHECK, dict(runner.feature_flags), pairs)
+    return flags.is_on(EXIT_CODE_CHECK, job, runner)
 
 
 def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:
@@ -78,17 +76,20 @@ def _xtrace(job: Job, runner: RunnerConfig, log: Log) -> bool:
     return asked
 
 
-def feature_flags_at_start(job: Job, runner: RunnerConfig) -> None:
-    """What a job's feature flags do before it starts. A job's `FF_*` variable asking for what
-    this runner does not do raises ExecutorConfigError (runner_configuration_error, as GitLab
-    Runner fails a job whose settings it refuses); `[runners.feature_flags]` wins over the
-    job's variables, as in GitLab Runner. FF_LOG_IMAGES_CONFIGURED_FOR_JOB logs the job's
-    image and service images in the runner's log."""
-    pairs = [(v.key, v.value) for v in job.variables]
-    configured = dict(runner.feature_flags)
-    if why := feature_flags.job_problem(pairs, configured, runner.executor):
+def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None = None) -> None:
+    """What a job's feature flags do before it starts. A flag value that does not parse is
+    GitLab's warning in the job log (`job_log`). A job's `FF_*` variable (or the runner's
+    `environment` entry) asking for what this runner does not do raises ExecutorConfigError
+    (runner_configuration_error, as GitLab Runner fails a job whose settings it refuses);
+    `[runners.feature_flags]` wins over both, as in GitLab Runner.
+    FF_LOG_IMAGES_CONFIGURED_FOR_JOB logs the job's image and service images in the
+    runner's log."""
+    resolved = flags.for_job(job, runner)
+    if resolved.errors and job_log is not None:
+        job_log("WARNING: " + "\n".join(resolved.errors))
+    if why := flags.job_problem(resolved, runner.executor):
         raise ExecutorConfigError(why)
-    if not feature_flags.is_on("FF_LOG_IMAGES_CONFIGURED_FOR_JOB", configured, pairs):
+    if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
         return
     fields = {"job": job.id, "runner": runner.name}
     if job.image is not None:
@@ -112,9 +113,7 @@ async def cleanup(
 ) -> None:
     """FF_ENABLE_JOB_CLEANUP: leave only the repository in the project directory. Not a
     stage: it runs after the job's result is known, and cannot change it."""
-    pairs = [(v.key, v.value) for v in build.job.variables]
-    configured = dict(build.runner_config.feature_flags)
-    if not feature_flags.is_on("FF_ENABLE_JOB_CLEANUP", configured, pairs):
+    if not flags.is_on("FF_ENABLE_JOB_CLEANUP", build.job, build.runner_config):
         return
     await build.executor.run(
         script.CLEANUP,

@@ -1,8 +1,10 @@
 """GitLab Runner's feature flags, each with what this runner does about it.
 
 The project's rule: a flag that would change what a job runs is implemented or refused
-(exit 2 for `[runners.feature_flags]`; the job fails for a job's `FF_*` variable); only a
-flag that changes nothing observable here is warned about and ignored. `FLAGS` is that
+(exit 2 for `[runners.feature_flags]` and a literal `environment` entry; the job fails for a
+job's `FF_*` variable, resolved as build/flags.py does); only a flag that changes nothing
+observable here is warned about and ignored. A `config_only` flag is read from
+`[runners.feature_flags]` alone, as GitLab Runner does. `FLAGS` is that
 rule as data, one row per flag of GitLab Runner's helpers/featureflags/flags.go:
 
 - HONOURED: implemented.
@@ -21,7 +23,7 @@ alloy_runner.config.feature_flags`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from alloy_runner.config.model import ExecutorName
@@ -47,6 +49,9 @@ class Flag:
     reason: str
     works_as: bool | None = None  # ONE_VALUE: the value this runner behaves as
     executors: tuple[ExecutorName, ...] = ()  # only these executors (empty: all)
+    # GitLab Runner reads it from `[runners.feature_flags]` only (config.IsFeatureFlagOn):
+    # a job variable or an `environment` entry changes nothing, and is never refused.
+    config_only: bool = False
 
 
 DOCKER = (ExecutorName.DOCKER, ExecutorName.DOCKER_MACHINE, ExecutorName.DOCKER_SSH_MACHINE)
@@ -61,6 +66,10 @@ _PARALLEL = "only how many transfers run at once; the same bytes arrive"
 
 def _one(default: bool, works_as: bool, reason: str, *executors: ExecutorName) -> Flag:
     return Flag(default, T.ONE_VALUE, reason, works_as, executors)
+
+
+def _config(flag: Flag) -> Flag:
+    return replace(flag, config_only=True)
 
 
 FLAGS: Mapping[str, Flag] = {
@@ -84,8 +93,9 @@ FLAGS: Mapping[str, Flag] = {
     ),
     "FF_DISABLE_UMASK_FOR_DOCKER_EXECUTOR": _one(
         False,
-        False,
-        "the docker executor here does not change the build directory's owner to the image's user",
+        True,
+        "the docker executor here fetches the sources on the host with the runner's umask, "
+        "never `umask 0000` in the container (a non-root image user may not write the checkout)",
         *DOCKER,
     ),
     "FF_ENABLE_BASH_EXIT_CODE_CHECK": Flag(
@@ -99,8 +109,12 @@ FLAGS: Mapping[str, Flag] = {
         False, False, "this runner runs its scripts as files, never through bash's legacy eval"
     ),
     "FF_USE_POWERSHELL_PATH_RESOLVER": Flag(False, T.NOT_APPLICABLE, _POWERSHELL),
-    "FF_USE_DYNAMIC_TRACE_FORCE_SEND_INTERVAL": Flag(
-        False, T.NOTHING_OBSERVABLE, "only when an unchanged log is sent again; the log is the same"
+    "FF_USE_DYNAMIC_TRACE_FORCE_SEND_INTERVAL": _config(
+        Flag(
+            False,
+            T.NOTHING_OBSERVABLE,
+            "only when an unchanged log is sent again; the log is the same",
+        )
     ),
     "FF_SCRIPT_SECTIONS": _one(
         False, False, "the job log does not show commands as collapsible sections"
@@ -116,8 +130,8 @@ FLAGS: Mapping[str, Flag] = {
         T.NOTHING_OBSERVABLE,
         "the scripts here are quoted the POSIX way, which bash and sh read alike",
     ),
-    "FF_RESOLVE_FULL_TLS_CHAIN": Flag(
-        False, T.NOT_APPLICABLE, "it shapes CI_SERVER_TLS_CA_FILE, which jobs do not get here"
+    "FF_RESOLVE_FULL_TLS_CHAIN": _config(
+        Flag(False, T.NOT_APPLICABLE, "it shapes CI_SERVER_TLS_CA_FILE, which jobs do not get here")
     ),
     "FF_DISABLE_POWERSHELL_STDIN": Flag(False, T.NOT_APPLICABLE, _POWERSHELL),
     "FF_USE_POD_ACTIVE_DEADLINE_SECONDS": Flag(True, T.NOT_APPLICABLE, _K8S),
@@ -149,10 +163,12 @@ FLAGS: Mapping[str, Flag] = {
     ),
     "FF_USE_WINDOWS_JOB_OBJECT": Flag(False, T.NOT_APPLICABLE, _WINDOWS),
     "FF_TIMESTAMPS": _one(True, False, "this runner does not timestamp job log lines"),
-    "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION": Flag(
-        False,
-        T.HONOURED,
-        "`run` does not rotate this runner's token; a warning when it is due instead",
+    "FF_DISABLE_AUTOMATIC_TOKEN_ROTATION": _config(
+        Flag(
+            False,
+            T.HONOURED,
+            "`run` does not rotate this runner's token; a warning when it is due instead",
+        )
     ),
     "FF_USE_LEGACY_GCS_CACHE_ADAPTER": Flag(
         False, T.NOT_APPLICABLE, "the GCS cache only; only the s3 cache type is supported here"
@@ -178,17 +194,19 @@ FLAGS: Mapping[str, Flag] = {
         "this runner always exports the job stage duration histogram "
         "(gitlab_runner_job_stage_duration_seconds)",
     ),
-    "FF_USE_FLEETING_ACQUIRE_HEARTBEATS": Flag(False, T.NOT_APPLICABLE, _FLEETING),
+    "FF_USE_FLEETING_ACQUIRE_HEARTBEATS": _config(Flag(False, T.NOT_APPLICABLE, _FLEETING)),
     "FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY": Flag(
         True,
         T.HONOURED,
         "the wait before a stage's next attempt (GET_SOURCES_ATTEMPTS, ...): 5 s doubling up "
         "to 5 min; false: 1 s doubling up to 5 s",
     ),
-    "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY": Flag(
-        True,
-        T.HONOURED,
-        "false: `request_concurrency` requests are always in flight, not an adaptive number",
+    "FF_USE_ADAPTIVE_REQUEST_CONCURRENCY": _config(
+        Flag(
+            True,
+            T.HONOURED,
+            "false: `request_concurrency` requests are always in flight, not an adaptive number",
+        )
     ),
     "FF_USE_GITALY_CORRELATION_ID": _one(
         True, False, "git requests here carry no X-Gitaly-Correlation-ID header"
@@ -202,8 +220,8 @@ FLAGS: Mapping[str, Flag] = {
     "FF_ENABLE_JOB_INPUTS_INTERPOLATION": _one(
         True, False, "this runner does not interpolate job inputs"
     ),
-    "FF_USE_JOB_ROUTER": _one(
-        False, False, "jobs are requested from GitLab itself, never from a Job Router"
+    "FF_USE_JOB_ROUTER": _config(
+        _one(False, False, "jobs are requested from GitLab itself, never from a Job Router")
     ),
     "FF_SCRIPT_TO_STEP_MIGRATION": _one(False, False, _STEPS),
     "FF_USE_PARALLEL_CACHE_TRANSFER": Flag(False, T.NOTHING_OBSERVABLE, _PARALLEL),
@@ -252,42 +270,33 @@ def warning(name: str, executor: ExecutorName) -> str | None:
 
 
 # Go's strconv.ParseBool, which GitLab Runner reads a job's FF_* variables with.
-_GO_BOOLS = {
+GO_BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
     **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
 }
 
 
-def job_values(
-    variables: Iterable[tuple[str, str]], configured: Mapping[str, bool]
-) -> dict[str, bool]:
-    """Return the flags a job's variables set, as GitLab Runner reads them: config.toml's
-    `[runners.feature_flags]` wins; a value that is not a Go boolean is no setting."""
-    values = {}
-    for key, value in variables:
-        if key in FLAGS and key not in configured and value in _GO_BOOLS:
-            values[key] = _GO_BOOLS[value]
-    return values
-
-
-def job_problem(
-    variables: Iterable[tuple[str, str]], configured: Mapping[str, bool], executor: ExecutorName
+def environment_problem(
+    entries: Iterable[str], configured: Mapping[str, bool], executor: ExecutorName
 ) -> str | None:
-    """Return why a job's `FF_*` variables ask for what this runner does not do, or None."""
-    for name, value in job_values(variables, configured).items():
-        if why := problem(name, value, executor):
-            return f"job variable {why}"
+    """Return why a runner's `environment` entry sets a flag to a value this runner does not
+    work as (checked when config.toml loads), or None. Only literal values are read here;
+    one with a `$` reference is resolved with each job's variables."""
+    last = dict(entry.partition("=")[::2] for entry in entries)
+    for name, value in last.items():
+        if name not in FLAGS or name in configured or FLAGS[name].config_only:
+            continue
+        if "$" in value or value not in GO_BOOLS:
+            continue
+        if why := problem(name, GO_BOOLS[value], executor):
+            return f"{name}={value}: {why}"
     return None
 
 
-def is_on(
-    name: str, configured: Mapping[str, bool], variables: Iterable[tuple[str, str]] = ()
-) -> bool:
-    """Return whether flag `name` is on for a job: config.toml, else its variables, else
-    GitLab's default."""
-    if name in configured:
-        return configured[name]
-    return job_values(variables, configured).get(name, FLAGS[name].gitlab_default)
+def configured_on(name: str, configured: Mapping[str, bool]) -> bool:
+    """Return a flag's value from `[runners.feature_flags]` alone, else GitLab's default: how
+    GitLab Runner reads a config-only flag (config.IsFeatureFlagOn)."""
+    return configured.get(name, FLAGS[name].gitlab_default)
 
 
 BEGIN = "<!-- feature flags: generated by `python -m alloy_runner.config.feature_flags` -->"
@@ -303,10 +312,14 @@ def _here(flag: Flag) -> str:
     if flag.treatment is Treatment.ONE_VALUE:
         other = str(not flag.works_as).lower()
         shown = f"`{str(flag.works_as).lower()}` only: `{other}` exits 2"
+        if flag.works_as != flag.gitlab_default:
+            shown += "; without the flag, this runner differs from GitLab's default"
     else:
         shown = _SHOWN[flag.treatment]
     if flag.executors:
         shown += f" ({', '.join(flag.executors)}; ignored, with a warning, elsewhere)"
+    if flag.config_only:
+        shown += "; `[runners.feature_flags]` only: a variable changes nothing"
     return shown
 
 

@@ -100,6 +100,16 @@ def feature_flags(
     return tuple(flags)
 
 
+def environment_flags(
+    table: Table, executor: ExecutorName, flags: tuple[tuple[str, bool], ...]
+) -> None:
+    """Refuse (exit 2) an `environment` entry that sets a feature flag to a value this runner
+    does not work as: GitLab Runner reads flags from the runner's `environment` too."""
+    entries = table.strings("environment")
+    if why := feature_flag_table.environment_problem(entries, dict(flags), executor):
+        raise table.invalid("environment", why)
+
+
 def cache(table: Table, nested: list[Table]) -> CacheConfig:
     """Read [runners.cache] and [runners.cache.s3]."""
     kind = table.string("Type", default="", choices=("", "s3"))

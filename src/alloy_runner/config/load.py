@@ -122,11 +122,13 @@ def _gitlab_runner_keys(
     cache_table = table.table("cache")
     nested += (flags_table, cache_table)
     expires_at = gitlab_keys.token_time(table, "token_expires_at")
+    flags = gitlab_keys.feature_flags(flags_table, executor, warnings)
+    gitlab_keys.environment_flags(table, executor, flags)
     keys = {
         "hooks": gitlab_keys.hooks(table),
         "clone_url": gitlab_keys.clone_url(table),
         "debug_trace_disabled": table.boolean("debug_trace_disabled", False),
-        "feature_flags": gitlab_keys.feature_flags(flags_table, executor, warnings),
+        "feature_flags": flags,
         "cache": gitlab_keys.cache(cache_table, nested),
         "token_obtained_at": gitlab_keys.token_time(table, "token_obtained_at"),
         "token_expires_at": expires_at,
