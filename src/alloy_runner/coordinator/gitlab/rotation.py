@@ -302,7 +302,8 @@ class TokenRotation:
         if not written:  # nothing to save into: trying again cannot help
             log.error(
                 "runner %s: config.toml has no section of this runner with a token it used "
-                "(removed, renamed or registered again); its new token is kept in memory only",
+                "(removed or registered again); its new token is kept in memory only, not tried "
+                "again, and lost when this process stops",
                 runner.name,
             )
             self._saves.saving_failed()
