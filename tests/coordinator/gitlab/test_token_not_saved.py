@@ -3,21 +3,30 @@
 `reset-token` kills the old token at the coordinator before it writes the new one:
 if the write fails (the lock held, the file broken or edited meanwhile), the one
 error line holds the whole new token, so the operator can put it in by hand.
-`unregister` likewise says the runner is gone at the coordinator. In-process,
+`unregister` likewise says the runner is gone at the coordinator; the daemon's
+rotation tries a failed save once more at shutdown and says if the token is lost
+(never the whole token in its log). In-process,
 against the fake coordinator; LOCK_WAIT is cut to 0.3 s (test_config_lock's fixture).
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import logging
 from pathlib import Path
 
 import pytest
 
+from alloy_runner.config.load import load_config
 from alloy_runner.coordinator.gitlab import tokens
+from alloy_runner.coordinator.gitlab.rotation import TokenRotation
+from alloy_runner.coordinator.gitlab.source import GitlabSource
 from alloy_runner.exceptions import ConfigNotSaved
 from tests.coordinator.gitlab.test_config_lock import (
     CONFIG,
     TOKEN_A,
+    Saves,
     _runners,
     _setup,
     meanwhile,
@@ -26,6 +35,7 @@ from tests.coordinator.gitlab.test_config_lock import (
 from tests.support.cli import Invoke, assert_one_error_line
 from tests.support.config_lock import lock_held
 from tests.support.fake_coordinator import FakeCoordinator, StartFake
+from tests.support.fakes import RecordingMetrics
 
 __all__ = ["short_wait"]  # the fixture, used here too (autouse)
 
@@ -141,3 +151,54 @@ def test_unregister_with_the_lock_held_says_the_runner_is_gone_at_the_coordinato
     )
     assert fake.runner_tokens.isdisjoint({TOKEN_A}) and fake.count("unregister_runner", "204")
     assert _runners(path)["a"]["token"] == TOKEN_A
+
+
+def _rotation(path: Path, source: GitlabSource, clock: list[datetime.datetime]) -> TokenRotation:
+    [runner] = load_config(path).runners
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += datetime.timedelta(seconds=seconds)
+
+    return TokenRotation(
+        [(runner, source)], path=path, saves=Saves(), now=lambda: clock[0], sleep=sleep
+    )
+
+
+@pytest.mark.parametrize("held_at_stop", [True, False])
+def test_a_rotated_token_never_saved_is_tried_once_more_at_stop(
+    start_fake: StartFake, tmp_path: Path, caplog: pytest.LogCaptureFixture, held_at_stop: bool
+) -> None:
+    """The daemon's save failed (lock held): at shutdown it tries again; if that fails too,
+    an error line says the token is lost (its first 8 characters only, as every log line)."""
+    _fake, path = _setup(start_fake, tmp_path)
+    with path.open("a") as handle:
+        handle.write("  token_obtained_at = 2026-01-01T00:00:00Z\n")
+        handle.write("  token_expires_at = 2026-01-01T04:00:00Z\n")
+    [runner] = load_config(path).runners
+    source = GitlabSource(runner, metrics=RecordingMetrics())
+    rotation = _rotation(path, source, [datetime.datetime(2026, 1, 1, 3, tzinfo=datetime.UTC)])
+    lock = tmp_path / "config.toml.lock"
+
+    async def main() -> None:
+        try:
+            with lock_held(lock):
+                await rotation.rotate("a")
+                if held_at_stop:
+                    await rotation.stop()
+            if not held_at_stop:
+                await rotation.stop()
+        finally:
+            await source.aclose()
+
+    with caplog.at_level(logging.ERROR, logger="alloy_runner"):
+        asyncio.run(main())
+    new = source.token
+    lines = [r.getMessage() for r in caplog.records]
+    assert all(new not in line for line in lines)  # never the whole token in the log
+    lost = f"runner a: its token in use ({new[:8]}...) is not in config.toml and is lost"
+    if held_at_stop:
+        assert len(lines) == 3 and lines[2].startswith(lost), lines  # 2 failed saves, then lost
+        assert _runners(path)["a"]["token"] == TOKEN_A
+    else:
+        assert len(lines) == 1 and "failed to save config" in lines[0]
+        assert _runners(path)["a"]["token"] == new != TOKEN_A

@@ -10,7 +10,9 @@ file is counted as saved. Job requests use the new token from the next one on;
 running jobs keep their job tokens. A save that fails (the lock held by another
 process for over 10 s, too) is logged and counted, and the process goes on with
 the new token in memory; the save is tried again 60 s later (then 2, 4, ...
-minutes, at most hourly) until the file has the token.
+minutes, at most hourly) until the file has the token; at shutdown once more, and
+if that fails too, an error line says the token is lost (never the whole token in the
+log: register the runner again).
 `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns rotation
 off for that runner: a warning when its token is due instead.
 
@@ -172,6 +174,22 @@ class TokenRotation:
                     "token rotation: a rotation under way did not finish within %.0fs at "
                     "shutdown; its new token may be missing from config.toml",
                     timeout,
+                )
+        await self._last_saves()
+
+    async def _last_saves(self) -> None:
+        """Try once more to save each token whose save failed; say which ones are lost."""
+        for held in self._held.values():
+            if held.save_again_at is None:
+                continue
+            await self._save(held)
+            if held.save_again_at is not None:  # failed again: the file has a dead token
+                log.error(
+                    "runner %s: its token in use (%s...) is not in config.toml and is lost "
+                    "as this process stops; the file's token no longer works: register the "
+                    "runner again",
+                    held.runner.name,
+                    short_token(held.runner.token),
                 )
 
     async def run(self) -> None:
