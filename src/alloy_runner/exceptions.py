@@ -16,7 +16,9 @@ Our exception hierarchy:
   |  + PipelineError                    a `.alloy-ci.yml` (the message starts `FILE:LINE:`)
   |     + ExpressionError               a `rules:if` expression (the reader adds FILE:LINE)
   + ConfigLocked                        config.toml's write lock was not obtained in time
+  |  + ConfigLockUnusable               its lock file exists but cannot be opened
   + ConfigChanged                       config.toml changed meanwhile: an edit no longer applies
+  + ConfigNotSaved                      the coordinator acted, config.toml was not written to match
   + CoordinatorError                    the coordinator answered in a way the runner cannot use
   |  + TokenRefused                     it refused a token (as GitLab Runner's register: exit 1)
   |  + Unreachable                      no usable answer at all: try again later
@@ -61,7 +63,9 @@ __all__ = [
     "CacheStoreError",
     "ConfigChanged",
     "ConfigError",
+    "ConfigLockUnusable",
     "ConfigLocked",
+    "ConfigNotSaved",
     "CoordinatorError",
     "ExecutorConfigError",
     "ExecutorError",
@@ -122,6 +126,16 @@ class ExpressionError(PipelineError):
 
 class ConfigLocked(AlloyRunnerError):
     """Another process held config.toml's write lock for longer than a writer waits (exit 1)."""
+
+
+class ConfigLockUnusable(ConfigLocked):
+    """config.toml's lock file exists but this user cannot open it (made by another user
+    with a mode that shuts others out): the message names it and how to fix it (exit 1)."""
+
+
+class ConfigNotSaved(AlloyRunnerError):
+    """The coordinator already acted (a token reset, a runner deleted) but config.toml could
+    not be written to match: the message says what to put in it by hand (exit 1)."""
 
 
 class ConfigChanged(AlloyRunnerError):

@@ -39,10 +39,20 @@ def test_a_symlinked_config_stays_a_link_to_the_written_file(tmp_path: Path) -> 
 
 
 def test_a_runner_not_in_the_file_writes_nothing(tmp_path: Path) -> None:
-    """No section of that name with a token the process used: False, the file as it was."""
+    """No section with a token the process used: False, the file as it was."""
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
     new = RunnerToken(0, "glrt-new-bbbbbbbbbbbb", None)
     assert not write_rotated(path, "a", {"glrt-someone-else"}, new, T)
-    assert not write_rotated(path, "b", {"glrt-old-aaaaaaaaaaaa"}, new, T)
     assert path.read_text() == CONFIG
+
+
+def test_a_section_renamed_meanwhile_is_found_by_its_token(tmp_path: Path) -> None:
+    """A token is unique: the section that holds it is the runner's, whatever its name now."""
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    path.chmod(0o600)
+    new = RunnerToken(0, "glrt-new-bbbbbbbbbbbb", None)
+    assert write_rotated(path, "b", {"glrt-old-aaaaaaaaaaaa"}, new, T)
+    text = path.read_text()
+    assert 'name = "a"' in text and 'token = "glrt-new-bbbbbbbbbbbb"' in text

@@ -412,8 +412,8 @@ def test_a_new_token_that_is_already_expired_waits_before_the_next_reset(
 def test_a_runner_gone_from_the_file_is_not_saved_again_and_again(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Renamed in config.toml meanwhile: one error and one count; the others still rotate."""
-    rig.path.write_text(rig.path.read_text().replace('name = "b"', 'name = "b-renamed"'))
+    """Registered again meanwhile (another token): one error and one count; the others rotate."""
+    rig.path.write_text(rig.path.read_text().replace(TOKEN_B, "glrt-again-gggggggggggg"))
     with caplog.at_level(logging.ERROR, logger="alloy_runner"):
         rig.run()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -421,6 +421,14 @@ def test_a_runner_gone_from_the_file_is_not_saved_again_and_again(
     assert (rig.saves.saved_count, rig.saves.failed_count) == (1, 1)
     assert rig.clock.slept == [3600.0, 1800.0, 3600.0, 1800.0]  # no retry of b's save: a at 3 h
     assert rig.file_runners()["a"]["token"] == rig.sources["a"].token
+
+
+def test_a_runner_renamed_meanwhile_is_found_by_its_token(rig: Rig) -> None:
+    """The section renamed in config.toml while `run` ran: its rotated token is saved there."""
+    rig.path.write_text(rig.path.read_text().replace('name = "b"', 'name = "b-renamed"'))
+    rig.run()
+    assert rig.saves.failed_count == 0 and rig.saves.saved_count >= 2
+    assert rig.file_runners()["b-renamed"]["token"] == rig.sources["b"].token != TOKEN_B
 
 
 def test_stop_lets_a_rotation_under_way_reach_the_file(

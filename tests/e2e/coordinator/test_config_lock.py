@@ -112,3 +112,28 @@ def test_register_waits_for_the_lock_and_writes_once_it_is_let_go(
     assert [r["name"] for r in runners] == ["a", "b"]
     assert runners[1]["token"] in fake.runner_tokens and "Runner b registered" in out
     assert fake.count("unregister_runner") == 0
+
+
+def test_reset_token_that_cannot_save_prints_the_whole_new_token(
+    start_fake: StartFake, tmp_path: Path
+) -> None:
+    """The old token is dead at the coordinator: the one error line holds the new one in full."""
+    fake = start_fake(token_expires_at="2026-03-01T00:00:00Z")
+    path = _config(fake, tmp_path)
+    old = fake.runner_token
+    before = path.read_text()
+    with lock_held(tmp_path / "config.toml.lock"):
+        result = run_cli(
+            ["reset-token", "--config", str(path), "--name", "a"], tmp_path, timeout=LOCK_WAIT + 30
+        )
+    assert old not in fake.runner_tokens  # reset at the coordinator
+    [new] = fake.runner_tokens
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"alloy-runner: error: runner 'a': the new token {new} (expires"
+        f" 2026-03-01T00:00:00+00:00) is NOT saved in {path}: not written: another process has"
+        f" held its lock ({tmp_path / 'config.toml.lock'}) for over {LOCK_WAIT:g}s; put it in"
+        " the file by hand\n"
+    )
+    assert path.read_text() == before

@@ -10,21 +10,42 @@ seconds gives up with ConfigLocked (one line, exit 1; for the rotation a failed
 save, counted and tried again later). Readers (`run`'s config load, `list`) take
 no lock: the replace is atomic. The lock file is left in place (removing it would
 let two writers lock two different files).
+
+The lock file holds nothing: it is made 0644 and opened read-only (flock needs no
+write access), so that one made by `sudo alloy-runner register` does not stop the
+service user's `run` from saving a rotated token. One that cannot be opened even so
+is ConfigLockUnusable, naming the file and how to fix it. A thread that takes the
+lock while it holds it already (it would wait for itself, then blame "another
+process") is a bug: RuntimeError at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import stat
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alloy_runner.exceptions import ConfigLocked
+from alloy_runner.exceptions import ConfigLocked, ConfigLockUnusable
 
 LOCK_WAIT = 10.0  # seconds a writer waits for another's lock before it gives up
 _POLL = 0.05  # seconds between tries while another process holds the lock
+_MODE = 0o644  # nothing secret inside: whoever may write config.toml must be able to open it
+
+
+class _Held(threading.local):
+    """The lock files (device, inode) this thread holds: taking one again is a bug."""
+
+    def __init__(self) -> None:
+        self.files: set[tuple[int, int]] = set()
+
+
+_held = _Held()
 
 
 def lock_path(path: Path) -> Path:
@@ -38,17 +59,60 @@ def lock_path(path: Path) -> Path:
 def config_locked(path: Path, wait: float | None = None) -> Iterator[None]:
     """Hold the write lock of config file `path`; wait at most `wait` (LOCK_WAIT) seconds.
 
-    Raise ConfigLocked if another process holds it for longer, OSError if the lock file
-    cannot be made (the directory is not writable: the file could not be replaced either).
+    Raise ConfigLocked if another process holds it for longer, ConfigLockUnusable if the
+    lock file exists but cannot be opened, OSError if it cannot be made (the directory is
+    not writable: the file could not be replaced either), RuntimeError if this thread
+    holds it already.
     """
     lock = lock_path(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(path, lock)
     try:
+        info = os.fstat(fd)
+        key = (info.st_dev, info.st_ino)
+        if key in _held.files:
+            raise RuntimeError(
+                f"{lock}: taken again by the thread that holds it (a bug: it would wait for itself)"
+            )
         _acquire(fd, path, lock, LOCK_WAIT if wait is None else wait)
-        yield
+        _held.files.add(key)
+        try:
+            yield
+        finally:
+            _held.files.discard(key)
     finally:
         os.close(fd)  # the lock goes with the file description
+
+
+def _open(path: Path, lock: Path) -> int:
+    """Open (make, if need be) the lock file read-only; make it 0644 if it is ours."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, _MODE)
+    except PermissionError as exc:
+        if not lock.exists():
+            raise  # the directory is not writable: config.toml cannot be replaced either
+        raise ConfigLockUnusable(_unusable(path, lock, exc)) from None
+    info = os.fstat(fd)
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != _MODE:
+        # the umask narrowed it, or an older version made it 0600; if this fails, the lock
+        # still works for us, and another user's open says what to do
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, _MODE)
+    return fd
+
+
+def _unusable(path: Path, lock: Path, exc: OSError) -> str:
+    try:
+        info = lock.stat()
+        owner = f" (owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o})"
+    except OSError:
+        owner = ""
+    return (
+        f"{path}: not written: its lock file {lock}{owner} cannot be opened by uid "
+        f"{os.geteuid()}: {exc.strerror}; make it readable (chmod 0644 {lock}), give it to "
+        "the user that writes config.toml (chown), or remove it while no alloy-runner "
+        "command writes the file"
+    )
 
 
 def _acquire(fd: int, path: Path, lock: Path, wait: float) -> None:

@@ -10,7 +10,9 @@ file is counted as saved. Job requests use the new token from the next one on;
 running jobs keep their job tokens. A save that fails (the lock held by another
 process for over 10 s, too) is logged and counted, and the process goes on with
 the new token in memory; the save is tried again 60 s later (then 2, 4, ...
-minutes, at most hourly) until the file has the token.
+minutes, at most hourly) until the file has the token; at shutdown once more, and
+if that fails too, an error line says the token is lost (never the whole token in the
+log: register the runner again).
 `FF_DISABLE_AUTOMATIC_TOKEN_ROTATION` in `[runners.feature_flags]` turns rotation
 off for that runner: a warning when its token is due instead.
 
@@ -173,6 +175,22 @@ class TokenRotation:
                     "shutdown; its new token may be missing from config.toml",
                     timeout,
                 )
+        await self._last_saves()
+
+    async def _last_saves(self) -> None:
+        """Try once more to save each token whose save failed; say which ones are lost."""
+        for held in self._held.values():
+            if held.save_again_at is None:
+                continue
+            await self._save(held)
+            if held.save_again_at is not None:  # failed again: the file has a dead token
+                log.error(
+                    "runner %s: its token in use (%s...) is not in config.toml and is lost "
+                    "as this process stops; the file's token no longer works: register the "
+                    "runner again",
+                    held.runner.name,
+                    short_token(held.runner.token),
+                )
 
     async def run(self) -> None:
         """Reset each token when due (and save again what failed), until nothing is left."""
@@ -302,7 +320,8 @@ class TokenRotation:
         if not written:  # nothing to save into: trying again cannot help
             log.error(
                 "runner %s: config.toml has no section of this runner with a token it used "
-                "(removed, renamed or registered again); its new token is kept in memory only",
+                "(removed or registered again); its new token is kept in memory only, not tried "
+                "again, and lost when this process stops",
                 runner.name,
             )
             self._saves.saving_failed()

@@ -3,9 +3,14 @@
 `write_rotated` writes the token `run` rotated itself (rotation.py). All edit the file
 as `register` does (tomlkit: comments and layout kept; checked by the loader `run`
 uses; replaced atomically), under its write lock and to the file as read under it,
-after the coordinator answered (config_lock.py). A runner is found again by its name
-and the token it had: a section that holds another token by then (reset, rotated or
-registered again meanwhile) is left as it is, and the command says so.
+after the coordinator answered (config_lock.py). `unregister` finds a runner again
+by its name and the token it had; `reset-token` and the rotation by the token alone (a
+token is unique; the section may have been renamed meanwhile). A section that holds
+another token by then (reset, rotated or registered again meanwhile) is left as it is,
+and the command says so. What the coordinator did that the file cannot be made to
+match (the lock not had, the file not writable, the section gone) is ConfigNotSaved:
+one line saying what to put in the file by hand, with `reset-token`'s whole new token
+(it is dead nowhere else: the old one no longer works).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from alloy_runner.coordinator.gitlab.runners_api import (
     reset_token,
     unregister_runner,
 )
-from alloy_runner.exceptions import ConfigChanged, ConfigError
+from alloy_runner.exceptions import ConfigError, ConfigNotSaved
 
 
 @dataclass(frozen=True)
@@ -116,12 +121,23 @@ def unregister(path: Path, which: Selection, *, transport: Transport = None) -> 
 
 
 def _forget(path: Path, removed: set[tuple[str, str]]) -> None:
-    """Drop the sections of `removed` (name, token) from the file as it is now; say what stays."""
-    with config_locked(path):
-        doc = _load(path, must_exist=False)
-        keys = {_key(table) for table in _runners(doc)}
-        if _drop(doc, removed):
-            _save(path, doc)
+    """Drop the sections of `removed` (name, token) from the file as it is now; say what stays.
+
+    Raise ConfigNotSaved, naming the runners the coordinator deleted, if it cannot be written.
+    """
+    try:
+        with config_locked(path):
+            doc = _load(path, must_exist=False)
+            keys = {_key(table) for table in _runners(doc)}
+            if _drop(doc, removed):
+                _save(path, doc)
+    except (Exception, KeyboardInterrupt) as exc:
+        deleted = ", ".join(repr(name) for name, _token in sorted(removed))
+        one = len(removed) == 1
+        raise ConfigNotSaved(
+            f"runner{'' if one else 's'} {deleted} {'was' if one else 'were'} deleted at the "
+            f"coordinator but {path} still lists {'it' if one else 'them'}: {_why(path, exc)}"
+        ) from exc
     names = {name for name, _token in keys}
     for name, token in sorted(removed):
         if (name, token) not in keys and name in names:
@@ -179,30 +195,55 @@ def reset(path: Path, which: Selection, *, transport: Transport = None) -> list[
 
 
 def _store(path: Path, done: list[tuple[str, str, RunnerToken, datetime.datetime]]) -> None:
-    """Write the new tokens into the file as it is now; raise ConfigChanged for what cannot be."""
-    lost: list[str] = []
-    with config_locked(path):
-        doc = _load(path, must_exist=False)
-        for name, old, got, obtained in done:
-            table = _section(doc, name, {old})
-            if table is None:
-                lost.append(
-                    f"runner {name!r} is no longer there with the token that was reset (removed,"
-                    f" renamed or given another token meanwhile): its new token"
-                    f" {short_token(got.token)}... is not saved"
-                )
-            else:
-                _set_token(table, got, obtained)
-        if len(lost) < len(done):
-            _save(path, doc)
+    """Write the new tokens into the file as it is now; raise ConfigNotSaved for what is not.
+
+    Its message holds each new token that is not saved in full: nowhere else has it.
+    """
+    try:
+        with config_locked(path):
+            doc = _load(path, must_exist=False)
+            lost = [entry for entry in done if not _store_one(doc, entry)]
+            if len(lost) < len(done):
+                _save(path, doc)
+        why = (
+            "its section is no longer there with the token that was reset (removed or given"
+            " another token meanwhile)"
+        )
+    except (Exception, KeyboardInterrupt) as exc:  # the file as it was: nothing is saved
+        lost, why = done, _why(path, exc)
     if lost:
-        raise ConfigChanged(f"{path}: " + "; ".join(lost))
+        raise ConfigNotSaved(
+            "; ".join(_unsaved(path, name, got, why) for name, _o, got, _n in lost)
+        )
 
 
-def _section(doc: TOMLDocument, name: str, tokens: Collection[str]) -> Table | InlineTable | None:
-    """Return the section of runner `name` whose token is one of `tokens`, if there is one."""
+def _store_one(doc: TOMLDocument, entry: tuple[str, str, RunnerToken, datetime.datetime]) -> bool:
+    _name, old, got, obtained = entry
+    table = _section(doc, {old})
+    if table is not None:
+        _set_token(table, got, obtained)
+    return table is not None
+
+
+def _unsaved(path: Path, name: str, got: RunnerToken, why: str) -> str:
+    expires = f" (expires {got.expires_at.isoformat()})" if got.expires_at else ""
+    return (
+        f"runner {name!r}: the new token {got.token}{expires} is NOT saved in {path}: {why};"
+        " put it in the file by hand"
+    )
+
+
+def _why(path: Path, exc: BaseException) -> str:
+    """Say why `path` was not written, without repeating its name."""
+    text = str(exc).replace("\n", " ") or type(exc).__name__
+    return text.removeprefix(f"{path}: ")
+
+
+def _section(doc: TOMLDocument, tokens: Collection[str]) -> Table | InlineTable | None:
+    """Return the section of the runner whose token is one of `tokens`, if there is one."""
     for table in _runners(doc):
-        if str(table.get("name", "")) == name and str(table.get("token", "")) in tokens:
+        token = str(table.get("token", ""))
+        if token and token in tokens:
             return table
     return None
 
@@ -224,15 +265,15 @@ def write_rotated(
 ) -> bool:
     """Write the token `run` rotated, and its times, into runner `name`'s section of `path`.
 
-    The section is the one named `name` whose token is one this process held for that runner
-    (an older one if an earlier save failed). Return False if there is none (the runner was
-    removed, renamed or registered again); raise ConfigError if the file is broken,
+    The section is the one whose token is one this process held for that runner (an older
+    one if an earlier save failed), whatever its name is now. Return False if there is none
+    (the runner was removed or registered again); raise ConfigError if the file is broken,
     ConfigLocked if another process holds its lock for over LOCK_WAIT seconds, OSError if it
     cannot be replaced.
     """
     with config_locked(path):
         doc = _load(path, must_exist=True)
-        table = _section(doc, name, held)
+        table = _section(doc, held)
         if table is None:
             return False
         _set_token(table, got, obtained)
