@@ -1,7 +1,7 @@
 """What an operator's config.toml adds around a job's stages, as GitLab Runner does: the hooks
 (`pre_get_sources_script`, ...), `clone_url`, `debug_trace_disabled`, the feature flags
 FF_ENABLE_JOB_CLEANUP and FF_LOG_IMAGES_CONFIGURED_FOR_JOB, and the refusal of a job's
-`FF_*` variable this runner does not work as."""
+`FF_*` variable this runner does not work as, or of a GIT_* variable GitLab Runner refuses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from alloy_runner.build import flags, script
+from alloy_runner.build import flags, git, git_script, script
 from alloy_runner.exceptions import ExecutorConfigError
 
 if TYPE_CHECKING:
@@ -29,16 +29,22 @@ Log = Callable[[str], None]
 
 
 def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
-    """The get_sources stage: pre_get_sources_script, the fetch (through clone_url), then
-    post_get_sources_script; None when there is nothing to run."""
+    """The get_sources stage: pre_get_sources_script, the fetch (through clone_url) as the
+    job's GIT_* variables ask, then post_get_sources_script; None when there is nothing to
+    run. As in GitLab Runner, the hooks do not run with GIT_STRATEGY none or empty."""
+    settings = git.settings(job)
+    for warning in settings.warnings:
+        log(f"WARNING: {warning}")
     sources = None
     if not job.git_info.repo_url:
         log("Skipping Git repository setup: the job has no repository")
     else:
         url = script.with_clone_url(job.git_info.repo_url, runner.clone_url)
-        sources = script.get_sources(replace(job.git_info, repo_url=url))
+        sources = git_script.sources(replace(job.git_info, repo_url=url), settings)
     hooks = runner.hooks
     pre, post = hooks.pre_get_sources_script, hooks.post_get_sources_script
+    if not settings.fetches:
+        pre = post = ""
     return script.around(sources, pre, post, _exit_code_check(job, runner))
 
 
@@ -81,13 +87,20 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
     GitLab's warning in the job log (`job_log`). A job's `FF_*` variable (or the runner's
     `environment` entry) asking for what this runner does not do raises ExecutorConfigError
     (runner_configuration_error, as GitLab Runner fails a job whose settings it refuses);
-    `[runners.feature_flags]` wins over both, as in GitLab Runner.
+    `[runners.feature_flags]` wins over both, as in GitLab Runner. A job's GIT_* variables are
+    read here too (build/git.py): GitLab's warnings in the job log, and what GitLab Runner
+    refuses (GIT_CLONE_PATH, ...) raises ExecutorConfigError as well.
     FF_LOG_IMAGES_CONFIGURED_FOR_JOB logs the job's image and service images in the
     runner's log."""
     resolved = flags.for_job(job, runner)
     if resolved.errors and job_log is not None:
         job_log("WARNING: " + "\n".join(resolved.errors))
     if why := flags.job_problem(resolved, runner.executor):
+        raise ExecutorConfigError(why)
+    git_settings = git.settings(job)
+    for warning in git_settings.warnings if job_log is not None else ():
+        job_log(f"WARNING: {warning}")
+    if why := git.problem(git_settings):
         raise ExecutorConfigError(why)
     if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
         return

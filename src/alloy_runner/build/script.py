@@ -9,14 +9,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from alloy_runner.build.job import Artifact, Cache, GitInfo
+from alloy_runner.build.job import Artifact, Cache
 
 PROLOGUE = "set -eo pipefail\n"
 # The helper runs inside the build environment, like gitlab-runner-helper.
 HELPER = f"{shlex.quote(sys.executable)} -m alloy_runner.helper"
 
 
-def _echo(text: str, color: str = "32;1") -> str:
+def echo(text: str, color: str = "32;1") -> str:
     return f"printf '%b%s%b\\n' '\\033[{color}m' {shlex.quote(text)} '\\033[0;m'\n"
 
 
@@ -48,8 +48,8 @@ def _command(line: str, check: bool = False) -> str:
     if not line:
         return "echo\n" + after
     first, _, rest = line.partition("\n")
-    echo = _echo(f"$ {first}" + (" # collapsed multi-line command" if rest else ""))
-    return echo + after
+    shown = echo(f"$ {first}" + (" # collapsed multi-line command" if rest else ""))
+    return shown + after
 
 
 def user_script(
@@ -96,30 +96,6 @@ def with_clone_url(repo_url: str, clone_url: str) -> str:
     return urlunsplit((base.scheme, netloc, base.path.rstrip("/") + repo.path, repo.query, ""))
 
 
-def get_sources(git: GitInfo) -> str:
-    """Return the script that fetches the repository and checks out the job's sha."""
-    url = shlex.quote(git.repo_url)
-    refspecs = git.refspecs or ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
-    depth = f" --depth {git.depth}" if git.depth > 0 else ""
-    sha = shlex.quote(git.sha or "FETCH_HEAD")
-    return (
-        PROLOGUE
-        + _echo(f"Fetching changes{' with git depth set to ' + str(git.depth) if depth else ''}...")
-        + "if [ -d .git ]; then\n"
-        f"  git remote set-url origin {url}\n"
-        "else\n"
-        "  git -c init.defaultBranch=main init -q .\n"
-        f"  git remote add origin {url}\n"
-        "fi\n"
-        f"git fetch -q --prune --force{depth} origin "
-        + " ".join(shlex.quote(r) for r in refspecs)
-        + "\n"
-        + _echo(f"Checking out {(git.sha or 'FETCH_HEAD')[:8]} as {git.ref or 'detached HEAD'}...")
-        + f"git -c advice.detachedHead=false checkout -f -q {sha}\n"
-        "git clean -ffdx -q\n"
-    )
-
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -135,7 +111,7 @@ def extract(archives: Iterable[Path], what: str) -> str:
     """Return the script that unpacks `archives` into the project directory."""
     out = [PROLOGUE]
     for archive in archives:
-        out.append(_echo(f"Restoring {what} from {archive.name}..."))
+        out.append(echo(f"Restoring {what} from {archive.name}..."))
         out.append(f"{HELPER} extract --file {shlex.quote(str(archive))}\n")
     return "".join(out)
 
@@ -165,7 +141,7 @@ def archive_cache(target: Path, cache: Cache) -> str:
 # FF_ENABLE_JOB_CLEANUP: what a fetched project keeps is only its .git; anything else goes.
 CLEANUP = (
     PROLOGUE
-    + _echo("Cleaning up project directory and file based variables")
+    + echo("Cleaning up project directory and file based variables")
     + "if [ -d .git ]; then git clean -ffdx -q && git reset --hard -q; "
     + "else find . -mindepth 1 -delete; fi\n"
 )

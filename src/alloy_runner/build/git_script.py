@@ -1,0 +1,148 @@
+"""The get_sources script, written as GitLab Runner's shell writer writes it
+(shells/abstract.go: writeCloneFetchCmds, writeRefspecFetchCmd, writeCheckoutCmd,
+writeSubmoduleUpdateCmd), from the job's GIT_* settings (build/git.py).
+
+The script runs in the project directory. Every value that comes from the job is
+shell-quoted: flags are passed to git as words, never evaluated by the shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+
+from alloy_runner.build.git import CLONE, EMPTY, NONE, GitSettings
+from alloy_runner.build.job import GitInfo
+from alloy_runner.build.script import PROLOGUE, echo
+
+__all__ = ["sources"]
+
+DEFAULT_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+# Lock files a terminated job can leave behind, which would fail the next fetch.
+LOCK_FILES = ("index.lock", "shallow.lock", "HEAD.lock", "hooks/post-checkout", "config.lock")
+EMPTY_THE_DIRECTORY = "find . -mindepth 1 -delete\n"
+HAS_LFS = "git lfs version >/dev/null 2>&1"
+
+
+def _words(words: Iterable[str]) -> str:
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _warning(text: str) -> str:
+    return echo(f"WARNING: {text}", "0;33")
+
+
+def sources(info: GitInfo, git: GitSettings) -> str:
+    """Return the script that sets up the project directory as the job's settings ask."""
+    out = [PROLOGUE]
+    if not git.lfs_skip_smudge:
+        # As GitLab Runner: no smudging while fetching (memory), `git lfs pull` after checkout.
+        out.append("export GIT_LFS_SKIP_SMUDGE=1\n")
+    if git.strategy == NONE:
+        out.append(echo("Skipping Git repository setup"))
+    elif git.strategy == EMPTY:
+        out.append(echo("Skipping Git repository setup and creating an empty build directory"))
+        out.append(EMPTY_THE_DIRECTORY)
+    else:
+        out.append(_remove_locks(git.submodules != "none"))
+        if git.strategy == CLONE:
+            out.append(EMPTY_THE_DIRECTORY)  # always start from a fresh repository
+        out.append(_fetch(info, git))
+    if git.checks_out:
+        out.append(_checkout(info, git))
+    else:
+        out.append(echo("Skipping Git checkout"))
+    if git.submodules == "none":
+        out.append(echo("Skipping Git submodules setup"))
+    else:
+        out.append(_submodules(git, recursive=git.submodules == "recursive"))
+    return "".join(out)
+
+
+def _remove_locks(in_modules: bool) -> str:
+    out = ["rm -f " + _words(f".git/{name}" for name in LOCK_FILES) + "\n"]
+    if in_modules:
+        names = " -o ".join(f"-name {shlex.quote(n.rpartition('/')[2])}" for n in LOCK_FILES)
+        out.append(f"if [ -d .git/modules ]; then find .git/modules \\( {names} \\) -delete; fi\n")
+    out.append("if [ -d .git/refs ]; then find .git/refs -name '*.lock' -delete; fi\n")
+    return "".join(out)
+
+
+def _fetch(info: GitInfo, git: GitSettings) -> str:
+    """git init, the origin remote, then one fetch of the job's refspecs (writeRefspecFetchCmd)."""
+    url = shlex.quote(info.repo_url)
+    depth = info.depth
+    fetch = [
+        "git",
+        "fetch",
+        "origin",
+        "--no-recurse-submodules",
+        *(info.refspecs or DEFAULT_REFSPECS),
+    ]
+    if depth > 0:
+        fetch += ["--depth", str(depth)]
+    fetch += git.fetch_flags
+    out = [
+        echo(
+            f"Fetching changes with git depth set to {depth}..."
+            if depth > 0
+            else "Fetching changes..."
+        ),
+        "git -c init.defaultBranch=main init\n",
+        f"if git remote add origin {url} >/dev/null 2>&1; then\n",
+        "  " + echo("Created fresh repository."),
+        f"else\n  git remote set-url origin {url}\nfi\n",
+    ]
+    if depth > 0:
+        out.append(_words(fetch) + "\n")
+    else:  # a full fetch of a repository a shallow fetch made before
+        out.append(f"if [ -f .git/shallow ]; then\n  {_words(fetch)} --unshallow\n")
+        out.append(f"else\n  {_words(fetch)}\nfi\n")
+    return "".join(out)
+
+
+def _checkout(info: GitInfo, git: GitSettings) -> str:
+    sha = info.sha or "FETCH_HEAD"
+    out = [
+        echo(f"Checking out {sha[:8]} as detached HEAD (ref is {info.ref})..."),
+        f"git -c submodule.recurse=false checkout -f -q {shlex.quote(sha)}\n",
+    ]
+    if git.clean_flags:
+        out.append(_words(("git", "clean", *git.clean_flags)) + "\n")
+    if not git.lfs_skip_smudge:
+        out.append(f"if {HAS_LFS}; then\n  git lfs pull\nfi\n")
+    return "".join(out)
+
+
+def _submodules(git: GitSettings, recursive: bool) -> str:
+    """writeSubmoduleUpdateCmd: init, sync, clean and reset, update (retried once), clean."""
+    depth = git.submodule_depth
+    how = " recursively" if recursive else ""
+    deep = f" with git depth set to {depth}" if depth > 0 else ""
+    paths = ("--", *git.submodule_paths) if git.submodule_paths else ()
+    each = ("git", "submodule", "foreach", *(("--recursive",) if recursive else ()))
+    sync = _words(("git", "submodule", "sync", *each[3:], *paths))
+    update = ["git", "submodule", "update", "--init", *each[3:]]
+    update += ["--depth", str(depth)] if depth > 0 else []
+    update_line = _words((*update, *git.submodule_update_flags, *paths))
+    clean = _words((*each, "git", "clean", *(git.clean_flags or ("-ffdx",))))
+    reset = _words((*each, "git", "reset", "--hard"))
+    retry = [_warning("Updating submodules failed. Retrying...")]
+    if any(flag.lower() == "--remote" for flag in git.submodule_update_flags):
+        remote_heads = ("git", "fetch", "origin", "+refs/heads/*:refs/remotes/origin/*")
+        retry.append(_words((*each, *remote_heads)) + "\n")
+    retry += [f"{sync}\n", f"{update_line}\n", f"{reset}\n"]
+    out = [
+        echo(f"Updating/initializing submodules{how}{deep}..."),
+        "git submodule init\n",
+        f"{sync}\n{clean}\n{reset}\n",
+        f"if {update_line}; then\n",
+        "  " + echo("Updated submodules"),
+        f"  {sync}\nelse\n",
+        "".join("  " + line for line in retry),
+        f"fi\n{clean}\n",
+    ]
+    if not git.lfs_skip_smudge:
+        lfs_pull = _words((*each, "git", "lfs", "pull"))
+        out.append(f"if {HAS_LFS}; then\n  " + echo("Pulling LFS files...") + f"  {lfs_pull}\nfi\n")
+    return "".join(out)
