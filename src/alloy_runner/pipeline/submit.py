@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from alloy_runner.build.job import Dependency, GitInfo, Job, Variable
@@ -31,6 +32,14 @@ def git_info_of(repo: Repo) -> GitInfo:
         ref_type="tag" if repo.is_tag else "branch",
         refspecs=("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"),
     )
+
+
+def git_depth(variables: Sequence[Variable]) -> int:
+    """The job's GIT_DEPTH, as GitLab turns it into the payload's git_info.depth (Ruby's
+    `to_i`: the leading integer, else 0; no GIT_DEPTH: 0, a full fetch)."""
+    values = [v.value for v in variables if v.key == "GIT_DEPTH"]
+    number = re.match(r"\s*[+-]?[0-9]+", values[-1]) if values else None
+    return int(number.group()) if number else 0
 
 
 def select(spec: PipelineSpec, names: Sequence[str]) -> list[JobSpec]:
@@ -103,6 +112,7 @@ def plan_jobs(
     pipeline = {**dict(pipeline_variables), **repo.predefined(pipeline_id)}
     planned = []
     for spec, job_id in zip(chosen, ids, strict=True):
+        job_vars = job_variables(spec, job_id, list(pipeline.items()), variables)
         job = Job(
             id=job_id,
             token=secrets.token_hex(16),
@@ -110,9 +120,9 @@ def plan_jobs(
             stage=spec.stage,
             project_id=0,
             project_name=repo.predefined()["CI_PROJECT_NAME"],
-            git_info=git,
+            git_info=replace(git, depth=git_depth(job_vars)) if git.repo_url else git,
             timeout=spec.timeout,
-            variables=job_variables(spec, job_id, list(pipeline.items()), variables),
+            variables=job_vars,
             steps=job_steps(spec),
             artifacts=(spec.artifacts,) if spec.artifacts is not None else (),
             cache=spec.cache,
