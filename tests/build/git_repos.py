@@ -57,7 +57,15 @@ class Upstream:
     def head(self, name: str) -> str:
         return git(self.repo(name), self.env, "rev-parse", "HEAD")
 
-    def _new(self, name: str, files: dict[str, str]) -> Path:
+    @classmethod
+    def empty(cls, root: Path) -> Upstream:
+        """A place for upstream repositories, with no repository yet."""
+        home = root / "home"
+        home.mkdir(parents=True)
+        return cls(root, git_env(home))
+
+    def new(self, name: str, files: dict[str, str]) -> Path:
+        """A repository `name` with one commit of `files`."""
         path = self.repo(name)
         path.mkdir(parents=True)
         git(path, self.env, "-c", "init.defaultBranch=main", "init", "-q")
@@ -67,22 +75,21 @@ class Upstream:
         git(path, self.env, "commit", "-q", "-m", f"{name}: first")
         return path
 
-    def _add_submodule(self, repo: Path, name: str, path: str) -> None:
+    def add_submodule(self, repo: Path, name: str, path: str) -> None:
+        """Add repository `name` to `repo` as a submodule at `path`, and commit."""
         git(repo, self.env, "submodule", "add", "-q", self.url(name), path)
         git(repo, self.env, "commit", "-q", "-m", f"submodule {path}")
 
     @classmethod
     def create(cls, root: Path) -> Upstream:
-        home = root / "home"
-        home.mkdir(parents=True)
-        up = cls(root, git_env(home))
-        up._new("nested", {"nested.txt": "nested\n"})
-        sub = up._new("sub", {"sub.txt": "sub\n"})
-        up._add_submodule(sub, "nested", "deep")
-        up._new("other", {"other.txt": "other\n"})
-        main = up._new("main", {"main.txt": "one\n", ".gitignore": "ignored.log\n"})
-        up._add_submodule(main, "sub", "sub")
-        up._add_submodule(main, "other", "other")
+        up = cls.empty(root)
+        up.new("nested", {"nested.txt": "nested\n"})
+        sub = up.new("sub", {"sub.txt": "sub\n"})
+        up.add_submodule(sub, "nested", "deep")
+        up.new("other", {"other.txt": "other\n"})
+        main = up.new("main", {"main.txt": "one\n", ".gitignore": "ignored.log\n"})
+        up.add_submodule(main, "sub", "sub")
+        up.add_submodule(main, "other", "other")
         git(main, up.env, "tag", "v1")
         git(main, up.env, "branch", "gone")
         (main / "main.txt").write_text("two\n")

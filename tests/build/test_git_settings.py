@@ -141,10 +141,6 @@ def run(tmp_path: Path, **variables: str) -> tuple[BuildState, FailureReason | N
             {"GIT_SUBMODULE_STRATEGY": "normal", "GIT_SUBMODULE_PATHS": "a :(exclude) b"},
             'GIT_SUBMODULE_PATHS: invalid submodule pathspec ["a" ":(exclude)" "b"]',
         ),
-        (
-            {"GIT_SUBMODULE_STRATEGY": "recursive", "GIT_SUBMODULE_FORCE_HTTPS": "true"},
-            "GIT_SUBMODULE_FORCE_HTTPS: rewriting submodule URLs to HTTPS is not supported",
-        ),
     ],
 )
 def test_what_gitlab_refuses_fails_the_job_before_it_runs(
@@ -162,7 +158,7 @@ def test_what_gitlab_refuses_fails_the_job_before_it_runs(
         {"GIT_STRATEGY": "none", "GIT_SUBMODULE_STRATEGY": "deep"},  # no submodules with none
         {"GIT_SUBMODULE_PATHS": ":(exclude)"},  # read only with submodules
         {"GIT_SUBMODULE_FORCE_HTTPS": "true"},
-        {"GIT_SUBMODULE_STRATEGY": "normal", "GIT_SUBMODULE_FORCE_HTTPS": "false"},
+        {"GIT_SUBMODULE_STRATEGY": "normal", "GIT_SUBMODULE_FORCE_HTTPS": "true"},
         {"GIT_CLONE_PATH": "$NOT_SET"},  # empty once expanded, as GitLab Runner reads it
     ],
 )

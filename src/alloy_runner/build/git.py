@@ -12,11 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit, urlunsplit
 
 from alloy_runner.build.expand import expand_all
 from alloy_runner.build.job import Job
 
-__all__ = ["CLONE", "EMPTY", "FETCH", "NONE", "GitSettings", "problem", "settings"]
+__all__ = [
+    "CLONE",
+    "EMPTY",
+    "FETCH",
+    "NONE",
+    "GitSettings",
+    "problem",
+    "settings",
+    "submodule_https",
+]
 
 CLONE, FETCH, NONE, EMPTY = "clone", "fetch", "none", "empty"
 STRATEGIES = (CLONE, FETCH, NONE, EMPTY)
@@ -170,7 +180,7 @@ def problem(git: GitSettings) -> str | None:
 
     GIT_CLONE_PATH needs `custom_build_dir`, which this runner refuses in its config; an
     unknown GIT_SUBMODULE_STRATEGY and an `:(exclude)` alone in GIT_SUBMODULE_PATHS fail
-    the job's script in GitLab Runner. GIT_SUBMODULE_FORCE_HTTPS is not done here.
+    the job's script in GitLab Runner.
     """
     if git.clone_path:
         return "setting GIT_CLONE_PATH is not allowed, enable `custom_build_dir` feature"
@@ -185,6 +195,29 @@ def problem(git: GitSettings) -> str | None:
     if ":(exclude)" in git.submodule_paths:
         quoted = " ".join(f'"{path}"' for path in git.submodule_paths)
         return f"GIT_SUBMODULE_PATHS: invalid submodule pathspec [{quoted}]"
-    if git.submodule_force_https:
-        return "GIT_SUBMODULE_FORCE_HTTPS: rewriting submodule URLs to HTTPS is not supported"
     return None
+
+
+def submodule_https(
+    repo_url: str, server_url: str, values: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """GIT_SUBMODULE_FORCE_HTTPS (GitLab Runner's sshInsteadOfs): the (base, prefix) pairs of
+    git's `url.<base>.insteadOf=<prefix>` that send the GitLab server's SSH URLs to its HTTP(S)
+    base, with the job's credentials. `server_url`: clone_url, else the runner's `url`, else
+    the repository's own scheme and host. Nothing when the sources do not come over HTTP(S)."""
+    web = ("http", "https")
+    repo = urlsplit(repo_url)
+    server = urlsplit(server_url) if urlsplit(server_url).scheme in web else repo
+    if repo.scheme not in web:
+        return ()
+    userinfo = repo.netloc.rpartition("@")[0]
+    host_port = server.netloc.rpartition("@")[2]
+    netloc = f"{userinfo}@{host_port}" if userinfo else host_port
+    path = server.path if server is not repo else ""
+    base = urlunsplit((server.scheme, netloc, path, "", "")).rstrip("/")
+    values_host = values.get("CI_SERVER_SHELL_SSH_HOST") or values.get("CI_SERVER_HOST")
+    host = values_host or repo.hostname or ""
+    port = values.get("CI_SERVER_SHELL_SSH_PORT", "")
+    if port in ("", "22"):
+        return ((f"{base}/", f"git@{host}:"), (base, f"ssh://git@{host}"))
+    return ((base, f"ssh://git@{host}:{port}"),)

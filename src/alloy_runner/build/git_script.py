@@ -32,8 +32,10 @@ def _warning(text: str) -> str:
     return echo(f"WARNING: {text}", "0;33")
 
 
-def sources(info: GitInfo, git: GitSettings) -> str:
-    """Return the script that sets up the project directory as the job's settings ask."""
+def sources(info: GitInfo, git: GitSettings, rewrites: tuple[tuple[str, str], ...] = ()) -> str:
+    """Return the script that sets up the project directory as the job's settings ask;
+    `rewrites`: the `url.<base>.insteadOf=<prefix>` pairs of the submodule commands
+    (GIT_SUBMODULE_FORCE_HTTPS)."""
     out = [PROLOGUE]
     if not git.lfs_skip_smudge:
         # As GitLab Runner: no smudging while fetching (memory), `git lfs pull` after checkout.
@@ -55,7 +57,8 @@ def sources(info: GitInfo, git: GitSettings) -> str:
     if git.submodules == "none":
         out.append(echo("Skipping Git submodules setup"))
     else:
-        out.append(_submodules(git, recursive=git.submodules == "recursive"))
+        config = tuple(f"-c url.{shlex.quote(f'{b}.insteadOf={p}')}" for b, p in rewrites)
+        out.append(_submodules(git, git.submodules == "recursive", " ".join(config)))
     return "".join(out)
 
 
@@ -114,23 +117,25 @@ def _checkout(info: GitInfo, git: GitSettings) -> str:
     return "".join(out)
 
 
-def _submodules(git: GitSettings, recursive: bool) -> str:
-    """writeSubmoduleUpdateCmd: init, sync, clean and reset, update (retried once), clean."""
+def _submodules(git: GitSettings, recursive: bool, config: str) -> str:
+    """writeSubmoduleUpdateCmd: init, sync, clean and reset, update (retried once), clean.
+    `config`: git's `-c` options of the commands that reach the submodules' remotes."""
     depth = git.submodule_depth
     how = " recursively" if recursive else ""
     deep = f" with git depth set to {depth}" if depth > 0 else ""
     paths = ("--", *git.submodule_paths) if git.submodule_paths else ()
-    each = ("git", "submodule", "foreach", *(("--recursive",) if recursive else ()))
-    sync = _words(("git", "submodule", "sync", *each[3:], *paths))
-    update = ["git", "submodule", "update", "--init", *each[3:]]
+    each = ("submodule", "foreach", *(("--recursive",) if recursive else ()))
+    remote = f"git {config} " if config else "git "  # what fetches from the remotes
+    sync = _words(("git", "submodule", "sync", *each[2:], *paths))
+    update = ["submodule", "update", "--init", *each[2:]]
     update += ["--depth", str(depth)] if depth > 0 else []
-    update_line = _words((*update, *git.submodule_update_flags, *paths))
-    clean = _words((*each, "git", "clean", *(git.clean_flags or ("-ffdx",))))
-    reset = _words((*each, "git", "reset", "--hard"))
+    update_line = remote + _words((*update, *git.submodule_update_flags, *paths))
+    clean = _words(("git", *each, "git", "clean", *(git.clean_flags or ("-ffdx",))))
+    reset = _words(("git", *each, "git", "reset", "--hard"))
     retry = [_warning("Updating submodules failed. Retrying...")]
     if any(flag.lower() == "--remote" for flag in git.submodule_update_flags):
         remote_heads = ("git", "fetch", "origin", "+refs/heads/*:refs/remotes/origin/*")
-        retry.append(_words((*each, *remote_heads)) + "\n")
+        retry.append(remote + _words((*each, *remote_heads)) + "\n")
     retry += [f"{sync}\n", f"{update_line}\n", f"{reset}\n"]
     out = [
         echo(f"Updating/initializing submodules{how}{deep}..."),
@@ -143,6 +148,6 @@ def _submodules(git: GitSettings, recursive: bool) -> str:
         f"fi\n{clean}\n",
     ]
     if not git.lfs_skip_smudge:
-        lfs_pull = _words((*each, "git", "lfs", "pull"))
+        lfs_pull = remote + _words((*each, "git", "lfs", "pull"))
         out.append(f"if {HAS_LFS}; then\n  " + echo("Pulling LFS files...") + f"  {lfs_pull}\nfi\n")
     return "".join(out)

@@ -32,7 +32,8 @@ def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
     """The get_sources stage: pre_get_sources_script, the fetch (through clone_url) as the
     job's GIT_* variables ask, then post_get_sources_script; None when there is nothing to
     run. As in GitLab Runner, the hooks do not run with GIT_STRATEGY none or empty."""
-    settings = git.settings(job)
+    values = git.job_values(job)
+    settings = git.read(values, job.git_info.depth)
     for warning in settings.warnings:
         log(f"WARNING: {warning}")
     sources = None
@@ -40,7 +41,10 @@ def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
         log("Skipping Git repository setup: the job has no repository")
     else:
         url = script.with_clone_url(job.git_info.repo_url, runner.clone_url)
-        sources = git_script.sources(replace(job.git_info, repo_url=url), settings)
+        rewrites: tuple[tuple[str, str], ...] = ()
+        if settings.submodule_force_https:
+            rewrites = git.submodule_https(url, runner.clone_url or runner.url, values)
+        sources = git_script.sources(replace(job.git_info, repo_url=url), settings, rewrites)
     hooks = runner.hooks
     pre, post = hooks.pre_get_sources_script, hooks.post_get_sources_script
     if not settings.fetches:
