@@ -11,7 +11,7 @@ import pytest
 
 from alloy_runner.build import git
 from alloy_runner.build.build import Build, BuildPaths
-from alloy_runner.build.job import GitInfo, Variable
+from alloy_runner.build.job import GitInfo, Job, Variable
 from alloy_runner.build.states import BuildState, FailureReason
 from alloy_runner.config.model import RunnerConfig
 from tests.support.fakes import FakeExecutor, FakeJobSource, RecordingMetrics, make_job
@@ -165,3 +165,18 @@ def test_what_gitlab_refuses_fails_the_job_before_it_runs(
 def test_what_changes_nothing_runs(tmp_path: Path, variables: dict[str, str]) -> None:
     state, reason, _, _ = run(tmp_path, **variables)
     assert (state, reason) == (BuildState.SUCCESS, None)
+
+
+def test_the_projects_strategy_is_the_default_allow_git_fetch() -> None:
+    """GitLab sends the project's strategy as allow_git_fetch: false means clone by default."""
+    assert git.read({}, allow_fetch=False).strategy == "clone"
+    assert git.read({"GIT_STRATEGY": "fetch"}, allow_fetch=False).strategy == "fetch"
+    got = git.read({"GIT_STRATEGY": "bogus"}, allow_fetch=False)
+    assert got.strategy == "clone" and got.warnings[0].endswith("using default value 'clone'")
+    job = make_job(allow_git_fetch=False)
+    assert git.settings(job).strategy == "clone"
+    payload = job.to_payload()
+    assert payload["allow_git_fetch"] is False
+    assert Job.from_payload(payload).allow_git_fetch is False
+    del payload["allow_git_fetch"]
+    assert Job.from_payload(payload).allow_git_fetch is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,17 @@ def test_clone_starts_from_a_fresh_repository(up: Upstream, tmp_path: Path) -> N
     assert not (tmp_path / "p" / ".git" / "alloy-marker").exists()
     assert not (tmp_path / "p" / "left.txt").exists()
     assert "Created fresh repository." in output
+
+
+def test_a_project_that_does_not_allow_fetch_clones(up: Upstream, tmp_path: Path) -> None:
+    """allow_git_fetch false in the payload (the project's strategy): clone by default."""
+    project = tmp_path / "p"
+    assert get_sources(up, project, job_for(up)).ok
+    (project / ".git" / "alloy-marker").write_text("the old .git\n")
+    job = replace(job_for(up), allow_git_fetch=False)
+    assert get_sources(up, project, job).ok
+    assert not (project / ".git" / "alloy-marker").exists()
+    assert head(up, project) == up.head("main")
 
 
 def test_none_sets_up_no_repository_and_touches_nothing(up: Upstream, tmp_path: Path) -> None:

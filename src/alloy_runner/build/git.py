@@ -90,13 +90,14 @@ def job_values(job: Job) -> dict[str, str]:
 
 def settings(job: Job) -> GitSettings:
     """Read the GIT_* variables of `job`, with GitLab Runner's defaults and warnings."""
-    return read(job_values(job), job.git_info.depth)
+    return read(job_values(job), job.git_info.depth, job.allow_git_fetch)
 
 
-def read(values: Mapping[str, str], depth: int = 0) -> GitSettings:
-    """Read GIT_* settings from expanded variable values (`depth`: git_info.depth)."""
+def read(values: Mapping[str, str], depth: int = 0, allow_fetch: bool = True) -> GitSettings:
+    """Read GIT_* settings from expanded variable values (`depth`: git_info.depth;
+    `allow_fetch`: the payload's allow_git_fetch, the project's strategy, else clone)."""
     warnings: list[str] = []
-    reader = _Reader(values, warnings)
+    reader = _Reader(values, warnings, FETCH if allow_fetch else CLONE)
     got = GitSettings(
         strategy=reader.strategy(),
         checkout=reader.boolean("GIT_CHECKOUT", True),
@@ -125,6 +126,7 @@ class _Reader:
 
     values: Mapping[str, str]
     warnings: list[str]
+    default_strategy: str = FETCH
 
     def strategy(self) -> str:
         raw = self.values.get("GIT_STRATEGY", "")
@@ -133,9 +135,9 @@ class _Reader:
         if raw:
             self.warnings.append(
                 "GIT_STRATEGY: expected either 'clone', 'fetch', 'none' or 'empty'"
-                f" got \"{raw}\", using default value '{FETCH}'"
+                f" got \"{raw}\", using default value '{self.default_strategy}'"
             )
-        return FETCH
+        return self.default_strategy
 
     def submodule_strategy(self) -> str:
         raw = self.values.get("GIT_SUBMODULE_STRATEGY", "")

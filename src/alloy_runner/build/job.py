@@ -298,6 +298,8 @@ class Job:
     services: tuple[Service, ...] = ()
     # job_info.project_jobs_running_on_instance_runners_count, as the coordinator words it
     project_jobs_running: str = ""
+    # The project's git strategy: fetch (True) or clone (False) when GIT_STRATEGY is not set.
+    allow_git_fetch: bool = True
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Job:
@@ -337,6 +339,7 @@ class Job:
             project_jobs_running=str(
                 _get(info, "project_jobs_running_on_instance_runners_count", str, "")
             ),
+            allow_git_fetch=bool(_get(data, "allow_git_fetch", bool, True)),
         )
 
     def to_payload(self) -> dict[str, Any]:
@@ -357,7 +360,7 @@ class Job:
         return {
             "id": self.id,
             "token": self.token,
-            "allow_git_fetch": True,
+            "allow_git_fetch": self.allow_git_fetch,
             "job_info": info,
             "git_info": self.git_info.to_payload(),
             "runner_info": {"timeout": self.timeout},

@@ -33,7 +33,7 @@ def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
     job's GIT_* variables ask, then post_get_sources_script; None when there is nothing to
     run. As in GitLab Runner, the hooks do not run with GIT_STRATEGY none or empty."""
     values = git.job_values(job)
-    settings = git.read(values, job.git_info.depth)
+    settings = git.read(values, job.git_info.depth, job.allow_git_fetch)
     for warning in settings.warnings:
         log(f"WARNING: {warning}")
     sources = None
