@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from alloy_runner.config.model import HooksConfig, RunnerConfig
+from alloy_runner.config.model import ExecutorName, HooksConfig, RunnerConfig
 from tests.build.git_repos import Upstream, get_sources, git, job_for
 
 
@@ -94,6 +94,34 @@ def test_empty_leaves_an_empty_directory(up: Upstream, tmp_path: Path) -> None:
     assert fetched.ok, fetched.output
     assert list(project.iterdir()) == []
     assert "Skipping Git repository setup and creating an empty build directory" in fetched.output
+
+
+def _plant_hooks(project: Path, record: Path) -> None:
+    """A job's hooks: git runs reference-transaction at each ref update (checkout too)."""
+    for git_dir in (project / ".git", project / ".git" / "modules" / "sub"):
+        hook = git_dir / "hooks" / "reference-transaction"
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(f"#!/bin/sh\necho {git_dir.name} >> {record}\n")
+        hook.chmod(0o755)
+
+
+@pytest.mark.parametrize("executor", [ExecutorName.SHELL, ExecutorName.DOCKER])
+def test_git_hooks_a_container_job_leaves_never_run_on_the_host(
+    up: Upstream, tmp_path: Path, executor: ExecutorName
+) -> None:
+    """As GitLab Runner: the repository's configs and hooks go before git runs, but for the
+    shell executor (whose jobs run on the host anyway)."""
+    project, record = tmp_path / "p", tmp_path / "hooks-ran"
+    runner = RunnerConfig(name="r", executor=executor)
+    job = job_for(up, GIT_SUBMODULE_STRATEGY="recursive")
+    assert get_sources(up, project, job, runner).ok
+    _plant_hooks(project, record)
+    again = get_sources(up, project, job, runner)
+    assert again.ok, again.output
+    assert record.exists() is (executor is ExecutorName.SHELL)
+    assert head(up, project) == up.head("main")
+    assert (project / "sub" / "deep" / "nested.txt").exists()
+    assert head(up, project / "sub") == up.head("sub")
 
 
 def test_an_unknown_strategy_is_fetch_with_gitlabs_warning(up: Upstream, tmp_path: Path) -> None:

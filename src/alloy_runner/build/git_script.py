@@ -32,10 +32,17 @@ def _warning(text: str) -> str:
     return echo(f"WARNING: {text}", "0;33")
 
 
-def sources(info: GitInfo, git: GitSettings, rewrites: tuple[tuple[str, str], ...] = ()) -> str:
+def sources(
+    info: GitInfo,
+    git: GitSettings,
+    rewrites: tuple[tuple[str, str], ...] = (),
+    clean_config: bool = False,
+) -> str:
     """Return the script that sets up the project directory as the job's settings ask;
     `rewrites`: the `url.<base>.insteadOf=<prefix>` pairs of the submodule commands
-    (GIT_SUBMODULE_FORCE_HTTPS)."""
+    (GIT_SUBMODULE_FORCE_HTTPS); `clean_config`: remove the git configs and hooks a job
+    left in the repository before git runs (GitLab Runner's default but for the shell
+    executor: here git runs on the runner's host, the job in a container)."""
     out = [PROLOGUE]
     if not git.lfs_skip_smudge:
         # As GitLab Runner: no smudging while fetching (memory), `git lfs pull` after checkout.
@@ -47,6 +54,8 @@ def sources(info: GitInfo, git: GitSettings, rewrites: tuple[tuple[str, str], ..
         out.append(EMPTY_THE_DIRECTORY)
     else:
         out.append(_remove_locks(git.submodules != "none"))
+        if clean_config:
+            out.append(_remove_configs(git.submodules != "none"))
         if git.strategy == CLONE:
             out.append(EMPTY_THE_DIRECTORY)  # always start from a fresh repository
         out.append(_fetch(info, git))
@@ -68,6 +77,19 @@ def _remove_locks(in_modules: bool) -> str:
         names = " -o ".join(f"-name {shlex.quote(n.rpartition('/')[2])}" for n in LOCK_FILES)
         out.append(f"if [ -d .git/modules ]; then find .git/modules \\( {names} \\) -delete; fi\n")
     out.append("if [ -d .git/refs ]; then find .git/refs -name '*.lock' -delete; fi\n")
+    return "".join(out)
+
+
+def _remove_configs(in_modules: bool) -> str:
+    """writeGitCleanupAllConfigs: a config or a hook can run any command when git runs."""
+    out = ["rm -f .git/config\nrm -rf .git/hooks\n"]
+    if in_modules:
+        out.append(
+            "if [ -d .git/modules ]; then\n"
+            "  find .git/modules -name config -type f -delete\n"
+            "  find .git/modules -name hooks -type d -prune -exec rm -rf {} +\n"
+            "fi\n"
+        )
     return "".join(out)
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from alloy_runner.build import flags, git, git_script, script
+from alloy_runner.config.model import ExecutorName
 from alloy_runner.exceptions import ExecutorConfigError
 
 if TYPE_CHECKING:
@@ -44,7 +45,9 @@ def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
         rewrites: tuple[tuple[str, str], ...] = ()
         if settings.submodule_force_https:
             rewrites = git.submodule_https(url, runner.clone_url or runner.url, values)
-        sources = git_script.sources(replace(job.git_info, repo_url=url), settings, rewrites)
+        clean_config = runner.executor is not ExecutorName.SHELL
+        info = replace(job.git_info, repo_url=url)
+        sources = git_script.sources(info, settings, rewrites, clean_config)
     hooks = runner.hooks
     pre, post = hooks.pre_get_sources_script, hooks.post_get_sources_script
     if not settings.fetches:
