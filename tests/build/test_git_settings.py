@@ -107,7 +107,9 @@ def test_values_are_expanded_by_gitlabs_rules_except_raw_ones() -> None:
     assert got.fetch_flags == ("$FLAGS",)
 
 
-def run(tmp_path: Path, **variables: str) -> tuple[BuildState, FailureReason | None, str, int]:
+def run(
+    tmp_path: Path, environment: tuple[str, ...] = (), /, **variables: str
+) -> tuple[BuildState, FailureReason | None, str, int]:
     job = make_job(
         git_info=GitInfo(repo_url="https://git.test/p.git", sha="a" * 40),
         variables=tuple(Variable(k, v) for k, v in variables.items()),
@@ -115,7 +117,7 @@ def run(tmp_path: Path, **variables: str) -> tuple[BuildState, FailureReason | N
     executor, source = FakeExecutor(), FakeJobSource([job])
     build = Build(
         job,
-        RunnerConfig(name="r"),
+        RunnerConfig(name="r", environment=environment),
         executor=executor,
         source=source,
         metrics=RecordingMetrics(),
@@ -180,3 +182,35 @@ def test_the_projects_strategy_is_the_default_allow_git_fetch() -> None:
     assert Job.from_payload(payload).allow_git_fetch is False
     del payload["allow_git_fetch"]
     assert Job.from_payload(payload).allow_git_fetch is True
+
+
+def test_the_warnings_are_at_the_start_of_the_job_log_once(tmp_path: Path) -> None:
+    state, _, log, _ = run(tmp_path, GIT_STRATEGY="bogus", GIT_CHECKOUT="yes")
+    assert state is BuildState.SUCCESS
+    warnings = [line for line in log.splitlines() if line.startswith("WARNING: GIT_")]
+    assert warnings == [
+        "WARNING: GIT_STRATEGY: expected either 'clone', 'fetch', 'none' or 'empty'"
+        " got \"bogus\", using default value 'fetch'",
+        'WARNING: GIT_CHECKOUT: expected bool got "yes", using default value: true',
+    ]
+    lines = log.splitlines()  # right after the header, before any stage
+    assert lines.index(warnings[0]) == 1 + next(i for i, t in enumerate(lines) if "Running on" in t)
+
+
+def test_the_runners_environment_sets_them_too_and_the_job_wins() -> None:
+    """config.toml's `environment` comes before the job's variables, as in GitLab Runner."""
+    environment = [
+        "GIT_STRATEGY=clone",
+        "GIT_DEPTH_OF_MINE=3",
+        "GIT_SUBMODULE_DEPTH=$GIT_DEPTH_OF_MINE",
+    ]
+    assert git.settings(make_job(), environment).strategy == "clone"
+    assert git.settings(make_job(), environment).submodule_depth == 3
+    job = make_job(variables=(Variable("GIT_STRATEGY", "none"),))
+    assert git.settings(job, environment).strategy == "none"
+
+
+def test_git_clone_path_in_the_runners_environment_is_refused_too(tmp_path: Path) -> None:
+    state, reason, log, _ = run(tmp_path, ("GIT_CLONE_PATH=/builds/mine",))
+    assert (state, reason) == (BuildState.FAILED, FailureReason.RUNNER_CONFIGURATION_ERROR)
+    assert "setting GIT_CLONE_PATH is not allowed" in log

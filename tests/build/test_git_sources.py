@@ -124,15 +124,10 @@ def test_git_hooks_a_container_job_leaves_never_run_on_the_host(
     assert head(up, project / "sub") == up.head("sub")
 
 
-def test_an_unknown_strategy_is_fetch_with_gitlabs_warning(up: Upstream, tmp_path: Path) -> None:
+def test_an_unknown_strategy_is_fetch(up: Upstream, tmp_path: Path) -> None:
     fetched = fetched_twice(up, tmp_path / "p", GIT_STRATEGY="bogus")
     assert (tmp_path / "p" / ".git" / "alloy-marker").exists()
     assert "Fetching changes..." in fetched
-    again = get_sources(up, tmp_path / "p", job_for(up, GIT_STRATEGY="bogus"))
-    assert again.log == [
-        "WARNING: GIT_STRATEGY: expected either 'clone', 'fetch', 'none' or 'empty'"
-        " got \"bogus\", using default value 'fetch'"
-    ]
 
 
 def test_git_checkout_false_fetches_without_checking_out(up: Upstream, tmp_path: Path) -> None:

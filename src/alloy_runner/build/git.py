@@ -10,7 +10,7 @@ it starts. build/git_script.py writes the get_sources script from these settings
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit, urlunsplit
 
@@ -81,16 +81,19 @@ class GitSettings:
         )
 
 
-def job_values(job: Job) -> dict[str, str]:
-    """The job's variables expanded as GitLab Runner expands them before reading settings."""
-    values = {v.key: v.value for v in job.variables}
+def job_values(job: Job, environment: Sequence[str] = ()) -> dict[str, str]:
+    """The variables GitLab Runner reads settings from, expanded as it expands them: the
+    runner's `environment` (config.toml), then the job's variables (a later one wins)."""
+    values = dict(entry.partition("=")[::2] for entry in environment)
+    values.update((v.key, v.value) for v in job.variables)
     raw = frozenset(v.key for v in job.variables if v.raw)
     return expand_all(values, raw)
 
 
-def settings(job: Job) -> GitSettings:
-    """Read the GIT_* variables of `job`, with GitLab Runner's defaults and warnings."""
-    return read(job_values(job), job.git_info.depth, job.allow_git_fetch)
+def settings(job: Job, environment: Sequence[str] = ()) -> GitSettings:
+    """Read the GIT_* variables of `job` (and of the runner's `environment`), with GitLab
+    Runner's defaults and warnings."""
+    return read(job_values(job, environment), job.git_info.depth, job.allow_git_fetch)
 
 
 def read(values: Mapping[str, str], depth: int = 0, allow_fetch: bool = True) -> GitSettings:

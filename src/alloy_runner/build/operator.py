@@ -32,11 +32,10 @@ Log = Callable[[str], None]
 def sources_script(job: Job, runner: RunnerConfig, log: Log) -> str | None:
     """The get_sources stage: pre_get_sources_script, the fetch (through clone_url) as the
     job's GIT_* variables ask, then post_get_sources_script; None when there is nothing to
-    run. As in GitLab Runner, the hooks do not run with GIT_STRATEGY none or empty."""
-    values = git.job_values(job)
+    run. As in GitLab Runner, the hooks do not run with GIT_STRATEGY none or empty. (The
+    settings' warnings are in the job log already: feature_flags_at_start.)"""
+    values = git.job_values(job, runner.environment)
     settings = git.read(values, job.git_info.depth, job.allow_git_fetch)
-    for warning in settings.warnings:
-        log(f"WARNING: {warning}")
     sources = None
     if not job.git_info.repo_url:
         log("Skipping Git repository setup: the job has no repository")
@@ -104,9 +103,10 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
         job_log("WARNING: " + "\n".join(resolved.errors))
     if why := flags.job_problem(resolved, runner.executor):
         raise ExecutorConfigError(why)
-    git_settings = git.settings(job)
-    for warning in git_settings.warnings if job_log is not None else ():
-        job_log(f"WARNING: {warning}")
+    git_settings = git.settings(job, runner.environment)
+    if job_log is not None:
+        for warning in git_settings.warnings:
+            job_log(f"WARNING: {warning}")
     if why := git.problem(git_settings):
         raise ExecutorConfigError(why)
     if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
