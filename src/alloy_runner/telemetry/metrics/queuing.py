@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
 from alloy_runner.config.model import QueuingDuration
-from alloy_runner.machines.cron import parse_cron
 
 
 def active(durations: Sequence[QueuingDuration], now: float) -> QueuingDuration | None:
     """Return the entry whose periods match the second `now`; the last matching one wins."""
+    if not durations:
+        return None
+    # The cron parser loads only for a runner with queuing durations (issue 11: idle memory).
+    from alloy_runner.machines.cron import parse_cron
+
     found = None
     for entry in durations:
         zone = _zone(entry.timezone) if entry.timezone else None
