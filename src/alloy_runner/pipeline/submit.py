@@ -38,8 +38,9 @@ def git_depth(variables: Sequence[Variable]) -> int:
     """The job's GIT_DEPTH, as GitLab turns it into the payload's git_info.depth (Ruby's
     `to_i`: the leading integer, else 0; no GIT_DEPTH: 0, a full fetch)."""
     values = [v.value for v in variables if v.key == "GIT_DEPTH"]
-    number = re.match(r"\s*[+-]?[0-9]+", values[-1]) if values else None
-    return int(number.group()) if number else 0
+    # Ruby's to_i: ASCII blanks, a sign, digits with single underscores between them.
+    number = re.match(r"[ \t\n\v\f\r]*[+-]?[0-9]+(?:_[0-9]+)*", values[-1]) if values else None
+    return int(number.group().replace("_", "")) if number else 0
 
 
 def select(spec: PipelineSpec, names: Sequence[str]) -> list[JobSpec]:
