@@ -16,7 +16,7 @@ from alloy_runner.build.states import BuildStage, BuildState, FailureReason
 from alloy_runner.config.model import ExecutorName, RunnerConfig
 from alloy_runner.exceptions import ExecutorError
 from alloy_runner.executors.base import ScriptResult
-from tests.build.test_build import Rig
+from tests.build.test_build import Rig, advances
 from tests.support.fakes import Act, Run, exits, in_turn, make_job, raises, times_out
 
 S = BuildStage
@@ -282,6 +282,81 @@ def test_download_artifacts_spent_fails_with_its_failure_reason_fetching_each_ti
     assert rig.log.count("ERROR: Downloading artifacts failed: 502 bad gateway") == 2
     assert rig.log.count(RETRYING) == 1
     assert S.BUILD_SCRIPT not in rig.executor.stages()
+
+
+def counting_fetches(rig: Rig) -> list[int]:
+    """Record each dependency the build fetches: download_artifacts' script fetches them all."""
+    fetched: list[int] = []
+    fetch = rig.source.fetch_artifacts
+
+    async def counted(job: Job, dependency: Dependency, dest: Path) -> bool:
+        fetched.append(dependency.id)
+        return await fetch(job, dependency, dest)
+
+    rig.source.fetch_artifacts = counted  # type: ignore[method-assign]
+    return fetched
+
+
+def test_no_attempt_is_announced_or_prepared_once_the_jobs_time_is_spent(tmp_path: Path) -> None:
+    """The job's time ran out while the first attempt ran (it still exited 1): the stage times
+    out there, without `Retrying...` and without fetching every dependency again."""
+    job = job_with(
+        ("ARTIFACT_DOWNLOAD_ATTEMPTS", "3"), dependencies=(Dependency(3, "build"),), timeout=60
+    )
+    rig, waits = rigged(tmp_path, job, {})
+    rig.executor.script[S.DOWNLOAD_ARTIFACTS] = advances(rig.clock, 61.0, exits(1))
+    rig.source.artifacts[3] = b"zip of 3"
+    fetched = counting_fetches(rig)
+    result = rig.run()
+    assert (result.state, result.failure_reason) == (
+        BuildState.TIMEDOUT,
+        FailureReason.JOB_EXECUTION_TIMEOUT,
+    )
+    assert fetched == [3]
+    assert RETRYING not in rig.log
+    assert waits.seconds == []
+    assert rig.executor.stages().count(S.DOWNLOAD_ARTIFACTS) == 1
+
+
+def test_a_wait_that_spends_the_jobs_time_prepares_no_further_attempt(tmp_path: Path) -> None:
+    job = job_with(
+        ("ARTIFACT_DOWNLOAD_ATTEMPTS", "3"), dependencies=(Dependency(3, "build"),), timeout=3
+    )
+    rig = Rig(tmp_path, job, {S.DOWNLOAD_ARTIFACTS: exits(1)})
+    rig.source.artifacts[3] = b"zip of 3"
+    fetched = counting_fetches(rig)
+
+    async def waits_on_the_clock(seconds: float, stop: asyncio.Event) -> bool:
+        rig.clock.now += seconds
+        return True
+
+    rig.build.pause = waits_on_the_clock
+    result = rig.run()
+    assert result.state is BuildState.TIMEDOUT
+    assert fetched == [3]  # not again after the wait: the job had no time left for it
+    assert rig.log.count(RETRYING) == 1
+
+
+def test_a_cancel_during_an_attempt_ends_the_stage_without_another(tmp_path: Path) -> None:
+    """The attempt exited 1 as the job was canceled: no `Retrying...`, no new download."""
+    job = job_with(("ARTIFACT_DOWNLOAD_ATTEMPTS", "3"), dependencies=(Dependency(3, "build"),))
+    rig, waits = rigged(tmp_path, job, {})
+
+    async def canceled_then_fails(run: Run) -> ScriptResult:
+        rig.build.cancel()
+        return await exits(1)(run)
+
+    rig.executor.script[S.DOWNLOAD_ARTIFACTS] = canceled_then_fails
+    rig.source.artifacts[3] = b"zip of 3"
+    fetched = counting_fetches(rig)
+    result = rig.run()
+    assert (result.state, result.failure_reason) == (
+        BuildState.CANCELED,
+        FailureReason.JOB_CANCELED,
+    )
+    assert fetched == [3]
+    assert RETRYING not in rig.log
+    assert waits.seconds == []
 
 
 def test_the_build_script_is_never_retried_by_these_variables(tmp_path: Path) -> None:

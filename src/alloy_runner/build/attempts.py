@@ -15,9 +15,12 @@ whose container vanished runs again in a new one: executors/docker/sections.py);
 runner, where no such failure exists, a value above 1 earns a warning that it changes nothing.
 
 A stop (cancel, timeout) is never retried: the stage's result stands; a wait ends at a
-cancel, and at the end of the job's time (GitLab Runner sleeps through both). A failed extraction of
-the cache is a warning in GitLab, not a failed stage, and is not retried either; an
-executor's error in restore_cache (the docker engine failing it) is.
+cancel, and at the end of the job's time (GitLab Runner sleeps through both). Once the job is
+stopped or its time spent, no attempt follows: the stage ends canceled or timed out before the
+`Retrying...` warning and before the next attempt's script is made (for download_artifacts
+that fetches every dependency again, for restore_cache the distributed cache). A failed
+extraction of the cache is a warning in GitLab, not a failed stage, and is not retried either;
+an executor's error in restore_cache (the docker engine failing it) is.
 """
 
 from __future__ import annotations
@@ -154,7 +157,8 @@ async def run(
     """Run `stage` (its script made anew each time) until it works or its attempts are spent.
 
     None: the stage has nothing to run. An executor's error on the last attempt is raised.
-    A wait ends when the job's time is `left` (the next attempt then times out at once).
+    A wait ends when the job's time is `left`; once the build is stopped or no time is left,
+    the stage ends (canceled, timed out) without a warning or another script.
     """
     tries, delays = attempts.of(stage), iter(attempts.delays())
     for attempt in range(1, tries + 1):
@@ -171,10 +175,24 @@ async def run(
         else:
             if result.ok or attempt == tries or not _retried(stage, result):
                 return result
+        if (ended := _ended(stop, left)) is not None:  # before the warning and the next script
+            return ended
         log(RETRYING)
         if not await wait(max(0.0, min(next(delays), left())), stop):
             return ScriptResult(Outcome.CANCELED)
+        if (ended := _ended(stop, left)) is not None:
+            return ended
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _ended(stop: asyncio.Event, left: Callable[[], float]) -> ScriptResult | None:
+    """The stage's result when the build was stopped or the job's time is spent: no further
+    attempt is made then, nor its script (a download of every dependency, of the cache)."""
+    if stop.is_set():
+        return ScriptResult(Outcome.CANCELED)
+    if left() <= 0:
+        return ScriptResult(Outcome.TIMED_OUT)
+    return None
 
 
 def _retried(stage: BuildStage, result: ScriptResult) -> bool:
