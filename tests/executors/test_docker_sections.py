@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import docker.errors
@@ -12,12 +13,14 @@ from alloy_runner.build.states import BuildStage
 from alloy_runner.executors.base import Outcome, ScriptResult
 from alloy_runner.executors.docker import sections
 
+Section = Callable[[float | None], Awaitable[ScriptResult]]
 
-def scripted(*ends: Exception | None) -> tuple[Callable[[], Awaitable[ScriptResult]], list[int]]:
+
+def scripted(*ends: Exception | None) -> tuple[Section, list[int]]:
     """A section that raises each error of `ends` in turn (None: exits 0); counts its runs."""
     runs: list[int] = []
 
-    async def once() -> ScriptResult:
+    async def once(left: float | None) -> ScriptResult:
         runs.append(len(runs) + 1)
         end = ends[min(len(runs), len(ends)) - 1]
         if end is not None:
@@ -27,15 +30,31 @@ def scripted(*ends: Exception | None) -> tuple[Callable[[], Awaitable[ScriptResu
     return once, runs
 
 
-def attempt(once: Callable[[], Awaitable[ScriptResult]], attempts: int) -> tuple[object, list[str]]:
+def attempt(
+    once: Section,
+    attempts: int,
+    *,
+    timeout: float | None = None,
+    cancel: asyncio.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[object, list[str]]:
     said: list[str] = []
     forgotten = iter(["c1", "c2", "c3"])
-    try:
-        result: object = asyncio.run(
-            sections.run(
-                once, attempts, BuildStage.BUILD_SCRIPT, said.append, lambda: next(forgotten)
-            )
+
+    async def main() -> ScriptResult:
+        return await sections.run(
+            once,
+            attempts,
+            BuildStage.BUILD_SCRIPT,
+            said.append,
+            lambda: next(forgotten),
+            timeout=timeout,
+            cancel=cancel or asyncio.Event(),
+            clock=clock,
         )
+
+    try:
+        result: object = asyncio.run(main())
     except docker.errors.APIError as exc:
         result = exc
     return result, said
@@ -82,3 +101,62 @@ def test_other_errors_end_the_section_at_once(error: Exception) -> None:
     assert result is error
     assert runs == [1]
     assert said == []
+
+
+# --- the runs of a section share its time (GitLab's share the job's context) ---------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vanishing_after(clock: Clock, *spent: float) -> tuple[Section, list[float | None]]:
+    """A section whose run n takes `spent[n]` seconds of `clock` and then finds its container
+    gone (the last run exits 0); records the seconds each run was given."""
+    given: list[float | None] = []
+
+    async def once(left: float | None) -> ScriptResult:
+        given.append(left)
+        clock.now += spent[len(given) - 1]
+        if len(given) < len(spent):
+            raise GONE
+        return ScriptResult(Outcome.EXITED, 0)
+
+    return once, given
+
+
+def test_a_rerun_gets_only_the_time_left_of_the_section() -> None:
+    clock = Clock()
+    once, given = vanishing_after(clock, 12.0, 3.0, 1.0)
+    result, said = attempt(once, 3, timeout=20.0, clock=clock)
+    assert result == ScriptResult(Outcome.EXITED, 0)
+    assert said.count("Retrying build_script") == 2
+    assert given == [20.0, 8.0, 5.0]  # not 20 s each: the job's deadline is the same
+
+
+def test_no_rerun_starts_when_the_time_is_spent_and_the_section_times_out() -> None:
+    clock = Clock()
+    once, given = vanishing_after(clock, 20.0, 1.0)
+    result, said = attempt(once, 3, timeout=20.0, clock=clock)
+    assert result == ScriptResult(Outcome.TIMED_OUT)
+    assert given == [20.0]
+    assert said == ['ERROR: Container "c1" not found or removed. Will retry...']
+
+
+def test_no_rerun_starts_after_a_cancel() -> None:
+    cancel = asyncio.Event()
+
+    async def once(left: float | None) -> ScriptResult:
+        runs.append(left)
+        cancel.set()  # canceled while the container vanished
+        raise GONE
+
+    runs: list[float | None] = []
+    result, said = attempt(once, 3, cancel=cancel)
+    assert result == ScriptResult(Outcome.CANCELED)
+    assert runs == [None]  # no timeout: each run is given none
+    assert "Retrying build_script" not in said

@@ -3,6 +3,7 @@ script; the section runs again in a new container, as GitLab Runner's docker exe
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -44,3 +45,30 @@ def test_without_attempts_a_vanished_container_fails_the_job(rig: JobsRig, engin
     result, log = _removed_while_running(rig, engine, "1")
     assert (result["status"], result["failure_reason"]) == ("failed", "runner_system_failure"), log
     assert "Retrying" not in log
+
+
+def test_a_rerun_section_gets_only_what_is_left_of_the_jobs_time(
+    rig: JobsRig, engine: Engine
+) -> None:
+    """Job timeout 30 s, its container removed 15 s after the script started: the section runs
+    again within the time left, and the job ends at its timeout plus the cost of stopping it.
+    Given the 30 s again, the rerun would end the job 45 s or more after it started."""
+    name = unique_runner()
+    volumes = f'volumes = ["{rig.out}:{rig.out}"]\n'
+    rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
+    once = f'"{rig.out}/once-$CI_JOB_ID"'
+    script = f"if [ ! -e {once} ]; then touch {once}; {STARTED}; fi; echo running; sleep 600"
+    job = {"variables": {"EXECUTOR_JOB_SECTION_ATTEMPTS": "3"}, "timeout": "30s"}
+    job_id = rig.submit(rig.project("p", pipeline(only={**job, "script": [script]}))).jobs["only"]
+    rig.wait_started([job_id], timeout=60)
+    time.sleep(15)  # half the job's time used: what a rerun may have left
+    (container,) = leftovers(name)["containers"]
+    engine.client().containers.get(container).remove(force=True)
+    result = rig.wait_results([job_id], timeout=120)[job_id]
+    log = rig.trace(job_id).decode()
+    ended = (result["status"], result["failure_reason"])
+    assert ended == ("timedout", "job_execution_timeout"), log
+    assert log.index("Retrying build_script") < log.rindex("running\n"), log  # it did run again
+    assert "Execution attempts exceeded" not in log
+    overshoot = result["duration"] - 30
+    assert overshoot < 7, f"the job ran {overshoot:.1f}s past its timeout: its rerun got 30 s again"

@@ -243,18 +243,16 @@ class DockerExecutor:
                 kill_timeout=self._runner.kill_timeout,
             )
         self._set_stage(ExecutorStage.DOCKER_RUN)
-        once = functools.partial(
-            self._in_container,
-            script,
-            stage,
-            env=env,
-            output=output,
-            timeout=timeout,
-            cancel=cancel,
-        )
+
+        async def once(left: float | None) -> ScriptResult:  # a run gets what is left
+            return await self._in_container(
+                script, stage, env=env, output=output, timeout=left, cancel=cancel
+            )
+
         say = functools.partial(sections.say, output)
+        run = functools.partial(sections.run, timeout=timeout, cancel=cancel)
         try:
-            return await sections.run(once, self._sections, stage, say, self._forget)
+            return await run(once, self._sections, stage, say, self._forget)
         except (*UNREACHABLE, docker.errors.APIError) as exc:
             raise ExecutorError(
                 f"the Docker engine failed the {stage.value} stage: {exc}"

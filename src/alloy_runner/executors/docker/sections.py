@@ -4,6 +4,10 @@ container is gone, removed by someone else while the job ran, runs again from it
 new container, up to that many times in all; any other error ends the section at once. And
 how a section's output streams from its `exec`.
 
+The runs of a section share the time it was given, as GitLab's share the job's context: the
+deadline is fixed when the section starts, each run gets only what is left of it, and none
+starts once nothing is left (the section then times out) or the job was canceled.
+
 The stages that run in a container here are build_script and after_script (the others run
 on the runner's host: docs/executors.md).
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 import docker
@@ -37,21 +42,35 @@ def say(output: Callable[[bytes], None], line: str) -> None:
     output(f"{line}\n".encode())
 
 
+Section = Callable[[float | None], Awaitable[ScriptResult]]
+
+
 async def run(
-    once: Callable[[], Awaitable[ScriptResult]],
+    once: Section,
     attempts: int,
     stage: BuildStage,
     say: Callable[[str], None],
     forget: Callable[[], str],
+    *,
+    timeout: float | None,
+    cancel: asyncio.Event,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ScriptResult:
-    """Run a section (`once`) until it ends, again when its container vanished; `forget`
-    drops the vanished container (a new one is made) and returns its name."""
+    """Run a section (`once`, given the seconds it may take) until it ends, again when its
+    container vanished, all within `timeout`; `forget` drops the vanished container (a new
+    one is made) and returns its name."""
+    deadline = None if timeout is None else clock() + timeout
     gone: docker.errors.NotFound | None = None
     for attempt in range(1, attempts + 1):
+        left = None if deadline is None else deadline - clock()
+        if cancel.is_set():
+            return ScriptResult(Outcome.CANCELED)
+        if left is not None and left <= 0:
+            return ScriptResult(Outcome.TIMED_OUT)
         if attempt > 1:
             say(f"Retrying {stage.value}")
         try:
-            return await once()
+            return await once(left)
         except docker.errors.ImageNotFound:
             raise  # no container to make again: GitLab does not retry this either
         except docker.errors.NotFound as exc:
