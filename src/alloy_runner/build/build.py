@@ -161,13 +161,13 @@ class Build:
             self.executor_stage = ExecutorStage.FINISH
             self.state = result.state
             self.trace.close()
+            self._span.finished(result.state, result.failure_reason)  # before its run's span
             try:
                 await self.source.finish(self.job, result)
             except Exception:
                 log.error("job %d: could not record its result", self.job.id, exc_info=True)
             outcome = (result.state, result.failure_reason, result.duration)
             self.metrics.job_finished(self.runner, *outcome, trace=self._span.traceparent())
-            self._span.finished(result.state, result.failure_reason)
         return result
 
     async def _watch_cancel(self) -> None:
