@@ -5,7 +5,8 @@ build container of the job's image, and `after_script` in a fresh container of
 the same image. Fetching sources, caches and artifacts runs on the runner's
 host, with the host's git and helper, in the build directory that is mounted
 into the containers: so they work with images that have no git, and no helper
-image has to exist on the engine.
+image has to exist on the engine. Those stages get a controlled environment, not the
+job's (build/hostenv.py: host_stage_environment).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from docker.models.containers import Container
 from docker.types import Mount
 
 from alloy_runner.build import attempts
+from alloy_runner.build.hostenv import host_stage_environment
 from alloy_runner.build.states import BuildStage, ExecutorStage
 from alloy_runner.exceptions import ExecutorConfigError, ExecutorError
 from alloy_runner.executors import rusage
@@ -236,7 +238,7 @@ class DockerExecutor:
             return await run_process_group(
                 ("bash", "--noprofile", "--norc", str(path)),
                 cwd=workspace.project_dir,
-                env=env,
+                env=host_stage_environment(env),  # never the job's own (build/hostenv.py)
                 output=output,
                 timeout=timeout,
                 cancel=cancel,
