@@ -149,3 +149,13 @@ def test_git_in_a_host_stage_ignores_a_repository_fsmonitor(tmp_path: Path) -> N
     result, out = host_stage(tmp_path, "git status --short\ngit submodule foreach true\n", {})
     assert result.ok, out
     assert not marker.exists()
+
+
+def test_the_runner_own_git_config_is_kept_before_the_protections() -> None:
+    runner = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.sslCAInfo"}
+    runner["GIT_CONFIG_VALUE_0"] = "/etc/ca.pem"
+    env = host_stage_environment({"GIT_CONFIG_COUNT": "5", "GIT_CONFIG_KEY_4": "x"}, runner)
+    assert env["GIT_CONFIG_COUNT"] == "4"
+    assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("http.sslCAInfo", "/etc/ca.pem")
+    assert env["GIT_CONFIG_KEY_1"] == "core.fsmonitor"
+    assert "GIT_CONFIG_KEY_4" not in env

@@ -6,7 +6,9 @@ download_artifacts stage run again, up to 10 times in all. Between two attempts 
 `WARNING: Retrying...` and the runner waits: 5 s, then twice as long each time up to 5 min
 (FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY, on by default), or 1 s doubling up to 5 s with the
 flag off. Before get_sources' second attempt, the project directory's tracked and untracked
-files are deleted, as GitLab does for a fetch that broke the repository.
+files are deleted, as GitLab does for a fetch that broke the repository: where the
+get_sources script marks the place, after its checks and cleanups of what a previous job left
+in .git (build/git_script.py), so that step's git never runs a planted config.
 
 A value that is not an integer is warned about and the default (1) used; one outside [1, 10]
 is warned about and clamped, with GitLab's words, at the start of the job's log.
@@ -32,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from alloy_runner.build import flags
+from alloy_runner.build import flags, git_script
 from alloy_runner.build.expand import expand_all
 from alloy_runner.build.states import BuildStage
 from alloy_runner.config import feature_flags
@@ -61,7 +63,7 @@ SHELL_SECTIONS = (  # GitLab's shell executor ignores it silently; this runner s
 CLEAR_WORKTREE = (
     "set -eo pipefail\n"
     "printf '%b%s%b\\n' '\\033[32;1m' 'Deleting tracked and untracked files...' '\\033[0;m'\n"
-    "if [ -d .git ]; then\n"
+    "if [ -d .git ] && [ ! -L .git ]; then\n"
     "  git rm -rf --ignore-unmatch --quiet .\n"
     "  git clean -ffdx -q\n"
     "fi\n"
@@ -166,7 +168,7 @@ async def run(
         if body is None:
             return None
         if attempt == 2 and stage is BuildStage.GET_SOURCES:
-            body = CLEAR_WORKTREE + body
+            body = _clear_worktree(body)
         try:
             result = await execute(body)
         except ExecutorError:
@@ -193,6 +195,15 @@ def _ended(stop: asyncio.Event, left: Callable[[], float]) -> ScriptResult | Non
     if left() <= 0:
         return ScriptResult(Outcome.TIMED_OUT)
     return None
+
+
+def _clear_worktree(body: str) -> str:
+    """CLEAR_WORKTREE where the get_sources script marks its place: after the script's checks
+    of what a previous job left in .git (build/git_script.py), so its git runs with the same
+    protections; else first."""
+    if git_script.CLEAR_WORKTREE_HERE in body:
+        return body.replace(git_script.CLEAR_WORKTREE_HERE, CLEAR_WORKTREE, 1)
+    return CLEAR_WORKTREE + body
 
 
 def _retried(stage: BuildStage, result: ScriptResult) -> bool:

@@ -22,6 +22,39 @@ DEFAULT_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/ta
 LOCK_FILES = ("index.lock", "shallow.lock", "HEAD.lock", "hooks/post-checkout", "config.lock")
 EMPTY_THE_DIRECTORY = "find . -mindepth 1 -delete\n"
 HAS_LFS = "git lfs version >/dev/null 2>&1"
+# Where a retried get_sources deletes the work tree's files (build/attempts.py): after the
+# checks and cleanups below, before git fetches.
+CLEAR_WORKTREE_HERE = "# alloy-runner: a retry clears the work tree here (build/attempts.py)\n"
+# For the container executors, git runs on the host: no fsmonitor, hook or ext:: transport
+# of a repository's config there (git passes `-c` on to the gits it starts).
+HOST_GIT = (
+    "git() { command git -c core.fsmonitor=false -c core.hooksPath=/dev/null"
+    ' -c protocol.ext.allow=never "$@"; }\n'
+)
+# What a previous job (in a container) may leave to make the host's git read a config, write
+# or delete outside the project directory: a .git that is a symlink or a file (`gitdir:`),
+# a symlink, a `commondir` or an alternates file in it, a lock path that is no file; with
+# submodules, a submodule's .git that does not point into .git/modules. Any of them: the
+# project directory is emptied (`find -delete` follows no symlink) and git starts afresh.
+PLANTED = r"""_alloy_planted() {
+  [ -L .git ] && return 0
+  [ -e .git ] || return 1
+  [ -d .git ] || return 0
+  [ -z "$(find .git \( -type l -o -name commondir -o -name alternates -o -name http-alternates \
+    -o \( -name '*.lock' ! -type f \) \) -print -quit)" ] || return 0
+  [ "$1" = submodules ] || return 1
+  local modules dotgit target
+  modules="$(pwd -P)/.git/modules/"
+  while IFS= read -r -d '' dotgit; do
+    [ -f "$dotgit" ] && [ ! -L "$dotgit" ] || return 0
+    target=$(sed -n '1s/^gitdir: //p' "$dotgit")
+    [ -n "$target" ] || return 0
+    case "$target" in /*) ;; *) target="$(dirname "$dotgit")/$target" ;; esac
+    case "$(realpath -m -- "$target")/" in "$modules"*) ;; *) return 0 ;; esac
+  done < <(find . -path ./.git -prune -o -name .git -print0)
+  return 1
+}
+"""
 
 
 def _words(words: Iterable[str]) -> str:
@@ -53,9 +86,12 @@ def sources(
         out.append(echo("Skipping Git repository setup and creating an empty build directory"))
         out.append(EMPTY_THE_DIRECTORY)
     else:
+        if clean_config:
+            out.append(_guard(git.submodules != "none"))
         out.append(_remove_locks(git.submodules != "none"))
         if clean_config:
             out.append(_remove_configs(git.submodules != "none"))
+        out.append(CLEAR_WORKTREE_HERE)
         if git.strategy == CLONE:
             out.append(EMPTY_THE_DIRECTORY)  # always start from a fresh repository
         out.append(_fetch(info, git))
@@ -71,12 +107,34 @@ def sources(
     return "".join(out)
 
 
+def _guard(submodules: bool) -> str:
+    """The host's git never runs what a previous job planted (PLANTED, HOST_GIT)."""
+    args = " submodules" if submodules else ""
+    return (
+        HOST_GIT
+        + PLANTED
+        + f"if _alloy_planted{args}; then\n"
+        + "  "
+        + _warning(
+            ".git in the project directory was changed to reach outside it (by a previous"
+            " job): emptying the project directory"
+        )
+        + "  "
+        + EMPTY_THE_DIRECTORY
+        + "fi\n"
+    )
+
+
 def _remove_locks(in_modules: bool) -> str:
+    """Only files: a directory at a lock path would make `rm -f` fail every later job (the
+    container executors' guard empties such a project directory first)."""
     out = ["rm -f " + _words(f".git/{name}" for name in LOCK_FILES) + "\n"]
     if in_modules:
         names = " -o ".join(f"-name {shlex.quote(n.rpartition('/')[2])}" for n in LOCK_FILES)
-        out.append(f"if [ -d .git/modules ]; then find .git/modules \\( {names} \\) -delete; fi\n")
-    out.append("if [ -d .git/refs ]; then find .git/refs -name '*.lock' -delete; fi\n")
+        out.append(
+            f"if [ -d .git/modules ]; then find .git/modules \\( {names} \\) -type f -delete; fi\n"
+        )
+    out.append("if [ -d .git/refs ]; then find .git/refs -name '*.lock' -type f -delete; fi\n")
     return "".join(out)
 
 

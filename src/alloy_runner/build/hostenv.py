@@ -12,9 +12,9 @@ The docker executors run get_sources, the caches and the artifacts on the runner
 variable such as BASH_ENV, GIT_CONFIG_*, GIT_DIR, LD_PRELOAD, PATH or PYTHONPATH would run
 the job's commands on the host. They get `host_stage_environment`: a few of the runner
 process's own variables, the job's CI_* and GITLAB_* variables (which no shell, git,
-libc or Python reads), and GIT_CONFIG_* entries of the runner's own that make every git
-there (nested ones too: `git submodule foreach`) ignore what a repository's config could
-make it run.
+libc or Python reads), and GIT_CONFIG_* entries (the runner process's own, then
+HOST_GIT_CONFIG) that make every git there (nested ones too: `git submodule foreach`)
+ignore what a repository's config could make it run.
 """
 
 from __future__ import annotations
@@ -78,8 +78,23 @@ def host_stage_environment(
         if key in HOST_STAGE_KEYS or key.startswith(HOST_STAGE_PREFIXES)
     }
     env.update((k, v) for k, v in job_env.items() if k.startswith(JOB_PREFIXES))
-    env["GIT_CONFIG_COUNT"] = str(len(HOST_GIT_CONFIG))
-    for index, (key, value) in enumerate(HOST_GIT_CONFIG):
+    entries = [*_git_config(source), *HOST_GIT_CONFIG]  # the runner's own first, ours win
+    env["GIT_CONFIG_COUNT"] = str(len(entries))
+    for index, (key, value) in enumerate(entries):
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
+
+
+def _git_config(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The GIT_CONFIG_COUNT/KEY/VALUE entries of the runner process's own environment."""
+    count = environ.get("GIT_CONFIG_COUNT", "")
+    if not count.isdigit():
+        return []
+    entries = []
+    for index in range(min(int(count), 1000)):
+        key = environ.get(f"GIT_CONFIG_KEY_{index}")
+        if key is None:
+            break
+        entries.append((key, environ.get(f"GIT_CONFIG_VALUE_{index}", "")))
+    return entries
