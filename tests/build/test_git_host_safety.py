@@ -14,10 +14,13 @@ import pytest
 
 from alloy_runner.build import attempts, operator
 from alloy_runner.build.hostenv import host_stage_environment
+from alloy_runner.build.job import GitInfo, Job, Variable
 from alloy_runner.build.states import BuildStage
 from alloy_runner.config.model import ExecutorName, HooksConfig, RunnerConfig
+from alloy_runner.exceptions import ExecutorConfigError
 from alloy_runner.executors.base import Outcome, ScriptResult
 from tests.build.git_repos import Upstream, get_sources, git, job_for
+from tests.support.fakes import make_job
 
 DOCKER = RunnerConfig(name="r", executor=ExecutorName.DOCKER)
 PLANTED = "was changed to reach outside it"
@@ -205,3 +208,53 @@ def test_the_retry_clears_the_work_tree_after_the_planted_config_is_gone(
     assert "Deleting tracked and untracked files..." in outputs[-1]
     assert (victim / "data.txt").exists(), "a host directory outside the project was wiped"
     assert (project / "main.txt").read_text() == "two\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GIT_FETCH_EXTRA_FLAGS", "--upload-pack=touch${IFS}/x;git-upload-pack"),
+        ("GIT_FETCH_EXTRA_FLAGS", "--prune --upl=touch${IFS}/x;git-upload-pack"),
+        ("GIT_FETCH_EXTRA_FLAGS", "--upload-pack touch"),
+        ("GIT_FETCH_EXTRA_FLAGS", "--exec=x"),
+        ("GIT_FETCH_EXTRA_FLAGS", "-u"),
+        ("GIT_SUBMODULE_UPDATE_FLAGS", "--reference=/srv/other/.git"),
+        ("GIT_SUBMODULE_UPDATE_FLAGS", "--config=core.fsmonitor=x"),
+        ("GIT_SUBMODULE_UPDATE_FLAGS", "-c"),
+    ],
+)
+def test_options_that_run_a_program_on_the_host_fail_a_docker_job(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    job = job_for_flags(**{name: value, "GIT_SUBMODULE_STRATEGY": "normal"})
+    lines: list[str] = []
+    with pytest.raises(ExecutorConfigError, match=f"^{name}: .* is refused: .*host"):
+        operator.feature_flags_at_start(job, DOCKER, lines.append)
+    operator.feature_flags_at_start(job, RunnerConfig(name="r"), lines.append)  # shell: as ever
+
+
+@pytest.mark.parametrize(
+    "value", ["--prune --quiet", "--depth 50 --tags", "--refetch --update-shallow -v", "none"]
+)
+def test_harmless_fetch_flags_still_run(value: str) -> None:
+    job = job_for_flags(GIT_FETCH_EXTRA_FLAGS=value, GIT_SUBMODULE_UPDATE_FLAGS="--remote -N")
+    operator.feature_flags_at_start(job, DOCKER, lambda _line: None)
+
+
+def test_a_refused_upload_pack_never_runs(up: Upstream, tmp_path: Path) -> None:
+    """The reviewer's: with a file:// URL, --upload-pack ran its command on the host."""
+    marker, program = tmp_path / "upload-pack-ran", tmp_path / "upload-pack"
+    program.write_text(f'#!/bin/sh\ntouch {marker}\nexec git-upload-pack "$@"\n')
+    program.chmod(0o755)
+    job = job_for(up, GIT_FETCH_EXTRA_FLAGS=f"--prune --upload-pack={program}")
+    with pytest.raises(ExecutorConfigError):
+        operator.feature_flags_at_start(job, DOCKER, lambda _line: None)
+    assert get_sources(up, tmp_path / "shell", job).ok  # the shell executor: its own host
+    assert marker.exists()  # what the check stops for a docker runner
+
+
+def job_for_flags(**variables: str) -> Job:
+    return make_job(
+        git_info=GitInfo(repo_url="https://git.test/p.git", sha="a" * 40),
+        variables=tuple(Variable(k, v) for k, v in variables.items()),
+    )

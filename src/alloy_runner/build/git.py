@@ -23,6 +23,7 @@ __all__ = [
     "FETCH",
     "NONE",
     "GitSettings",
+    "host_problem",
     "problem",
     "settings",
     "submodule_https",
@@ -200,6 +201,41 @@ def problem(git: GitSettings) -> str | None:
     if ":(exclude)" in git.submodule_paths:
         quoted = " ".join(f'"{path}"' for path in git.submodule_paths)
         return f"GIT_SUBMODULE_PATHS: invalid submodule pathspec [{quoted}]"
+    return None
+
+
+# Options that make git run a program, read another config or another repository of the
+# host's: refused where git runs on the runner's host for a job in a container. git takes
+# any unambiguous abbreviation of a long option (`--upl=` is `--upload-pack=`).
+HOST_REFUSED_LONG = (
+    "--upl",
+    "--exec",
+    "--config",
+    "--template",
+    "--separate-git-dir",
+    "--git-dir",
+    "--work-tree",
+)
+
+
+def host_problem(git: GitSettings) -> str | None:
+    """What the container executors refuse in these settings, whose git runs on the runner's
+    host (executors/docker/executor.py): an option of GIT_FETCH_EXTRA_FLAGS or
+    GIT_SUBMODULE_UPDATE_FLAGS that would run a program or read a path there."""
+    flagged = (
+        ("GIT_FETCH_EXTRA_FLAGS", git.fetch_flags, HOST_REFUSED_LONG),
+        # --reference: alternates into another repository of the host's
+        ("GIT_SUBMODULE_UPDATE_FLAGS", git.submodule_update_flags, (*HOST_REFUSED_LONG, "--ref")),
+    )
+    for name, flags, refused in flagged:
+        for flag in flags:
+            short = flag.startswith("-") and not flag.startswith("--")
+            if flag.startswith(refused) or (short and ("u" in flag or "c" in flag)):
+                return (
+                    f"{name}: {flag.partition('=')[0]} is refused: this runner's git runs on"
+                    " its host for a job in a container, and the option would run a program"
+                    " or read a path there"
+                )
     return None
 
 

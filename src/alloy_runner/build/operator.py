@@ -109,6 +109,8 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
             job_log(f"WARNING: {warning}")
     if why := git.problem(git_settings):
         raise ExecutorConfigError(why)
+    if runner.executor is not ExecutorName.SHELL and (why := git.host_problem(git_settings)):
+        raise ExecutorConfigError(why)
     if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
         return
     fields = {"job": job.id, "runner": runner.name}
