@@ -6,6 +6,8 @@ from 127.0.0.1), the get_sources script runs in real bash."""
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
@@ -34,12 +36,21 @@ def test_ssh_urls_of_the_server_go_to_its_https_base_with_the_job_credentials() 
     assert settings.submodule_https("file:///srv/p.git", "", {}) == ()
 
 
+AUTHORIZATION = "Basic " + base64.b64encode(b"gitlab-ci-token:tok").decode()
+
+
 def _static(root: Path, requests: list[str]) -> type[SimpleHTTPRequestHandler]:
     class Files(SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(root), **kwargs)
 
         def do_GET(self) -> None:
+            if self.headers.get("Authorization") != AUTHORIZATION:  # the job's credentials
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             requests.append(self.path)
             super().do_GET()
 
@@ -101,3 +112,35 @@ def test_force_https_fetches_an_ssh_submodule_over_http(
     plain = get_sources(up, tmp_path / "q", _job(up, server), RunnerConfig(name="r"), env=no_ssh)
     assert not plain.ok  # without it, the submodule's URL is SSH
     assert not (tmp_path / "q" / "other" / "other.txt").exists()
+
+
+def test_the_job_credentials_stay_out_of_git_argv_and_config(
+    served: tuple[Upstream, LoopbackHTTPServer, list[str]], tmp_path: Path
+) -> None:
+    """Every git the stage starts is logged by a `git` first on PATH: the token is in none of
+    their command lines (`ps` shows them to every user), nor in the repository's config after
+    the stage; the server still got the credentials (it answers 401 without)."""
+    up, server, requests = served
+    logged, wrapper = tmp_path / "argv.log", tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    real = next(
+        Path(d) / "git" for d in os.environ["PATH"].split(os.pathsep) if (Path(d) / "git").exists()
+    )
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {logged}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    env = {"GIT_SSH_COMMAND": "false", "PATH": f"{wrapper.parent}{os.pathsep}{up.env['PATH']}"}
+    project = tmp_path / "p"
+    job = _job(up, server, GIT_SUBMODULE_FORCE_HTTPS="true")
+    for _ in range(2):  # a fresh repository, then a fetch into it
+        fetched = get_sources(up, project, job, RunnerConfig(name="r"), env=env)
+        assert fetched.ok, fetched.output
+    assert (project / "other" / "other.txt").read_text() == "other\n"
+    assert any(path.startswith("/other.git/") for path in requests)
+    argv = logged.read_text()
+    assert "remote add origin" in argv and "submodule update" in argv
+    assert "tok" not in argv
+    configs = [project / ".git" / "config", *(project / ".git" / "modules").glob("*/config")]
+    assert len(configs) == 2
+    assert all("tok" not in config.read_text() for config in configs)
+    remote = git(project, up.env, "remote", "get-url", "origin")
+    assert remote == server.url + "/main.git"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
 
 from alloy_runner.build.git import CLONE, EMPTY, NONE, GitSettings
 from alloy_runner.build.job import GitInfo
@@ -22,6 +24,14 @@ DEFAULT_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/ta
 LOCK_FILES = ("index.lock", "shallow.lock", "HEAD.lock", "hooks/post-checkout", "config.lock")
 EMPTY_THE_DIRECTORY = "find . -mindepth 1 -delete\n"
 HAS_LFS = "git lfs version >/dev/null 2>&1"
+# Adds one entry to the GIT_CONFIG_COUNT/KEY/VALUE of the gits that follow: a builtin, so
+# a value (the job's credentials) never shows in a process's argv.
+GIT_CONFIG_FUNCTION = """_alloy_git_config() {
+  local n=${GIT_CONFIG_COUNT:-0}
+  case $n in ''|*[!0-9]*) n=0 ;; esac
+  export "GIT_CONFIG_KEY_$n=$1" "GIT_CONFIG_VALUE_$n=$2" "GIT_CONFIG_COUNT=$((n + 1))"
+}
+"""
 # Where a retried get_sources deletes the work tree's files (build/attempts.py): after the
 # checks and cleanups below, before git fetches.
 CLEAR_WORKTREE_HERE = "# alloy-runner: a retry clears the work tree here (build/attempts.py)\n"
@@ -73,9 +83,10 @@ def sources(
 ) -> str:
     """Return the script that sets up the project directory as the job's settings ask;
     `rewrites`: the `url.<base>.insteadOf=<prefix>` pairs of the submodule commands
-    (GIT_SUBMODULE_FORCE_HTTPS); `clean_config`: remove the git configs and hooks a job
-    left in the repository before git runs (GitLab Runner's default but for the shell
-    executor: here git runs on the runner's host, the job in a container)."""
+    (GIT_SUBMODULE_FORCE_HTTPS), exported as the job's credentials are (_credentials);
+    `clean_config`: check and clean what a job left in the repository before git runs
+    (GitLab Runner's default but for the shell executor: here git runs on the runner's
+    host, the job in a container)."""
     out = [PROLOGUE]
     if not git.lfs_skip_smudge:
         # As GitLab Runner: no smudging while fetching (memory), `git lfs pull` after checkout.
@@ -94,7 +105,10 @@ def sources(
         out.append(CLEAR_WORKTREE_HERE)
         if git.strategy == CLONE:
             out.append(EMPTY_THE_DIRECTORY)  # always start from a fresh repository
-        out.append(_fetch(info, git))
+        plain, credentials = _credentials(info.repo_url)
+        out.append(GIT_CONFIG_FUNCTION)
+        out.append(_git_config(credentials))
+        out.append(_fetch(replace(info, repo_url=plain), git))
     if git.checks_out:
         out.append(_checkout(info, git))
     else:
@@ -102,8 +116,8 @@ def sources(
     if git.submodules == "none":
         out.append(echo("Skipping Git submodules setup"))
     else:
-        config = tuple(f"-c url.{shlex.quote(f'{b}.insteadOf={p}')}" for b, p in rewrites)
-        out.append(_submodules(git, git.submodules == "recursive", " ".join(config)))
+        out.append(_git_config(rewrites))
+        out.append(_submodules(git, git.submodules == "recursive"))
     return "".join(out)
 
 
@@ -136,6 +150,26 @@ def _remove_locks(in_modules: bool) -> str:
         )
     out.append("if [ -d .git/refs ]; then find .git/refs -name '*.lock' -type f -delete; fi\n")
     return "".join(out)
+
+
+def _credentials(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The repository's URL without the job's credentials, and the `url.<base>.insteadOf`
+    pair that gives them back to every URL of that server (submodules' relative URLs too),
+    through the environment: never in git's argv (`ps`) nor in `.git/config` after the job."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+        return url, ()
+    userinfo, _, host = parts.netloc.rpartition("@")
+    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return plain, ((f"{parts.scheme}://{userinfo}@{host}/", f"{parts.scheme}://{host}/"),)
+
+
+def _git_config(rewrites: Iterable[tuple[str, str]]) -> str:
+    """Export each `url.<base>.insteadOf=<prefix>` for the gits that follow (GIT_CONFIG_*)."""
+    return "".join(
+        f"_alloy_git_config {shlex.quote(f'url.{base}.insteadOf')} {shlex.quote(prefix)}\n"
+        for base, prefix in rewrites
+    )
 
 
 def _remove_configs(in_modules: bool) -> str:
@@ -197,15 +231,14 @@ def _checkout(info: GitInfo, git: GitSettings) -> str:
     return "".join(out)
 
 
-def _submodules(git: GitSettings, recursive: bool, config: str) -> str:
-    """writeSubmoduleUpdateCmd: init, sync, clean and reset, update (retried once), clean.
-    `config`: git's `-c` options of the commands that reach the submodules' remotes."""
+def _submodules(git: GitSettings, recursive: bool) -> str:
+    """writeSubmoduleUpdateCmd: init, sync, clean and reset, update (retried once), clean."""
     depth = git.submodule_depth
     how = " recursively" if recursive else ""
     deep = f" with git depth set to {depth}" if depth > 0 else ""
     paths = ("--", *git.submodule_paths) if git.submodule_paths else ()
     each = ("submodule", "foreach", *(("--recursive",) if recursive else ()))
-    remote = f"git {config} " if config else "git "  # what fetches from the remotes
+    remote = "git "  # what fetches from the remotes
     sync = _words(("git", "submodule", "sync", *each[2:], *paths))
     update = ["submodule", "update", "--init", *each[2:]]
     update += ["--depth", str(depth)] if depth > 0 else []
