@@ -159,3 +159,36 @@ def test_the_runner_own_git_config_is_kept_before_the_protections() -> None:
     assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"]) == ("http.sslCAInfo", "/etc/ca.pem")
     assert env["GIT_CONFIG_KEY_1"] == "core.fsmonitor"
     assert "GIT_CONFIG_KEY_4" not in env
+
+
+def test_the_host_script_is_not_written_where_the_container_writes(tmp_path: Path) -> None:
+    """The build's tmp directory is mounted in the job's container: a symlink planted there
+    at the host script's name must not be followed, nor the script read from there."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("operator's file\n")
+    (tmp_path / "tmp").mkdir()
+    for stage in HOST_STAGES:
+        (tmp_path / "tmp" / f"host-{stage.value}.sh").symlink_to(victim)
+    result, out = host_stage(tmp_path, "echo ran-on-host\n", job_env())
+    assert result.ok and "ran-on-host" in out
+    assert victim.read_text() == "operator's file\n"
+
+
+def test_cleanup_removes_the_host_scripts(tmp_path: Path) -> None:
+    executor = DockerExecutor(RunnerConfig(name="d", executor=ExecutorName.DOCKER))
+    asyncio.run(
+        executor.run(
+            "true\n",
+            workspace=Workspace(project_dir=tmp_path, tmp_dir=tmp_path),
+            env={},
+            output=lambda _chunk: None,
+            timeout=30.0,
+            cancel=asyncio.Event(),
+            stage=BuildStage.GET_SOURCES,
+        )
+    )
+    private = executor._private
+    assert private is not None and (private / "host-get_sources.sh").exists()
+    assert not (tmp_path / "host-get_sources.sh").exists()
+    asyncio.run(executor.cleanup(lambda _stage: None))
+    assert not private.exists()

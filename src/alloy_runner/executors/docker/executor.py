@@ -84,6 +84,7 @@ class DockerExecutor:
         self._services: list[services.Running] = []
         self._container: Container | None = None
         self._tmp: Path | None = None
+        self._private: Path | None = None  # the host stages' scripts, never mounted
         self._host_dirs: tuple[str, str] = ("", "")
         self._inside: tuple[str, str] = ("", "")
         self._mounts: dict[str, Any] = {}
@@ -233,7 +234,11 @@ class DockerExecutor:
     ) -> ScriptResult:
         if stage in HOST_STAGES:
             self._dirty = True
-            path = workspace.tmp_dir / f"host-{stage.value}.sh"
+            # Not in the build's tmp directory: a job's container can write there (a symlink
+            # this write would follow, a script rewritten before bash reads it).
+            if self._private is None:
+                self._private = Path(tempfile.mkdtemp(prefix="alloy-host-"))
+            path = self._private / f"host-{stage.value}.sh"
             path.write_text(script)
             return await run_process_group(
                 ("bash", "--noprofile", "--norc", str(path)),
@@ -374,9 +379,10 @@ class DockerExecutor:
                 await call(containers.remove_network_and_volumes, client, network, scratch)
         except Exception:
             log.warning("job %d: cleaning up its containers failed", self._job_id, exc_info=True)
-        tmp, self._tmp = self._tmp, None
-        if tmp is not None:
-            await asyncio.to_thread(shutil.rmtree, tmp, True)
+        for tmp in (self._tmp, self._private):
+            if tmp is not None:
+                await asyncio.to_thread(shutil.rmtree, tmp, True)
+        self._tmp = self._private = None
 
     def usage(self) -> ResourceUsage | None:
         return rusage.combine(self._used)
