@@ -101,3 +101,21 @@ def test_failure_while_writing_keeps_the_previous_archive(
         archive(Path("out.zip"), ["a", "b"], root=project)
     assert (project / "out.zip").read_bytes() == before
     assert not (project / "out.zip.tmp").exists()
+
+
+def test_a_symlink_planted_at_the_temporary_archive_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    """The docker executors archive on the host into a directory the job's container can
+    write: a symlink there must not turn the archive into a write to a host file."""
+    project, victim = tmp_path / "p", tmp_path / "victim.txt"
+    project.mkdir()
+    (project / "a.txt").write_text("a\n")
+    victim.write_text("operator's file\n")
+    (project / "out.zip.tmp").symlink_to(victim)
+    result = archive(Path("out.zip"), ["a.txt"], root=project)
+    assert result.created
+    assert victim.read_text() == "operator's file\n"
+    assert not (project / "out.zip").is_symlink()
+    with zipfile.ZipFile(project / "out.zip") as zf:
+        assert zf.namelist() == ["a.txt"]

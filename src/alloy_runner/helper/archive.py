@@ -175,7 +175,14 @@ def _select(selection: _Selection, paths: Sequence[str], untracked: bool) -> _Se
 def _write_zip(target: Path, tmp: Path, root: Path, entries: set[str], out: Path) -> int:
     """Write `entries` to `tmp`, then rename it to `target`; return the archive's size."""
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf:
+        # A new file, never through a symlink there: a job's container may write this directory.
+        if tmp.is_symlink() or tmp.is_file():
+            tmp.unlink()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with (
+            os.fdopen(os.open(tmp, flags, 0o644), "w+b") as file,
+            zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf,
+        ):
             for rel in sorted(entries):
                 _write_entry(zf, root / rel, rel)
         os.replace(tmp, target)
