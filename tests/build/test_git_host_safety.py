@@ -258,3 +258,20 @@ def job_for_flags(**variables: str) -> Job:
         git_info=GitInfo(repo_url="https://git.test/p.git", sha="a" * 40),
         variables=tuple(Variable(k, v) for k, v in variables.items()),
     )
+
+
+@pytest.mark.parametrize("executor", [ExecutorName.SHELL, ExecutorName.DOCKER])
+def test_a_directory_at_a_lock_path_fails_no_later_job(
+    up: Upstream, tmp_path: Path, executor: ExecutorName
+) -> None:
+    project = tmp_path / "p"
+    runner = RunnerConfig(name="r", executor=executor)
+    assert get_sources(up, project, job_for(up), runner).ok
+    for lock in ("shallow.lock", "index.lock", "refs/heads/x.lock"):
+        (project / ".git" / lock).mkdir()
+        (project / ".git" / lock / "inside").write_text("x\n")
+    for _ in range(2):
+        done = get_sources(up, project, job_for(up), runner)
+        assert done.ok, done.output
+    assert not (project / ".git" / "shallow.lock").exists()
+    assert git(project, up.env, "rev-parse", "HEAD") == up.head("main")

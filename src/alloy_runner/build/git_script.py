@@ -140,9 +140,15 @@ def _guard(submodules: bool) -> str:
 
 
 def _remove_locks(in_modules: bool) -> str:
-    """Only files: a directory at a lock path would make `rm -f` fail every later job (the
-    container executors' guard empties such a project directory first)."""
-    out = ["rm -f " + _words(f".git/{name}" for name in LOCK_FILES) + "\n"]
+    """A lock path that is no file (a directory would make `rm -f` fail every later job) is
+    removed as it is, first (for the container executors, the guard has emptied such a
+    project directory already); then the lock files."""
+    out = [
+        "if [ -d .git ] && [ ! -L .git ]; then\n"
+        "  find .git -name '*.lock' ! -type f -prune -exec rm -rf {} +\n"
+        "fi\n",
+        "rm -f " + _words(f".git/{name}" for name in LOCK_FILES) + "\n",
+    ]
     if in_modules:
         names = " -o ".join(f"-name {shlex.quote(n.rpartition('/')[2])}" for n in LOCK_FILES)
         out.append(
