@@ -162,9 +162,7 @@ def test_the_host_git_ignores_a_fsmonitor_set_after_the_cleanup(
     assert not marker.exists()
 
 
-def test_the_retry_clears_the_work_tree_after_the_planted_config_is_gone(
-    up: Upstream, tmp_path: Path
-) -> None:
+def test_the_retry_clear_worktree_never_runs_a_planted_config(up: Upstream, tmp_path: Path) -> None:
     """The retry's `git rm`/`git clean` ran before the cleanup of a planted config: its
     core.worktree made them delete a host directory."""
     project, victim = tmp_path / "p", tmp_path / "precious"

@@ -6,9 +6,9 @@ download_artifacts stage run again, up to 10 times in all. Between two attempts 
 `WARNING: Retrying...` and the runner waits: 5 s, then twice as long each time up to 5 min
 (FF_USE_EXPONENTIAL_BACKOFF_STAGE_RETRY, on by default), or 1 s doubling up to 5 s with the
 flag off. Before get_sources' second attempt, the project directory's tracked and untracked
-files are deleted, as GitLab does for a fetch that broke the repository: where the
-get_sources script marks the place, after its checks and cleanups of what a previous job left
-in .git (build/git_script.py), so that step's git never runs a planted config.
+files are deleted, as GitLab does for a fetch that broke the repository; for a container
+executor, behind the get_sources script's checks and cleanups of what a previous job left in
+.git (build/git_script.py), so that step's git never runs a planted config.
 
 A value that is not an integer is warned about and the default (1) used; one outside [1, 10]
 is warned about and clamped, with GitLab's words, at the start of the job's log.
@@ -198,11 +198,11 @@ def _ended(stop: asyncio.Event, left: Callable[[], float]) -> ScriptResult | Non
 
 
 def _clear_worktree(body: str) -> str:
-    """CLEAR_WORKTREE where the get_sources script marks its place: after the script's checks
-    of what a previous job left in .git (build/git_script.py), so its git runs with the same
-    protections; else first."""
-    if git_script.CLEAR_WORKTREE_HERE in body:
-        return body.replace(git_script.CLEAR_WORKTREE_HERE, CLEAR_WORKTREE, 1)
+    """CLEAR_WORKTREE before `body`; behind the checks and cleanups of what a previous job
+    left in .git when the script's git runs on the host for a container job
+    (build/git_script.py), so that its git never runs a planted config."""
+    if git_script.HOST_GIT_MARK in body:
+        return git_script.protected_clear(CLEAR_WORKTREE) + body
     return CLEAR_WORKTREE + body
 
 

@@ -32,9 +32,9 @@ GIT_CONFIG_FUNCTION = """_alloy_git_config() {
   export "GIT_CONFIG_KEY_$n=$1" "GIT_CONFIG_VALUE_$n=$2" "GIT_CONFIG_COUNT=$((n + 1))"
 }
 """
-# Where a retried get_sources deletes the work tree's files (build/attempts.py): after the
-# checks and cleanups below, before git fetches.
-CLEAR_WORKTREE_HERE = "# alloy-runner: a retry clears the work tree here (build/attempts.py)\n"
+# Marks a get_sources script whose git runs on the host for a job in a container: a retry's
+# clear-worktree step runs with the same checks and cleanups first (protected_clear).
+HOST_GIT_MARK = "# alloy-runner: host git for a container job (build/git_script.py)\n"
 # For the container executors, git runs on the host: no fsmonitor, hook or ext:: transport
 # of a repository's config there (git passes `-c` on to the gits it starts).
 HOST_GIT = (
@@ -102,7 +102,7 @@ def sources(
         out.append(_remove_locks(git.submodules != "none"))
         if clean_config:
             out.append(_remove_configs(git.submodules != "none"))
-        out.append(CLEAR_WORKTREE_HERE)
+            out.append(HOST_GIT_MARK)
         if git.strategy == CLONE:
             out.append(EMPTY_THE_DIRECTORY)  # always start from a fresh repository
         plain, credentials = _credentials(info.repo_url)
@@ -119,6 +119,14 @@ def sources(
         out.append(_git_config(rewrites))
         out.append(_submodules(git, git.submodules == "recursive"))
     return "".join(out)
+
+
+def protected_clear(clear: str) -> str:
+    """The retry's clear-worktree script `clear` (build/attempts.py), which runs before the
+    operator's pre_get_sources_script as in GitLab, behind the same checks and cleanups as
+    the fetch of a HOST_GIT_MARK script: its `git rm` and `git clean` never run a planted
+    config nor follow a planted .git out of the project directory."""
+    return PROLOGUE + _guard(True) + _remove_locks(True) + _remove_configs(True) + clear
 
 
 def _guard(submodules: bool) -> str:
