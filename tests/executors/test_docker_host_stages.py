@@ -192,3 +192,20 @@ def test_cleanup_removes_the_host_scripts(tmp_path: Path) -> None:
     assert not (tmp_path / "host-get_sources.sh").exists()
     asyncio.run(executor.cleanup(lambda _stage: None))
     assert not private.exists()
+
+
+def test_the_uploaded_archives_are_written_where_no_container_reaches(tmp_path: Path) -> None:
+    """The build's tmp directory is mounted in the job's containers; the artifacts the runner
+    uploads go elsewhere, so a job cannot swap them for a symlink to a host file."""
+    executor = DockerExecutor(RunnerConfig(name="d", executor=ExecutorName.DOCKER))
+    workspace = executor._directories(tmp_path / "r" / "0" / "p")
+    try:
+        archives = workspace.archives_dir
+        assert archives is not None and archives.is_dir()
+        assert archives.stat().st_mode & 0o077 == 0  # the runner's only
+        mounted = [Path(d) for d in executor._host_dirs]
+        assert workspace.tmp_dir in mounted
+        assert all(archives != d and d not in archives.parents for d in mounted)
+    finally:
+        asyncio.run(executor.cleanup(lambda _stage: None))
+    assert not archives.exists()

@@ -362,7 +362,7 @@ class Build:
     ) -> bool:
         ok = True
         for index, artifact in enumerate(wanted_artifacts(self.job, state)):
-            target = workspace.tmp_dir / f"artifacts-{index}.zip"
+            target = (workspace.archives_dir or workspace.tmp_dir) / f"artifacts-{index}.zip"
             result = await self._run_stage(
                 BuildStage.UPLOAD_ARTIFACTS,
                 script.archive_artifact(target, artifact),

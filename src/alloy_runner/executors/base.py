@@ -35,10 +35,13 @@ class ScriptResult:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a build runs: its project directory, and a private temporary directory."""
+    """Where a build runs: its project directory, and a private temporary directory;
+    `archives_dir`: where the runner's host writes the artifacts it uploads, when `tmp_dir`
+    is one the job can write from elsewhere (a container's mount)."""
 
     project_dir: Path
     tmp_dir: Path
+    archives_dir: Path | None = None
 
 
 @dataclass(frozen=True)

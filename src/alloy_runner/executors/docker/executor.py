@@ -84,7 +84,7 @@ class DockerExecutor:
         self._services: list[services.Running] = []
         self._container: Container | None = None
         self._tmp: Path | None = None
-        self._private: Path | None = None  # the host stages' scripts, never mounted
+        self._private: Path | None = None  # the host stages' scripts and archives, not mounted
         self._host_dirs: tuple[str, str] = ("", "")
         self._inside: tuple[str, str] = ("", "")
         self._mounts: dict[str, Any] = {}
@@ -162,10 +162,11 @@ class DockerExecutor:
     def _directories(self, workspace_hint: Path) -> Workspace:
         workspace_hint.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix="alloy-build-"))
+        self._private = Path(tempfile.mkdtemp(prefix="alloy-host-"))  # never mounted
         inside = BUILDS.joinpath(*workspace_hint.parts[-3:])
         self._host_dirs = (str(workspace_hint), str(self._tmp))
         self._inside = (str(inside), f"{inside}.tmp")
-        return Workspace(project_dir=workspace_hint, tmp_dir=self._tmp)
+        return Workspace(workspace_hint, self._tmp, archives_dir=self._private)
 
     async def _volumes(self, client: docker.DockerClient, project: str) -> None:
         prefix = object_name(self._runner.name, self._job_id, f"vol-{secrets.token_hex(4)}")
