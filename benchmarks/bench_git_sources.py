@@ -20,7 +20,7 @@ from pathlib import Path
 
 from alloy_runner.build import operator
 from alloy_runner.build.job import GitInfo, Job, Step, Variable
-from alloy_runner.config.model import RunnerConfig
+from alloy_runner.config.model import ExecutorName, RunnerConfig
 
 BASELINE = "fetch into the previous job's directory (baseline)"
 COMMITS = 200
@@ -95,12 +95,18 @@ def main() -> None:
             "GIT_STRATEGY=fetch, GIT_CLEAN_FLAGS=none": job(repo, GIT_CLEAN_FLAGS="none"),
             "GIT_STRATEGY=none": job(repo, GIT_STRATEGY="none"),
             "GIT_STRATEGY=empty": job(repo, GIT_STRATEGY="empty"),
+            "GIT_SUBMODULE_STRATEGY=normal": job(repo, GIT_SUBMODULE_STRATEGY="normal"),
         }
         bodies: dict[str, str | None] = {
             name: operator.sources_script(j, RunnerConfig(name="r"), print)
             for name, j in ways.items()
         }
-        results: dict[str, list[float]] = {name: [] for name in ways}
+        docker = RunnerConfig(name="r", executor=ExecutorName.DOCKER)  # the host-git checks
+        bodies["docker: fetch"] = operator.sources_script(job(repo), docker, print)
+        bodies["docker: fetch, GIT_SUBMODULE_STRATEGY=normal"] = operator.sources_script(
+            job(repo, GIT_SUBMODULE_STRATEGY="normal"), docker, print
+        )
+        results: dict[str, list[float]] = {name: [] for name in bodies}
         for _ in range(runs):
             for name, body in bodies.items():
                 project, baseline = root / "project", bodies[BASELINE]
