@@ -209,3 +209,42 @@ def test_the_uploaded_archives_are_written_where_no_container_reaches(tmp_path: 
     finally:
         asyncio.run(executor.cleanup(lambda _stage: None))
     assert not archives.exists()
+
+
+class _Container:
+    """A build container that says when it was removed (its processes ended)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+        self.name = "build"
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        self.marker.write_text("removed")
+
+
+@pytest.mark.parametrize("stage", [BuildStage.ARCHIVE_CACHE, BuildStage.UPLOAD_ARTIFACTS])
+def test_the_job_container_is_gone_before_the_host_reads_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: BuildStage
+) -> None:
+    """Archiving on the host starts after the build container is removed: no process of the
+    job's can swap a path it checks for a symlink to a host file while it reads."""
+    monkeypatch.setattr("alloy_runner.executors.docker.containers.usage_of", lambda *a: None)
+    executor = DockerExecutor(RunnerConfig(name="d", executor=ExecutorName.DOCKER))
+    marker = tmp_path / "removed"
+    executor._container = _Container(marker)  # type: ignore[assignment]
+    project = tmp_path / "project"
+    project.mkdir()
+    out = bytearray()
+    result = asyncio.run(
+        executor.run(
+            f"test -e {marker}\n",
+            workspace=Workspace(project_dir=project, tmp_dir=tmp_path),
+            env=job_env(),
+            output=out.extend,
+            timeout=30.0,
+            cancel=asyncio.Event(),
+            stage=stage,
+        )
+    )
+    assert result.ok, out.decode()
+    assert executor._container is None

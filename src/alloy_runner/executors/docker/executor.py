@@ -52,6 +52,11 @@ HOST_STAGES = (
     BuildStage.ARCHIVE_CACHE,
     BuildStage.UPLOAD_ARTIFACTS,
 )
+# Host stages that read what the job's containers wrote. The build container is removed
+# first (every process of the job's ends), as GitLab Runner's ends with its script: a
+# process left running could swap a checked path for a symlink to a host file while the
+# host archives it.
+READ_AFTER_SCRIPTS = (BuildStage.ARCHIVE_CACHE, BuildStage.UPLOAD_ARTIFACTS)
 BUILDS = PurePosixPath("/builds")
 
 
@@ -234,6 +239,8 @@ class DockerExecutor:
         stage: BuildStage = BuildStage.BUILD_SCRIPT,
     ) -> ScriptResult:
         if stage in HOST_STAGES:
+            if stage in READ_AFTER_SCRIPTS:
+                await self._retire()  # no process of the job's changes what the host reads
             self._dirty = True
             # Not in the build's tmp directory: a job's container can write there (a symlink
             # this write would follow, a script rewritten before bash reads it).
