@@ -231,6 +231,19 @@ def test_options_that_run_a_program_on_the_host_fail_a_docker_job(
     operator.feature_flags_at_start(job, RunnerConfig(name="r"), lines.append)  # shell: as ever
 
 
+def test_git_variables_a_docker_job_sets_for_git_itself_are_said_to_be_ignored() -> None:
+    """A job's GIT_SSL_NO_VERIFY does not reach the host's git: the job log says so; the
+    settings GitLab Runner reads (GIT_STRATEGY, ...) and a shell runner's job are not warned."""
+    job = job_for_flags(GIT_SSL_NO_VERIFY="1", GIT_TRACE="1", GIT_STRATEGY="fetch")
+    lines: list[str] = []
+    operator.feature_flags_at_start(job, DOCKER, lines.append)
+    warned = [line.split(":")[1].strip() for line in lines if "do not reach git" in line]
+    assert warned == ["GIT_SSL_NO_VERIFY", "GIT_TRACE"], lines
+    shell: list[str] = []
+    operator.feature_flags_at_start(job, RunnerConfig(name="r"), shell.append)
+    assert not [line for line in shell if "do not reach git" in line]
+
+
 @pytest.mark.parametrize(
     "value", ["--prune --quiet", "--depth 50 --tags", "--refetch --update-shallow -v", "none"]
 )

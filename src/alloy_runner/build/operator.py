@@ -111,6 +111,8 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
         raise ExecutorConfigError(why)
     if runner.executor is not ExecutorName.SHELL and (why := git.host_problem(git_settings)):
         raise ExecutorConfigError(why)
+    if runner.executor is not ExecutorName.SHELL and job_log is not None:
+        _warn_git_environment(job, job_log)
     if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
         return
     fields = {"job": job.id, "runner": runner.name}
@@ -127,6 +129,38 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
             job.id,
             service.name,
             extra={**fields, "image_name": service.name},
+        )
+
+
+# The job variables git itself reads that GitLab Runner's settings do not cover.
+_RUNNER_GIT_SETTINGS = frozenset(
+    (
+        "GIT_STRATEGY",
+        "GIT_CHECKOUT",
+        "GIT_CLEAN_FLAGS",
+        "GIT_FETCH_EXTRA_FLAGS",
+        "GIT_DEPTH",
+        "GIT_SUBMODULE_STRATEGY",
+        "GIT_SUBMODULE_PATHS",
+        "GIT_SUBMODULE_DEPTH",
+        "GIT_SUBMODULE_UPDATE_FLAGS",
+        "GIT_SUBMODULE_FORCE_HTTPS",
+        "GIT_LFS_SKIP_SMUDGE",
+        "GIT_CLONE_PATH",
+        "GIT_CLONE_EXTRA_FLAGS",
+    )
+)
+
+
+def _warn_git_environment(job: Job, job_log: Log) -> None:
+    """A container job's git runs on the runner's host without the job's variables
+    (build/hostenv.py): a GIT_SSL_NO_VERIFY or GIT_TRACE it sets is said to change nothing."""
+    names = {v.key for v in job.variables if v.key.startswith("GIT_")} - _RUNNER_GIT_SETTINGS
+    for name in sorted(names):
+        job_log(
+            f"WARNING: {name}: the sources of a container job are fetched on the runner's "
+            "host, where the job's variables do not reach git; it is ignored (an operator "
+            "sets git options with GIT_CONFIG_* in the runner's environment)"
         )
 
 
