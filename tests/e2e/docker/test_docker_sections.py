@@ -50,18 +50,18 @@ def test_without_attempts_a_vanished_container_fails_the_job(rig: JobsRig, engin
 def test_a_rerun_section_gets_only_what_is_left_of_the_jobs_time(
     rig: JobsRig, engine: Engine
 ) -> None:
-    """Job timeout 30 s, its container removed 15 s after the script started: the section runs
+    """Job timeout 16 s, its container removed 8 s after the script started: the section runs
     again within the time left, and the job ends at its timeout plus the cost of stopping it.
-    Given the 30 s again, the rerun would end the job 45 s or more after it started."""
+    Given the 16 s again, the rerun would end the job 24 s or more after it started."""
     name = unique_runner()
     volumes = f'volumes = ["{rig.out}:{rig.out}"]\n'
     rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
     once = f'"{rig.out}/once-$CI_JOB_ID"'
     script = f"if [ ! -e {once} ]; then touch {once}; {STARTED}; fi; echo running; sleep 600"
-    job = {"variables": {"EXECUTOR_JOB_SECTION_ATTEMPTS": "3"}, "timeout": "30s"}
+    job = {"variables": {"EXECUTOR_JOB_SECTION_ATTEMPTS": "3"}, "timeout": "16s"}
     job_id = rig.submit(rig.project("p", pipeline(only={**job, "script": [script]}))).jobs["only"]
     rig.wait_started([job_id], timeout=60)
-    time.sleep(15)  # half the job's time used: what a rerun may have left
+    time.sleep(8)  # half the job's time used: what a rerun may have left
     (container,) = leftovers(name)["containers"]
     engine.client().containers.get(container).remove(force=True)
     result = rig.wait_results([job_id], timeout=120)[job_id]
@@ -70,5 +70,5 @@ def test_a_rerun_section_gets_only_what_is_left_of_the_jobs_time(
     assert ended == ("timedout", "job_execution_timeout"), log
     assert log.index("Retrying build_script") < log.rindex("running\n"), log  # it did run again
     assert "Execution attempts exceeded" not in log
-    overshoot = result["duration"] - 30
-    assert overshoot < 7, f"the job ran {overshoot:.1f}s past its timeout: its rerun got 30 s again"
+    overshoot = result["duration"] - 16
+    assert overshoot < 5, f"the job ran {overshoot:.1f}s past its timeout: its rerun got 16 s again"
