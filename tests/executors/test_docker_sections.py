@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import docker.errors
 import pytest
+import requests
 
 from alloy_runner.build.states import BuildStage
 from alloy_runner.executors.base import Outcome, ScriptResult
@@ -160,3 +161,40 @@ def test_no_rerun_starts_after_a_cancel() -> None:
     assert result == ScriptResult(Outcome.CANCELED)
     assert runs == [None]  # no timeout: each run is given none
     assert "Retrying build_script" not in said
+
+
+class _BrokenClient:
+    """An engine whose exec output breaks off mid-chunk, its container then gone."""
+
+    class api:  # the docker SDK names it so
+        @staticmethod
+        def exec_start(exec_id: str, stream: bool) -> Iterator[bytes]:
+            yield b"running\n"
+            raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+
+        @staticmethod
+        def exec_inspect(exec_id: str) -> dict[str, object]:
+            raise docker.errors.NotFound("no such exec")
+
+
+def test_an_output_stream_that_breaks_off_is_a_vanished_container() -> None:
+    """A stream broken mid-chunk (its container removed while it wrote) is not a runner error:
+    the exec's end decides, here NotFound, which `run` retries."""
+    got = bytearray()
+
+    async def main() -> ScriptResult:
+        async def stop() -> None:
+            raise AssertionError("nothing to stop")
+
+        return await sections.stream(
+            _BrokenClient(),  # type: ignore[arg-type]
+            "e1",
+            output=got.extend,
+            timeout=30.0,
+            cancel=asyncio.Event(),
+            stop=stop,
+        )
+
+    with pytest.raises(docker.errors.NotFound):
+        asyncio.run(main())
+    assert got == b"running\n"

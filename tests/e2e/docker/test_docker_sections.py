@@ -55,7 +55,7 @@ def test_a_rerun_section_gets_only_what_is_left_of_the_jobs_time(
     Given the 16 s again, the rerun would end the job 24 s or more after it started."""
     name = unique_runner()
     volumes = f'volumes = ["{rig.out}:{rig.out}"]\n'
-    rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
+    runner = rig.runner(docker_config(rig.config(name=name), engine.host, extra=volumes))
     once = f'"{rig.out}/once-$CI_JOB_ID"'
     script = f"if [ ! -e {once} ]; then touch {once}; {STARTED}; fi; echo running; sleep 600"
     job = {"variables": {"EXECUTOR_JOB_SECTION_ATTEMPTS": "3"}, "timeout": "16s"}
@@ -67,7 +67,7 @@ def test_a_rerun_section_gets_only_what_is_left_of_the_jobs_time(
     result = rig.wait_results([job_id], timeout=120)[job_id]
     log = rig.trace(job_id).decode()
     ended = (result["status"], result["failure_reason"])
-    assert ended == ("timedout", "job_execution_timeout"), log
+    assert ended == ("timedout", "job_execution_timeout"), log + runner.stderr_text
     assert log.index("Retrying build_script") < log.rindex("running\n"), log  # it did run again
     assert "Execution attempts exceeded" not in log
     overshoot = result["duration"] - 16

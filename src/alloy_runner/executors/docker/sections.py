@@ -16,16 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import docker
 import docker.errors
+import requests
+import urllib3.exceptions
 from docker.models.containers import Container
 
 from alloy_runner.build.states import BuildStage
 from alloy_runner.executors.base import Outcome, ScriptResult
 from alloy_runner.executors.docker.engine import call
+
+log = logging.getLogger(__name__)
+
+# What a section's output stream raises when it breaks off mid-chunk (its container removed
+# while it wrote): the exec's own end, read next, decides what happened.
+BROKEN_STREAM = (
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
 
 DRAIN_TIMEOUT = 5.0  # seconds the output of a stopped script may still take to arrive
 
@@ -113,6 +128,11 @@ async def stream(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pumping, DRAIN_TIMEOUT)
         return ScriptResult(outcome)
-    pumping.result()
+    try:
+        pumping.result()
+    except docker.errors.DockerException:
+        raise
+    except BROKEN_STREAM as exc:
+        log.debug("the output of exec %s broke off: %s", exec_id, exc)
     code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
     return ScriptResult(Outcome.EXITED, int(code) if code is not None else None)
