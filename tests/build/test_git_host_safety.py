@@ -231,17 +231,25 @@ def test_options_that_run_a_program_on_the_host_fail_a_docker_job(
     operator.feature_flags_at_start(job, RunnerConfig(name="r"), lines.append)  # shell: as ever
 
 
-def test_git_variables_a_docker_job_sets_for_git_itself_are_said_to_be_ignored() -> None:
-    """A job's GIT_SSL_NO_VERIFY does not reach the host's git: the job log says so; the
-    settings GitLab Runner reads (GIT_STRATEGY, ...) and a shell runner's job are not warned."""
-    job = job_for_flags(GIT_SSL_NO_VERIFY="1", GIT_TRACE="1", GIT_STRATEGY="fetch")
+def test_a_docker_job_git_variable_that_would_change_its_fetch_is_refused() -> None:
+    """A job's GIT_SSL_NO_VERIFY does not reach the host's git: the job is refused, not fetched
+    otherwise than it asked; a shell runner's job keeps it (its git runs with its variables)."""
+    job = job_for_flags(GIT_SSL_NO_VERIFY="1", GIT_STRATEGY="fetch")
+    with pytest.raises(ExecutorConfigError, match=r"^GIT_SSL_NO_VERIFY: .*runner's host"):
+        operator.feature_flags_at_start(job, DOCKER, lambda _line: None)
+    operator.feature_flags_at_start(job, RunnerConfig(name="r"), lambda _line: None)
+
+
+def test_a_docker_job_git_trace_is_warned_and_its_author_name_passes() -> None:
+    """GIT_TRACE only makes git's log verbose: a warning; GIT_AUTHOR_NAME is for the job's
+    own git in its containers, where it still goes: nothing said."""
+    job = job_for_flags(GIT_TRACE="1", GIT_AUTHOR_NAME="ci")
     lines: list[str] = []
     operator.feature_flags_at_start(job, DOCKER, lines.append)
-    warned = [line.split(":")[1].strip() for line in lines if "do not reach git" in line]
-    assert warned == ["GIT_SSL_NO_VERIFY", "GIT_TRACE"], lines
-    shell: list[str] = []
-    operator.feature_flags_at_start(job, RunnerConfig(name="r"), shell.append)
-    assert not [line for line in shell if "do not reach git" in line]
+    assert [line for line in lines if "GIT_" in line and "not passed" in line] == [
+        "WARNING: GIT_TRACE: a container job's sources are fetched on the runner's host, "
+        "where the job's git variables are not passed; git's log is not more verbose"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -111,8 +111,8 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
         raise ExecutorConfigError(why)
     if runner.executor is not ExecutorName.SHELL and (why := git.host_problem(git_settings)):
         raise ExecutorConfigError(why)
-    if runner.executor is not ExecutorName.SHELL and job_log is not None:
-        _warn_git_environment(job, job_log)
+    if runner.executor is not ExecutorName.SHELL:
+        _check_git_environment(job, job_log)
     if not resolved.values["FF_LOG_IMAGES_CONFIGURED_FOR_JOB"]:
         return
     fields = {"job": job.id, "runner": runner.name}
@@ -132,36 +132,65 @@ def feature_flags_at_start(job: Job, runner: RunnerConfig, job_log: Log | None =
         )
 
 
-# The job variables git itself reads that GitLab Runner's settings do not cover.
-_RUNNER_GIT_SETTINGS = frozenset(
+# Variables of git's own that change how a fetch goes (git(1), "ENVIRONMENT VARIABLES").
+# A container job's sources are fetched on the runner's host, where the job's variables
+# never reach git (build/hostenv.py): a job that sets one is refused rather than fetched
+# otherwise than it asked. Others (GIT_AUTHOR_NAME, ...) reach its containers as before.
+FETCH_CHANGING = frozenset(
     (
-        "GIT_STRATEGY",
-        "GIT_CHECKOUT",
-        "GIT_CLEAN_FLAGS",
-        "GIT_FETCH_EXTRA_FLAGS",
-        "GIT_DEPTH",
-        "GIT_SUBMODULE_STRATEGY",
-        "GIT_SUBMODULE_PATHS",
-        "GIT_SUBMODULE_DEPTH",
-        "GIT_SUBMODULE_UPDATE_FLAGS",
-        "GIT_SUBMODULE_FORCE_HTTPS",
-        "GIT_LFS_SKIP_SMUDGE",
-        "GIT_CLONE_PATH",
-        "GIT_CLONE_EXTRA_FLAGS",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_SSL_CERT",
+        "GIT_SSL_KEY",
+        "GIT_SSL_VERSION",
+        "GIT_SSL_CIPHER_LIST",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_PROXY_COMMAND",
+        "GIT_PROXY_SSL_CERT",
+        "GIT_PROXY_SSL_KEY",
+        "GIT_PROXY_SSL_CAINFO",
+        "GIT_HTTP_USER_AGENT",
+        "GIT_HTTP_LOW_SPEED_LIMIT",
+        "GIT_HTTP_LOW_SPEED_TIME",
+        "GIT_HTTP_MAX_REQUESTS",
+        "GIT_ASKPASS",
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_COMMON_DIR",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_PROTOCOL_FROM_USER",
     )
 )
+# Those that only make git's own log more verbose: warned, since nothing else changes.
+LOG_ONLY_PREFIXES = ("GIT_TRACE", "GIT_CURL_VERBOSE", "GIT_REDACT_COOKIES")
 
 
-def _warn_git_environment(job: Job, job_log: Log) -> None:
-    """A container job's git runs on the runner's host without the job's variables
-    (build/hostenv.py): a GIT_SSL_NO_VERIFY or GIT_TRACE it sets is said to change nothing."""
-    names = {v.key for v in job.variables if v.key.startswith("GIT_")} - _RUNNER_GIT_SETTINGS
-    for name in sorted(names):
-        job_log(
-            f"WARNING: {name}: the sources of a container job are fetched on the runner's "
-            "host, where the job's variables do not reach git; it is ignored (an operator "
-            "sets git options with GIT_CONFIG_* in the runner's environment)"
+def _check_git_environment(job: Job, job_log: Log | None) -> None:
+    """Refuse a container job's git variable that would change its fetch; warn for one that
+    would only have made git's log more verbose."""
+    names = {v.key for v in job.variables}
+    if refused := sorted(names & FETCH_CHANGING):
+        raise ExecutorConfigError(
+            f"{', '.join(refused)}: a container job's sources are fetched on the runner's "
+            "host, where the job's git variables are not passed; remove it (an operator sets "
+            "git options with GIT_CONFIG_* in the runner's environment)"
         )
+    for name in sorted(n for n in names if n.startswith(LOG_ONLY_PREFIXES)):
+        if job_log is not None:
+            job_log(
+                f"WARNING: {name}: a container job's sources are fetched on the runner's host, "
+                "where the job's git variables are not passed; git's log is not more verbose"
+            )
 
 
 async def cleanup(
