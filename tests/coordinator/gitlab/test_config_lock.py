@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from alloy_runner.config.load import load_config
+from alloy_runner.config.model import RunnerConfig
 from alloy_runner.coordinator.gitlab import config_lock, registration, tokens
 from alloy_runner.coordinator.gitlab.registration import NewRunner
 from alloy_runner.coordinator.gitlab.rotation import TokenRotation
@@ -63,6 +64,16 @@ def _setup(
     path.write_text(CONFIG.format(url=fake.url, token=token))
     path.chmod(0o600)
     return fake, path
+
+
+def _expiring_source(path: Path) -> tuple[RunnerConfig, GitlabSource]:
+    """Give the file's runner a token that expires at 04:00 (obtained at midnight); return
+    the runner and its coordinator source, as the daemon builds them."""
+    with path.open("a") as handle:
+        handle.write("  token_obtained_at = 2026-01-01T00:00:00Z\n")
+        handle.write("  token_expires_at = 2026-01-01T04:00:00Z\n")
+    [runner] = load_config(path).runners
+    return runner, GitlabSource(runner, metrics=RecordingMetrics())
 
 
 def _runners(path: Path) -> dict[str, dict[str, Any]]:
@@ -264,11 +275,7 @@ def test_a_rotation_save_while_the_lock_is_held_fails_counted_and_is_tried_again
 ) -> None:
     """The daemon's save waits LOCK_WAIT, fails (one line, counted); its retry writes the file."""
     _fake, path = _setup(start_fake, tmp_path)
-    with path.open("a") as handle:
-        handle.write("  token_obtained_at = 2026-01-01T00:00:00Z\n")
-        handle.write("  token_expires_at = 2026-01-01T04:00:00Z\n")
-    [runner] = load_config(path).runners
-    source = GitlabSource(runner, metrics=RecordingMetrics())
+    runner, source = _expiring_source(path)
     clock, saves = [T], Saves()
 
     async def sleep(seconds: float) -> None:

@@ -27,6 +27,7 @@ from tests.coordinator.gitlab.test_config_lock import (
     CONFIG,
     TOKEN_A,
     Saves,
+    _expiring_source,
     _runners,
     _setup,
     meanwhile,
@@ -35,7 +36,6 @@ from tests.coordinator.gitlab.test_config_lock import (
 from tests.support.cli import Invoke, assert_one_error_line
 from tests.support.config_lock import lock_held
 from tests.support.fake_coordinator import FakeCoordinator, StartFake
-from tests.support.fakes import RecordingMetrics
 
 __all__ = ["short_wait"]  # the fixture, used here too (autouse)
 
@@ -171,11 +171,7 @@ def test_a_rotated_token_never_saved_is_tried_once_more_at_stop(
     """The daemon's save failed (lock held): at shutdown it tries again; if that fails too,
     an error line says the token is lost (its first 8 characters only, as every log line)."""
     _fake, path = _setup(start_fake, tmp_path)
-    with path.open("a") as handle:
-        handle.write("  token_obtained_at = 2026-01-01T00:00:00Z\n")
-        handle.write("  token_expires_at = 2026-01-01T04:00:00Z\n")
-    [runner] = load_config(path).runners
-    source = GitlabSource(runner, metrics=RecordingMetrics())
+    _runner, source = _expiring_source(path)
     rotation = _rotation(path, source, [datetime.datetime(2026, 1, 1, 3, tzinfo=datetime.UTC)])
     lock = tmp_path / "config.toml.lock"
 
