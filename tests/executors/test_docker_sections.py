@@ -198,3 +198,40 @@ def test_an_output_stream_that_breaks_off_is_a_vanished_container() -> None:
     with pytest.raises(docker.errors.NotFound):
         asyncio.run(main())
     assert got == b"running\n"
+
+
+class _PodmanGoneClient:
+    """Podman's answer once the exec's container is gone: 500 "no such container"."""
+
+    class api:  # the docker SDK names it so
+        @staticmethod
+        def exec_start(exec_id: str, stream: bool) -> Iterator[bytes]:
+            yield b"running\n"
+
+        @staticmethod
+        def exec_inspect(exec_id: str) -> dict[str, object]:
+            raise docker.errors.APIError(
+                "500 Server Error",
+                explanation="container 88ff does not exist in database: no such container",
+            )
+
+
+def test_podman_s_500_for_a_gone_container_is_a_vanished_container() -> None:
+    """The reviewer's race seen in CI: podman's 500 "no such container" from exec_inspect is
+    NotFound (the section runs again), not an engine failure of the job."""
+
+    async def main() -> ScriptResult:
+        async def stop() -> None:
+            raise AssertionError("nothing to stop")
+
+        return await sections.stream(
+            _PodmanGoneClient(),  # type: ignore[arg-type]
+            "e1",
+            output=lambda _chunk: None,
+            timeout=30.0,
+            cancel=asyncio.Event(),
+            stop=stop,
+        )
+
+    with pytest.raises(docker.errors.NotFound, match="no such container"):
+        asyncio.run(main())

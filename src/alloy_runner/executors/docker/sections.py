@@ -134,5 +134,11 @@ async def stream(
         raise
     except BROKEN_STREAM as exc:
         log.debug("the output of exec %s broke off: %s", exec_id, exc)
-    code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
+    try:
+        code = (await call(client.api.exec_inspect, exec_id)).get("ExitCode")
+    except docker.errors.APIError as exc:
+        # Podman answers 500 "no such container", not 404, once the exec's container is gone.
+        if isinstance(exc, docker.errors.NotFound) or "no such container" not in str(exc):
+            raise
+        raise docker.errors.NotFound(str(exc)) from exc
     return ScriptResult(Outcome.EXITED, int(code) if code is not None else None)
